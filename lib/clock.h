@@ -1,0 +1,42 @@
+/*
+ * clock.h - the loop clock: CLOCK_MONOTONIC, or virtual time that jumps to
+ * the next deadline whenever no fiber is ready.  Times are int64_t
+ * nanoseconds.
+ */
+#ifndef FIBER_CLOCK_H
+#define FIBER_CLOCK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* A deadline that never comes. */
+#define FIBER__FOREVER INT64_MAX
+
+struct fiber__clock {
+    bool is_virtual;
+    int64_t virtual_now;
+};
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+int64_t fiber__monotonic_ns(void);
+
+/* Start a clock; virtual time starts at the current monotonic time, so
+ * that times look alike under both clocks. */
+void fiber__clock_init(struct fiber__clock *clock, bool is_virtual);
+
+static inline int64_t fiber__clock_now(const struct fiber__clock *clock)
+{
+    return clock->is_virtual ? clock->virtual_now : fiber__monotonic_ns();
+}
+
+/* Let time pass until deadline: sleep the thread under the real clock
+ * (returning early if a signal arrives), jump under the virtual one. */
+void fiber__clock_wait_until(struct fiber__clock *clock, int64_t deadline);
+
+/* now + ns, saturated at FIBER__FOREVER. */
+static inline int64_t fiber__deadline_after(int64_t now, int64_t ns)
+{
+    return ns > FIBER__FOREVER - now ? FIBER__FOREVER : now + ns;
+}
+
+#endif

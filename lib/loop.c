@@ -1,0 +1,436 @@
+/*
+ * loop.c - the scheduler: run queue, timers, switching, fiber_run.
+ *
+ * Fibers hand the CPU to each other directly: a fiber that blocks switches
+ * straight to the next ready fiber.  Only when a round is over (every fiber
+ * that was ready when it began has had its turn) or nothing is ready does
+ * control go back to the scheduler context, the thread's own stack inside
+ * fiber_run.  The scheduler fires due timers, sleeps until the next
+ * deadline when nothing is ready, notices deadlocks and winds the loop down.
+ * So a yield costs one switch, and a loop of yields cannot starve sleepers.
+ */
+#include "config.h"
+
+#include "loop.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "report.h"
+
+_Thread_local struct fiber_loop *fiber__loop;
+
+const char *fiber__state_name(enum fiber__state state)
+{
+    switch (state) {
+    case FIBER__READY: return "ready";
+    case FIBER__RUNNING: return "running";
+    case FIBER__SLEEPING: return "sleeping";
+    case FIBER__AWAITING: return "awaiting";
+    case FIBER__DONE: return "done";
+    }
+    return "?";
+}
+
+/* ---- run queue --------------------------------------------------------- */
+
+static void ready_push(struct fiber_loop *loop, struct fiber_task *f)
+{
+    f->next_ready = NULL;
+    if (loop->ready_tail)
+        loop->ready_tail->next_ready = f;
+    else
+        loop->ready_head = f;
+    loop->ready_tail = f;
+    loop->nready++;
+}
+
+static struct fiber_task *ready_pop(struct fiber_loop *loop)
+{
+    struct fiber_task *f = loop->ready_head;
+
+    if (!f)
+        return NULL;
+    loop->ready_head = f->next_ready;
+    if (!loop->ready_head)
+        loop->ready_tail = NULL;
+    loop->nready--;
+    f->next_ready = NULL;
+    return f;
+}
+
+void fiber__make_ready(struct fiber_loop *loop, struct fiber_task *f,
+                       int wake_result)
+{
+    f->state = FIBER__READY;
+    f->wake_result = wake_result;
+    f->cancellable = false;
+    ready_push(loop, f);
+}
+
+void fiber__wake(struct fiber_loop *loop, struct fiber_task *f, int result)
+{
+    fiber__timer_heap_remove(&loop->timers, &f->timer);
+    if (f->state == FIBER__AWAITING && f->awaiting) {
+        if (f->awaiting->waiter == f)
+            f->awaiting->waiter = NULL;
+        f->awaiting = NULL;
+    }
+    fiber__make_ready(loop, f, result);
+}
+
+int fiber__cancel(struct fiber_loop *loop, struct fiber_task *f)
+{
+    if (f->state == FIBER__DONE)
+        return -EALREADY;
+    f->cancel_requested = true;
+    if ((f->state == FIBER__SLEEPING || f->state == FIBER__AWAITING) &&
+        f->cancellable)
+        fiber__wake(loop, f, -ECANCELED);
+    return 0;
+}
+
+/* ---- switching --------------------------------------------------------- */
+
+/* Give a finished fiber's stack back, now that nobody runs on it. */
+static void reap_zombie(struct fiber_loop *loop)
+{
+    struct fiber_task *f = loop->zombie;
+
+    if (!f)
+        return;
+    loop->zombie = NULL;
+    fiber__stack_release(&loop->stacks, &f->stack);
+    if (f->detached)
+        fiber__free_task(loop, f);
+}
+
+/* The context to run after the current fiber stops: the next ready fiber
+ * while the round lasts, else the scheduler. */
+static struct fiber__context *next_context(struct fiber_loop *loop)
+{
+    if (loop->round_left > 0 && loop->ready_head) {
+        loop->round_left--;
+        struct fiber_task *next = ready_pop(loop);
+        next->state = FIBER__RUNNING;
+        loop->current = next;
+        return &next->ctx;
+    }
+    loop->current = NULL;
+    return &loop->sched_ctx;
+}
+
+int fiber__suspend(struct fiber_loop *loop)
+{
+    struct fiber_task *self = loop->current;
+
+    self->saved_errno = errno;
+    struct fiber__context *to = next_context(loop);
+    if (to != &self->ctx)
+        fiber__context_switch(&self->ctx, to);
+    /* Resumed: whoever switched here set loop->current to self. */
+    reap_zombie(loop);
+    self->state = FIBER__RUNNING;
+    errno = self->saved_errno;
+    if (self->wake_result == -ECANCELED)
+        self->cancel_delivered = true;
+    return self->wake_result;
+}
+
+/* Every fiber starts here, on its own stack, and never returns. */
+static void fiber_entry(void)
+{
+    struct fiber_loop *loop = fiber__loop;
+    struct fiber_task *self = loop->current;
+
+    reap_zombie(loop);
+    self->state = FIBER__RUNNING;
+    errno = 0;
+    self->result = self->fn(self->arg);
+
+    if (self->fail_status < 0)
+        self->status = self->fail_status;
+    else if (self->cancel_delivered)
+        self->status = -ECANCELED;
+    else
+        self->status = 0;
+    self->state = FIBER__DONE;
+    loop->nalive--;
+    if (self->waiter)
+        fiber__wake(loop, self->waiter, 0);
+    if (self->is_main)
+        loop->main_done = true;
+
+    /* The stack is released by whoever runs next, off this stack.  When
+     * main ends, go straight to the scheduler so the rest are cancelled
+     * at once, as asyncio.run does. */
+    loop->zombie = self;
+    struct fiber__context *to;
+    if (self->is_main) {
+        loop->current = NULL;
+        to = &loop->sched_ctx;
+    } else {
+        to = next_context(loop);
+    }
+    fiber__context_switch(&self->ctx, to);
+    abort(); /* A finished fiber is never resumed. */
+}
+
+/* ---- tasks ------------------------------------------------------------- */
+
+static void all_link(struct fiber_loop *loop, struct fiber_task *f)
+{
+    f->all_prev = NULL;
+    f->all_next = loop->all_head;
+    if (loop->all_head)
+        loop->all_head->all_prev = f;
+    loop->all_head = f;
+}
+
+static void all_unlink(struct fiber_loop *loop, struct fiber_task *f)
+{
+    if (f->all_prev)
+        f->all_prev->all_next = f->all_next;
+    else
+        loop->all_head = f->all_next;
+    if (f->all_next)
+        f->all_next->all_prev = f->all_prev;
+}
+
+void fiber__free_task(struct fiber_loop *loop, struct fiber_task *f)
+{
+    all_unlink(loop, f);
+    free(f);
+}
+
+int fiber__spawn(struct fiber_loop *loop, struct fiber_task **out, fiber_fn fn,
+                 void *arg, const fiber_attr_t *attr)
+{
+    size_t stack_size = loop->stack_size;
+    int rc;
+
+    if (attr && attr->stack_size) {
+        if (attr->stack_size < FIBER_MIN_STACK_SIZE)
+            return -EINVAL;
+        stack_size = attr->stack_size;
+    }
+
+    /* Room in the timer heap for every live fiber, so sleeping never
+     * allocates. */
+    rc = fiber__timer_heap_reserve(&loop->timers, loop->nalive + 1);
+    if (rc < 0)
+        return rc;
+
+    struct fiber_task *f = calloc(1, sizeof(*f));
+    if (!f)
+        return -ENOMEM;
+    rc = fiber__stack_alloc(&loop->stacks, stack_size, &f->stack);
+    if (rc < 0) {
+        free(f);
+        return rc;
+    }
+    rc = fiber__context_make(&f->ctx, f->stack.base, f->stack.size, fiber_entry);
+    if (rc < 0) {
+        fiber__stack_release(&loop->stacks, &f->stack);
+        free(f);
+        return rc;
+    }
+
+    f->loop = loop;
+    f->fn = fn;
+    f->arg = arg;
+    f->id = loop->next_id++;
+    fiber__timer_init(&f->timer);
+    if (attr && attr->name)
+        snprintf(f->name, sizeof(f->name), "%s", attr->name);
+    else
+        snprintf(f->name, sizeof(f->name), "Task-%llu", (unsigned long long)f->id);
+    /* A fiber spawned while the loop winds down is cancelled from birth. */
+    f->cancel_requested = loop->shutting_down;
+
+    all_link(loop, f);
+    loop->nalive++;
+    fiber__make_ready(loop, f, 0);
+    *out = f;
+    return 0;
+}
+
+/* ---- the scheduler ----------------------------------------------------- */
+
+/* Move every fiber whose deadline has come to the run queue, in
+ * (deadline, seq) order. */
+static void fire_timers(struct fiber_loop *loop)
+{
+    if (loop->timers.len == 0)
+        return;
+
+    int64_t now = fiber__clock_now(&loop->clock);
+    struct fiber__timer *t;
+    while ((t = fiber__timer_heap_pop_due(&loop->timers, now))) {
+        struct fiber_task *f =
+            (struct fiber_task *)((char *)t - offsetof(struct fiber_task, timer));
+        /* A timed-out wait reports -ETIMEDOUT; a plain sleep succeeds. */
+        fiber__wake(loop, f, f->state == FIBER__AWAITING ? -ETIMEDOUT : 0);
+    }
+}
+
+/*
+ * Start a new round: fire due timers and, if nothing is ready, let time
+ * pass until the next deadline.  Returns false when nothing is ready and no
+ * timer is pending: every live fiber is blocked for good.
+ */
+static bool start_round(struct fiber_loop *loop)
+{
+    for (;;) {
+        fire_timers(loop);
+        if (loop->nready > 0) {
+            loop->round_left = loop->nready;
+            return true;
+        }
+        const struct fiber__timer_slot *next = fiber__timer_heap_peek(&loop->timers);
+        if (!next)
+            return false;
+        fiber__clock_wait_until(&loop->clock, next->deadline);
+    }
+}
+
+static void cancel_all(struct fiber_loop *loop)
+{
+    loop->shutting_down = true;
+    for (struct fiber_task *f = loop->all_head; f; f = f->all_next) {
+        if (f->state != FIBER__DONE) {
+            f->cancel_requested = true;
+            /* Waits that were not cancellable (reaping a cancelled task)
+             * stay; everything else wakes with -ECANCELED. */
+            fiber__cancel(loop, f);
+        }
+    }
+}
+
+/* Give up on fibers that can never run again: free their stacks without
+ * resuming them.  Whatever they hold on the heap is lost. */
+static void abandon_all(struct fiber_loop *loop)
+{
+    for (struct fiber_task *f = loop->all_head; f; f = f->all_next) {
+        if (f->state == FIBER__DONE)
+            continue;
+        fiber__timer_heap_remove(&loop->timers, &f->timer);
+        fiber__stack_release(&loop->stacks, &f->stack);
+        f->state = FIBER__DONE;
+        f->status = -EDEADLK;
+        f->waiter = NULL;
+        f->awaiting = NULL;
+        loop->nalive--;
+    }
+}
+
+/* Run until every fiber has finished.  Returns 0 or -EDEADLK. */
+static int run_scheduler(struct fiber_loop *loop)
+{
+    int rc = 0;
+
+    while (loop->nalive > 0) {
+        reap_zombie(loop);
+        if (loop->main_done && !loop->shutting_down)
+            cancel_all(loop);
+        if (start_round(loop)) {
+            loop->round_left--;
+            struct fiber_task *next = ready_pop(loop);
+            next->state = FIBER__RUNNING;
+            loop->current = next;
+            fiber__context_switch(&loop->sched_ctx, &next->ctx);
+            continue;
+        }
+        /* Nothing ready, nothing pending, yet fibers are alive. */
+        rc = -EDEADLK;
+        if (!loop->shutting_down) {
+            fiber__report_deadlock(loop, stderr,
+                                   "every fiber is blocked and nothing can wake them");
+            cancel_all(loop);
+        } else {
+            fiber__report_deadlock(loop, stderr,
+                                   "fibers still blocked after cancellation are abandoned");
+            abandon_all(loop);
+        }
+    }
+    reap_zombie(loop);
+    return rc;
+}
+
+/* ---- fiber_run --------------------------------------------------------- */
+
+static int clock_from_env(int *clock)
+{
+    const char *v = getenv("FIBER_CLOCK");
+
+    if (!v || !*v || strcmp(v, "real") == 0) {
+        *clock = FIBER_CLOCK_REAL;
+        return 0;
+    }
+    if (strcmp(v, "virtual") == 0) {
+        *clock = FIBER_CLOCK_VIRTUAL;
+        return 0;
+    }
+    fprintf(stderr, "libfiber: FIBER_CLOCK=%s is neither 'real' nor 'virtual'\n", v);
+    return -EINVAL;
+}
+
+static void loop_destroy(struct fiber_loop *loop)
+{
+    while (loop->all_head)
+        fiber__free_task(loop, loop->all_head);
+    fiber__timer_heap_destroy(&loop->timers);
+    fiber__stack_pool_destroy(&loop->stacks);
+    free(loop);
+}
+
+FIBER_API int fiber_run(fiber_fn main, void *arg, const fiber_options_t *opts,
+                        void **result, int *status)
+{
+    fiber_options_t o = opts ? *opts : (fiber_options_t){0};
+    int rc;
+
+    if (!main)
+        return -EINVAL;
+    if (fiber__loop)
+        return -EBUSY;
+    if (o.stack_size != 0 && o.stack_size < FIBER_MIN_STACK_SIZE)
+        return -EINVAL;
+    if (o.clock == FIBER_CLOCK_DEFAULT) {
+        rc = clock_from_env(&o.clock);
+        if (rc < 0)
+            return rc;
+    } else if (o.clock != FIBER_CLOCK_REAL && o.clock != FIBER_CLOCK_VIRTUAL) {
+        return -EINVAL;
+    }
+
+    struct fiber_loop *loop = calloc(1, sizeof(*loop));
+    if (!loop)
+        return -ENOMEM;
+    loop->stack_size = o.stack_size ? o.stack_size : FIBER_DEFAULT_STACK_SIZE;
+    loop->next_id = 1;
+    fiber__timer_heap_init(&loop->timers);
+    fiber__stack_pool_init(&loop->stacks);
+    fiber__clock_init(&loop->clock, o.clock == FIBER_CLOCK_VIRTUAL);
+
+    fiber_attr_t main_attr = {.name = "main"};
+    rc = fiber__spawn(loop, &loop->main, main, arg, &main_attr);
+    if (rc < 0) {
+        loop_destroy(loop);
+        return rc;
+    }
+    loop->main->is_main = true;
+
+    fiber__loop = loop;
+    rc = run_scheduler(loop);
+    fiber__loop = NULL;
+
+    if (result)
+        *result = loop->main->result;
+    if (status)
+        *status = loop->main->status;
+    loop_destroy(loop);
+    return rc;
+}

@@ -1,0 +1,123 @@
+/*
+ * loop.h - the loop and the fiber control block, shared by the modules of
+ * the library.  Nothing here is public.
+ */
+#ifndef FIBER_LOOP_H
+#define FIBER_LOOP_H
+
+#include "fiber.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "clock.h"
+#include "context.h"
+#include "stack.h"
+#include "timer_heap.h"
+
+enum fiber__state {
+    FIBER__READY,     /* in the run queue */
+    FIBER__RUNNING,   /* the loop's current fiber */
+    FIBER__SLEEPING,  /* in fiber_sleep*, maybe in the timer heap */
+    FIBER__AWAITING,  /* waiting for another task to finish */
+    FIBER__DONE,      /* returned; only the handle remains */
+};
+
+struct fiber_task {
+    struct fiber__context ctx;
+    struct fiber_loop *loop;
+    fiber_fn fn;
+    void *arg;
+    void *result;
+    int status;            /* final status, valid once DONE */
+    int fail_status;       /* set by fiber_fail, 0 if none */
+    int wake_result;       /* what the blocking call returns on resume */
+    int saved_errno;
+    enum fiber__state state;
+    bool cancel_requested;
+    bool cancel_delivered; /* a blocking call returned -ECANCELED */
+    bool cancellable;      /* a cancel may interrupt the current wait */
+    bool detached;
+    bool is_main;
+    bool marked;           /* scratch bit for fiber_gather's checks */
+    uint64_t id;
+    struct fiber__timer timer;
+    struct fiber__stack stack;
+    struct fiber_task *next_ready;   /* run queue link */
+    struct fiber_task *waiter;       /* the fiber awaiting this one */
+    struct fiber_task *awaiting;     /* the task this one awaits */
+    struct fiber_task *all_prev, *all_next;  /* every task of the loop */
+    char name[FIBER_NAME_MAX + 1];
+};
+
+struct fiber_loop {
+    struct fiber__context sched_ctx;  /* the thread's context in fiber_run */
+    struct fiber_task *current;       /* NULL while the scheduler runs */
+    struct fiber_task *ready_head, *ready_tail;
+    size_t nready;
+    /* Fibers may hand over to each other directly this many more times
+     * before the scheduler must look at timers again. */
+    size_t round_left;
+    struct fiber__timer_heap timers;
+    struct fiber__clock clock;
+    struct fiber__stack_pool stacks;
+    size_t stack_size;
+    struct fiber_task *all_head;  /* every task not yet freed */
+    size_t nalive;                /* tasks not DONE */
+    struct fiber_task *zombie;    /* finished; its stack awaits release */
+    struct fiber_task *main;
+    uint64_t next_id;
+    bool main_done;
+    bool shutting_down;           /* every live fiber has been cancelled */
+};
+
+/* The loop running on this thread, or NULL. */
+extern _Thread_local struct fiber_loop *fiber__loop;
+
+/* The running fiber, or NULL outside one. */
+static inline struct fiber_task *fiber__current(void)
+{
+    return fiber__loop ? fiber__loop->current : NULL;
+}
+
+/* Make a blocked or new fiber ready, with the result its blocking call
+ * will return. */
+void fiber__make_ready(struct fiber_loop *loop, struct fiber_task *f,
+                       int wake_result);
+
+/*
+ * Suspend the running fiber, whose state the caller has set (ready, sleeping
+ * or awaiting, with a timer if it has a deadline), and run others until it
+ * is made ready again.  Returns its wake result; a -ECANCELED result marks
+ * the cancellation delivered.
+ */
+int fiber__suspend(struct fiber_loop *loop);
+
+/* Wake a blocked fiber early: take it out of the heap and any wait. */
+void fiber__wake(struct fiber_loop *loop, struct fiber_task *f, int result);
+
+/* Request cancellation of f; wake it if its wait is cancellable. */
+int fiber__cancel(struct fiber_loop *loop, struct fiber_task *f);
+
+/* Create a task and queue it.  Returns 0 or a negative errno. */
+int fiber__spawn(struct fiber_loop *loop, struct fiber_task **out, fiber_fn fn,
+                 void *arg, const fiber_attr_t *attr);
+
+/* Unlink a finished task from the loop and free it. */
+void fiber__free_task(struct fiber_loop *loop, struct fiber_task *f);
+
+/* Returns -ECANCELED (and marks it delivered) if the running fiber f has a
+ * pending cancellation, else 0. */
+static inline int fiber__check_cancel(struct fiber_task *f)
+{
+    if (f->cancel_requested) {
+        f->cancel_delivered = true;
+        return -ECANCELED;
+    }
+    return 0;
+}
+
+const char *fiber__state_name(enum fiber__state state);
+
+#endif

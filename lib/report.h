@@ -1,0 +1,16 @@
+/*
+ * report.h - human-readable reports about a loop's fibers.
+ */
+#ifndef FIBER_REPORT_H
+#define FIBER_REPORT_H
+
+#include <stdio.h>
+
+struct fiber_loop;
+
+/* Write "libfiber: deadlock: <reason>" and one line per live fiber saying
+ * what it waits for. */
+void fiber__report_deadlock(struct fiber_loop *loop, FILE *out,
+                            const char *reason);
+
+#endif

@@ -1,0 +1,199 @@
+/*
+ * stack.c - mmap'd fiber stacks with guard pages, reused through free lists.
+ *
+ * Stacks are carved out of chunks of several stacks each, so that a loop
+ * with a hundred thousand fibers needs a few thousand mappings, not a
+ * hundred thousand.  Every stack has a guard page below it (stacks grow
+ * down).  The guard is made with MADV_GUARD_INSTALL where the kernel has it
+ * (Linux 6.13 and later): it marks the page in the page tables without
+ * splitting the mapping, so guards cost no entries of vm.max_map_count
+ * (65530 by default).  Elsewhere mprotect(PROT_NONE) makes it, which splits
+ * the mapping; when the kernel refuses that for lack of map entries the
+ * stack is used without a guard rather than failing the spawn.
+ *
+ * Mappings use MAP_NORESERVE: a fiber pays resident memory only for the
+ * stack pages it touches.
+ */
+#include "config.h"
+
+#include "stack.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
+
+/* How guard pages are made; found out on the first chunk. */
+enum guard_method { GUARD_UNKNOWN, GUARD_MADVISE, GUARD_MPROTECT };
+
+/* A chunk aims at this many bytes, and holds between 1 and 64 stacks. */
+#define CHUNK_TARGET_BYTES ((size_t)4 << 20)
+#define CHUNK_MAX_STACKS 64
+
+struct fiber__stack_class {
+    size_t size;   /* usable bytes of each stack of this class */
+    void **free;   /* bases of free stacks */
+    size_t nfree;
+    size_t cap;    /* room in free: at least every stack ever made */
+};
+
+struct fiber__stack_chunk {
+    void *addr;
+    size_t len;
+};
+
+void fiber__stack_pool_init(struct fiber__stack_pool *pool)
+{
+    long page = sysconf(_SC_PAGESIZE);
+
+    *pool = (struct fiber__stack_pool){0};
+    pool->page_size = page > 0 ? (size_t)page : 4096;
+}
+
+void fiber__stack_pool_destroy(struct fiber__stack_pool *pool)
+{
+    for (size_t i = 0; i < pool->nchunks; i++)
+        munmap(pool->chunks[i].addr, pool->chunks[i].len);
+    for (size_t i = 0; i < pool->nclasses; i++)
+        free(pool->classes[i].free);
+    free(pool->chunks);
+    free(pool->classes);
+    fiber__stack_pool_init(pool);
+}
+
+size_t fiber__stack_round(const struct fiber__stack_pool *pool, size_t size)
+{
+    size_t page = pool->page_size;
+
+    if (size > SIZE_MAX - page)
+        return 0;
+    return (size + page - 1) / page * page;
+}
+
+/* The class for size, created if new.  There are only as many classes as
+ * distinct stack sizes in use, usually one or two. */
+static struct fiber__stack_class *find_class(struct fiber__stack_pool *pool,
+                                             size_t size)
+{
+    for (size_t i = 0; i < pool->nclasses; i++)
+        if (pool->classes[i].size == size)
+            return &pool->classes[i];
+
+    struct fiber__stack_class *classes =
+        realloc(pool->classes, (pool->nclasses + 1) * sizeof(*classes));
+    if (!classes)
+        return NULL;
+    pool->classes = classes;
+    classes[pool->nclasses] = (struct fiber__stack_class){.size = size};
+    return &classes[pool->nclasses++];
+}
+
+/* Make the page at addr a guard page.  Returns true if it is one. */
+static bool install_guard(struct fiber__stack_pool *pool, void *addr)
+{
+    size_t page = pool->page_size;
+
+    if (pool->guard_method != GUARD_MPROTECT) {
+        if (madvise(addr, page, MADV_GUARD_INSTALL) == 0) {
+            pool->guard_method = GUARD_MADVISE;
+            return true;
+        }
+        if (pool->guard_method == GUARD_UNKNOWN && errno == EINVAL)
+            pool->guard_method = GUARD_MPROTECT;
+        else
+            return false;
+    }
+    return mprotect(addr, page, PROT_NONE) == 0;
+}
+
+/* Map a new chunk of stacks of class c and put them all on its free list. */
+static int grow_class(struct fiber__stack_pool *pool,
+                      struct fiber__stack_class *c)
+{
+    size_t slot = c->size + pool->page_size;
+    size_t count = CHUNK_TARGET_BYTES / slot;
+
+    if (count < 1)
+        count = 1;
+    if (count > CHUNK_MAX_STACKS)
+        count = CHUNK_MAX_STACKS;
+    if (slot > SIZE_MAX / count)
+        return -ENOMEM;
+
+    /* Reserve bookkeeping first so that nothing can fail after the map. */
+    if (pool->nchunks == pool->chunks_cap) {
+        size_t cap = pool->chunks_cap ? pool->chunks_cap * 2 : 16;
+        struct fiber__stack_chunk *chunks =
+            realloc(pool->chunks, cap * sizeof(*chunks));
+        if (!chunks)
+            return -ENOMEM;
+        pool->chunks = chunks;
+        pool->chunks_cap = cap;
+    }
+    if (c->cap - c->nfree < count) {
+        size_t cap = c->cap + count;
+        void **free_list = realloc(c->free, cap * sizeof(*free_list));
+        if (!free_list)
+            return -ENOMEM;
+        c->free = free_list;
+        c->cap = cap;
+    }
+
+    size_t len = slot * count;
+    char *addr = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (addr == MAP_FAILED)
+        return -ENOMEM;
+    pool->chunks[pool->nchunks++] = (struct fiber__stack_chunk){addr, len};
+
+    /* Push in reverse so that stacks are handed out in address order. */
+    for (size_t i = count; i-- > 0;) {
+        char *guard = addr + i * slot;
+        if (!install_guard(pool, guard))
+            pool->unguarded++;
+        c->free[c->nfree++] = guard + pool->page_size;
+    }
+    return 0;
+}
+
+int fiber__stack_alloc(struct fiber__stack_pool *pool, size_t size,
+                       struct fiber__stack *out)
+{
+    size_t rounded = fiber__stack_round(pool, size);
+    if (rounded == 0)
+        return -ENOMEM;
+
+    struct fiber__stack_class *c = find_class(pool, rounded);
+    if (!c)
+        return -ENOMEM;
+    if (c->nfree == 0) {
+        int rc = grow_class(pool, c);
+        if (rc < 0)
+            return rc;
+    }
+    out->base = c->free[--c->nfree];
+    out->size = rounded;
+    return 0;
+}
+
+void fiber__stack_release(struct fiber__stack_pool *pool,
+                          struct fiber__stack *stack)
+{
+    struct fiber__stack_class *c = NULL;
+
+    for (size_t i = 0; i < pool->nclasses; i++) {
+        if (pool->classes[i].size == stack->size) {
+            c = &pool->classes[i];
+            break;
+        }
+    }
+    /* The class exists and has room: both were set up when the stack was
+     * made, and free lists never hold more stacks than were made. */
+    c->free[c->nfree++] = stack->base;
+    stack->base = NULL;
+}

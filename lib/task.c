@@ -1,0 +1,241 @@
+/*
+ * task.c - task handles: spawn, await (with or without a deadline), cancel,
+ * detach, and queries.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+
+#include "loop.h"
+#include "task.h"
+
+FIBER_API int fiber_spawn(fiber_task_t **task, fiber_fn fn, void *arg,
+                          const fiber_attr_t *attr)
+{
+    struct fiber_task *self = fiber__current();
+
+    if (!task || !fn)
+        return -EINVAL;
+    if (!self)
+        return -EPERM;
+    return fiber__spawn(self->loop, task, fn, arg, attr);
+}
+
+int fiber__check_awaitable(const struct fiber_task *self,
+                           const struct fiber_task *t)
+{
+    if (!t)
+        return -EINVAL;
+    if (!self)
+        return -EPERM;
+    if (t->loop != self->loop || t->is_main)
+        return -EINVAL;
+    if (t == self)
+        return -EDEADLK;
+    if (t->waiter || t->detached)
+        return -EBUSY;
+    return 0;
+}
+
+/* Wait until t has finished, whatever cancels arrive meanwhile: t has been
+ * cancelled and is unwinding, and its handle must not be left behind. */
+static void wait_done(struct fiber_loop *loop, struct fiber_task *self,
+                      struct fiber_task *t)
+{
+    while (t->state != FIBER__DONE) {
+        t->waiter = self;
+        self->awaiting = t;
+        self->state = FIBER__AWAITING;
+        self->cancellable = false;
+        fiber__suspend(loop);
+    }
+}
+
+int fiber__await(struct fiber_task *t, int64_t deadline, void **result,
+                 int *status)
+{
+    struct fiber_task *self = fiber__current();
+    int rc = fiber__check_awaitable(self, t);
+    if (rc < 0)
+        return rc;
+
+    struct fiber_loop *loop = self->loop;
+    bool cancelled = false, timed_out = false;
+
+    if (t->state != FIBER__DONE) {
+        if (self->cancel_requested) {
+            cancelled = true;
+        } else if (deadline != FIBER__FOREVER &&
+                   deadline <= fiber__clock_now(&loop->clock)) {
+            timed_out = true;
+        } else {
+            t->waiter = self;
+            self->awaiting = t;
+            self->state = FIBER__AWAITING;
+            self->cancellable = true;
+            if (deadline != FIBER__FOREVER)
+                fiber__timer_heap_insert(&loop->timers, &self->timer, deadline);
+            int woke = fiber__suspend(loop);
+            cancelled = woke == -ECANCELED;
+            timed_out = woke == -ETIMEDOUT;
+        }
+        if (cancelled || timed_out) {
+            fiber__cancel(loop, t);
+            wait_done(loop, self, t);
+        }
+    }
+
+    if (result)
+        *result = t->result;
+    if (status)
+        *status = t->status;
+    /* A task that finished without ever seeing the cancel completed first:
+     * its completion wins over the timeout. */
+    bool cancel_reached_task = t->cancel_delivered;
+    fiber__free_task(loop, t);
+
+    if (cancelled || self->cancel_requested) {
+        self->cancel_delivered = true;
+        return -ECANCELED;
+    }
+    if (timed_out && cancel_reached_task)
+        return -ETIMEDOUT;
+    return 0;
+}
+
+FIBER_API int fiber_await(fiber_task_t *task, void **result, int *status)
+{
+    return fiber__await(task, FIBER__FOREVER, result, status);
+}
+
+FIBER_API int fiber_await_until(fiber_task_t *task, int64_t deadline_ns,
+                                void **result, int *status)
+{
+    return fiber__await(task, deadline_ns, result, status);
+}
+
+FIBER_API int fiber_wait_for(fiber_task_t *task, double timeout, void **result,
+                             int *status)
+{
+    if (isnan(timeout) || timeout < 0)
+        return -EINVAL;
+
+    int64_t deadline = FIBER__FOREVER;
+    double ns = ceil(timeout * 1e9);
+    if (ns < 9.2e18)
+        deadline = fiber__deadline_after(fiber_now_ns(), (int64_t)ns);
+    return fiber__await(task, deadline, result, status);
+}
+
+FIBER_API int fiber_cancel(fiber_task_t *task)
+{
+    if (!task)
+        return -EINVAL;
+    if (!fiber__loop)
+        return -EPERM;
+    if (task->loop != fiber__loop)
+        return -EINVAL;
+    return fiber__cancel(fiber__loop, task);
+}
+
+FIBER_API int fiber_detach(fiber_task_t *task)
+{
+    struct fiber_task *self = fiber__current();
+
+    if (!task)
+        return -EINVAL;
+    if (!self)
+        return -EPERM;
+    if (task->loop != self->loop || task->is_main)
+        return -EINVAL;
+    if (task->waiter || task->detached)
+        return -EBUSY;
+    if (task->state == FIBER__DONE)
+        fiber__free_task(self->loop, task);
+    else
+        task->detached = true;
+    return 0;
+}
+
+FIBER_API int fiber_done(const fiber_task_t *task)
+{
+    if (!task)
+        return -EINVAL;
+    return task->state == FIBER__DONE;
+}
+
+FIBER_API int fiber_cancelled(const fiber_task_t *task)
+{
+    if (!task)
+        return -EINVAL;
+    return task->state == FIBER__DONE && task->status == -ECANCELED;
+}
+
+FIBER_API int fiber_cancelling(void)
+{
+    struct fiber_task *self = fiber__current();
+
+    if (!self)
+        return -EPERM;
+    return self->cancel_requested ? 1 : 0;
+}
+
+FIBER_API int fiber_result(const fiber_task_t *task, void **result, int *status)
+{
+    if (!task)
+        return -EINVAL;
+    if (task->state != FIBER__DONE)
+        return -EAGAIN;
+    if (result)
+        *result = task->result;
+    if (status)
+        *status = task->status;
+    return 0;
+}
+
+FIBER_API void *fiber_fail(int status)
+{
+    struct fiber_task *self = fiber__current();
+
+    if (self && status < 0)
+        self->fail_status = status;
+    return NULL;
+}
+
+FIBER_API fiber_task_t *fiber_self(void)
+{
+    return fiber__current();
+}
+
+FIBER_API uint64_t fiber_id(const fiber_task_t *task)
+{
+    return task ? task->id : 0;
+}
+
+FIBER_API const char *fiber_name(const fiber_task_t *task)
+{
+    return task ? task->name : "";
+}
+
+FIBER_API int fiber_describe(const fiber_task_t *task, char *buf, size_t size)
+{
+    if (!task || (!buf && size > 0))
+        return -EINVAL;
+
+    int n;
+    if (task->state != FIBER__DONE)
+        n = snprintf(buf, size, "<Task pending name='%s' id=%" PRIu64 " state=%s%s>",
+                     task->name, task->id, fiber__state_name(task->state),
+                     task->cancel_requested ? " cancelling" : "");
+    else if (task->status == -ECANCELED)
+        n = snprintf(buf, size, "<Task cancelled name='%s' id=%" PRIu64 ">",
+                     task->name, task->id);
+    else
+        n = snprintf(buf, size, "<Task finished name='%s' id=%" PRIu64
+                     " status=%d result=%p>",
+                     task->name, task->id, task->status, task->result);
+    return n < 0 ? -EINVAL : n;
+}

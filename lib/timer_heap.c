@@ -1,0 +1,145 @@
+/*
+ * timer_heap.c - a 4-ary min-heap keyed by (deadline, seq).
+ *
+ * Four children per node halve the depth of a binary heap; the extra
+ * comparisons per level are on adjacent slots of one or two cache lines.
+ */
+#include "config.h"
+
+#include "timer_heap.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+
+#define ARITY 4
+
+void fiber__timer_init(struct fiber__timer *timer)
+{
+    timer->index = FIBER__TIMER_IDLE;
+}
+
+void fiber__timer_heap_init(struct fiber__timer_heap *heap)
+{
+    *heap = (struct fiber__timer_heap){0};
+}
+
+void fiber__timer_heap_destroy(struct fiber__timer_heap *heap)
+{
+    free(heap->slots);
+    fiber__timer_heap_init(heap);
+}
+
+int fiber__timer_heap_reserve(struct fiber__timer_heap *heap, size_t n)
+{
+    if (n <= heap->cap)
+        return 0;
+
+    size_t cap = heap->cap ? heap->cap : 64;
+    while (cap < n) {
+        if (cap > SIZE_MAX / 2 / sizeof(*heap->slots))
+            return -ENOMEM;
+        cap *= 2;
+    }
+    struct fiber__timer_slot *slots = realloc(heap->slots, cap * sizeof(*slots));
+    if (!slots)
+        return -ENOMEM;
+    heap->slots = slots;
+    heap->cap = cap;
+    return 0;
+}
+
+static bool slot_before(const struct fiber__timer_slot *a,
+                        const struct fiber__timer_slot *b)
+{
+    if (a->deadline != b->deadline)
+        return a->deadline < b->deadline;
+    return a->seq < b->seq;
+}
+
+static void place(struct fiber__timer_heap *heap, size_t i,
+                  struct fiber__timer_slot slot)
+{
+    heap->slots[i] = slot;
+    slot.timer->index = i;
+}
+
+/* Move slot up from the hole at i until its parent is earlier. */
+static void sift_up(struct fiber__timer_heap *heap, size_t i,
+                    struct fiber__timer_slot slot)
+{
+    while (i > 0) {
+        size_t parent = (i - 1) / ARITY;
+        if (!slot_before(&slot, &heap->slots[parent]))
+            break;
+        place(heap, i, heap->slots[parent]);
+        i = parent;
+    }
+    place(heap, i, slot);
+}
+
+/* Move slot down from the hole at i until no child is earlier. */
+static void sift_down(struct fiber__timer_heap *heap, size_t i,
+                      struct fiber__timer_slot slot)
+{
+    for (;;) {
+        size_t first = i * ARITY + 1;
+        if (first >= heap->len)
+            break;
+        size_t last = first + ARITY < heap->len ? first + ARITY : heap->len;
+        size_t best = first;
+        for (size_t c = first + 1; c < last; c++)
+            if (slot_before(&heap->slots[c], &heap->slots[best]))
+                best = c;
+        if (!slot_before(&heap->slots[best], &slot))
+            break;
+        place(heap, i, heap->slots[best]);
+        i = best;
+    }
+    place(heap, i, slot);
+}
+
+void fiber__timer_heap_insert(struct fiber__timer_heap *heap,
+                              struct fiber__timer *timer, int64_t deadline)
+{
+    assert(timer->index == FIBER__TIMER_IDLE);
+    assert(heap->len < heap->cap);
+
+    struct fiber__timer_slot slot = {deadline, heap->next_seq++, timer};
+    sift_up(heap, heap->len++, slot);
+}
+
+void fiber__timer_heap_remove(struct fiber__timer_heap *heap,
+                              struct fiber__timer *timer)
+{
+    size_t i = timer->index;
+
+    if (i == FIBER__TIMER_IDLE)
+        return;
+    assert(i < heap->len && heap->slots[i].timer == timer);
+    timer->index = FIBER__TIMER_IDLE;
+
+    struct fiber__timer_slot last = heap->slots[--heap->len];
+    if (i == heap->len)
+        return;
+    /* The last slot fills the hole; it may belong above or below it. */
+    if (i > 0 && slot_before(&last, &heap->slots[(i - 1) / ARITY]))
+        sift_up(heap, i, last);
+    else
+        sift_down(heap, i, last);
+}
+
+struct fiber__timer *fiber__timer_heap_pop_due(struct fiber__timer_heap *heap,
+                                               int64_t now)
+{
+    if (heap->len == 0 || heap->slots[0].deadline > now)
+        return NULL;
+
+    struct fiber__timer *timer = heap->slots[0].timer;
+    timer->index = FIBER__TIMER_IDLE;
+    struct fiber__timer_slot last = heap->slots[--heap->len];
+    if (heap->len > 0)
+        sift_down(heap, 0, last);
+    return timer;
+}

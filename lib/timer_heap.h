@@ -1,0 +1,73 @@
+/*
+ * timer_heap.h - the min-heap of sleeping fibers.
+ *
+ * An array-based 4-ary min-heap of slots {deadline, seq, timer}.  Keys are
+ * compared in the slots themselves, without following the timer pointer,
+ * so sifting stays in cache.  Each timer records its slot index, which makes
+ * removal (a cancelled sleeper, a wait that finished before its timeout)
+ * O(log n).  Equal deadlines pop in the order they were inserted: seq is a
+ * counter that breaks ties.
+ *
+ * Insertion never allocates: capacity is reserved beforehand (the loop
+ * reserves one slot per live fiber at spawn), so sleeping cannot fail.
+ */
+#ifndef FIBER_TIMER_HEAP_H
+#define FIBER_TIMER_HEAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* The index of a timer that is not in the heap. */
+#define FIBER__TIMER_IDLE SIZE_MAX
+
+/* Embedded in whatever waits (a fiber). */
+struct fiber__timer {
+    size_t index;
+};
+
+struct fiber__timer_slot {
+    int64_t deadline;
+    uint64_t seq;
+    struct fiber__timer *timer;
+};
+
+struct fiber__timer_heap {
+    struct fiber__timer_slot *slots;
+    size_t len;
+    size_t cap;
+    uint64_t next_seq;
+};
+
+void fiber__timer_init(struct fiber__timer *timer);
+void fiber__timer_heap_init(struct fiber__timer_heap *heap);
+void fiber__timer_heap_destroy(struct fiber__timer_heap *heap);
+
+/* Make room for at least n timers.  Returns 0 or -ENOMEM (heap unchanged). */
+int fiber__timer_heap_reserve(struct fiber__timer_heap *heap, size_t n);
+
+/* Insert an idle timer; room must have been reserved. */
+void fiber__timer_heap_insert(struct fiber__timer_heap *heap,
+                              struct fiber__timer *timer, int64_t deadline);
+
+/* Remove a timer if it is in the heap; an idle timer is left alone. */
+void fiber__timer_heap_remove(struct fiber__timer_heap *heap,
+                              struct fiber__timer *timer);
+
+/* The earliest timer, or NULL when the heap is empty. */
+static inline const struct fiber__timer_slot *
+fiber__timer_heap_peek(const struct fiber__timer_heap *heap)
+{
+    return heap->len ? &heap->slots[0] : NULL;
+}
+
+/* Remove and return the earliest timer if its deadline is at or before
+ * now, else NULL. */
+struct fiber__timer *fiber__timer_heap_pop_due(struct fiber__timer_heap *heap,
+                                               int64_t now);
+
+static inline int fiber__timer_active(const struct fiber__timer *timer)
+{
+    return timer->index != FIBER__TIMER_IDLE;
+}
+
+#endif
