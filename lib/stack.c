@@ -24,6 +24,14 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#ifdef HAVE_VALGRIND_VALGRIND_H
+#include <valgrind/valgrind.h>
+#else
+#define RUNNING_ON_VALGRIND 0
+#define VALGRIND_STACK_REGISTER(start, end) 0u
+#define VALGRIND_STACK_DEREGISTER(id) ((void)(id))
+#endif
+
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102
 #endif
@@ -39,12 +47,17 @@ struct fiber__stack_class {
     size_t size;   /* usable bytes of each stack of this class */
     void **free;   /* bases of free stacks */
     size_t nfree;
-    size_t cap;    /* room in free: at least every stack ever made */
+    size_t made;   /* stacks of this class ever made */
+    size_t cap;    /* room in free: at least made, so release never fails */
 };
 
 struct fiber__stack_chunk {
     void *addr;
     size_t len;
+    /* Under Valgrind, the id of each stack registered with it, so that it
+     * recognises switches between stacks; NULL otherwise. */
+    unsigned *valgrind_ids;
+    size_t count;
 };
 
 void fiber__stack_pool_init(struct fiber__stack_pool *pool)
@@ -57,8 +70,15 @@ void fiber__stack_pool_init(struct fiber__stack_pool *pool)
 
 void fiber__stack_pool_destroy(struct fiber__stack_pool *pool)
 {
-    for (size_t i = 0; i < pool->nchunks; i++)
-        munmap(pool->chunks[i].addr, pool->chunks[i].len);
+    for (size_t i = 0; i < pool->nchunks; i++) {
+        struct fiber__stack_chunk *chunk = &pool->chunks[i];
+        if (chunk->valgrind_ids) {
+            for (size_t j = 0; j < chunk->count; j++)
+                VALGRIND_STACK_DEREGISTER(chunk->valgrind_ids[j]);
+            free(chunk->valgrind_ids);
+        }
+        munmap(chunk->addr, chunk->len);
+    }
     for (size_t i = 0; i < pool->nclasses; i++)
         free(pool->classes[i].free);
     free(pool->chunks);
@@ -135,8 +155,8 @@ static int grow_class(struct fiber__stack_pool *pool,
         pool->chunks = chunks;
         pool->chunks_cap = cap;
     }
-    if (c->cap - c->nfree < count) {
-        size_t cap = c->cap + count;
+    if (c->cap < c->made + count) {
+        size_t cap = c->made + count > 2 * c->cap ? c->made + count : 2 * c->cap;
         void **free_list = realloc(c->free, cap * sizeof(*free_list));
         if (!free_list)
             return -ENOMEM;
@@ -144,18 +164,32 @@ static int grow_class(struct fiber__stack_pool *pool,
         c->cap = cap;
     }
 
+    unsigned *valgrind_ids = NULL;
+    if (RUNNING_ON_VALGRIND) {
+        valgrind_ids = calloc(count, sizeof(*valgrind_ids));
+        if (!valgrind_ids)
+            return -ENOMEM;
+    }
+
     size_t len = slot * count;
     char *addr = mmap(NULL, len, PROT_READ | PROT_WRITE,
                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (addr == MAP_FAILED)
+    if (addr == MAP_FAILED) {
+        free(valgrind_ids);
         return -ENOMEM;
-    pool->chunks[pool->nchunks++] = (struct fiber__stack_chunk){addr, len};
+    }
+    pool->chunks[pool->nchunks++] =
+        (struct fiber__stack_chunk){addr, len, valgrind_ids, count};
+    c->made += count;
 
     /* Push in reverse so that stacks are handed out in address order. */
     for (size_t i = count; i-- > 0;) {
         char *guard = addr + i * slot;
         if (!install_guard(pool, guard))
             pool->unguarded++;
+        if (valgrind_ids)
+            valgrind_ids[i] = VALGRIND_STACK_REGISTER(guard + pool->page_size,
+                                                      guard + slot);
         c->free[c->nfree++] = guard + pool->page_size;
     }
     return 0;

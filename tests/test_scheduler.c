@@ -1,0 +1,369 @@
+/*
+ * test_scheduler.c - stacks, the idle loop and the real clock.
+ *
+ * The virtual clock makes most tests exact; the few real-clock checks here
+ * use generous bounds, because they assert properties (no early wake-up,
+ * no busy waiting), not speed.
+ */
+#define _GNU_SOURCE
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fiber.h"
+#include "loop.h"
+
+static const fiber_options_t virtual_clock = {.clock = FIBER_CLOCK_VIRTUAL};
+static const fiber_options_t real_clock = {.clock = FIBER_CLOCK_REAL};
+
+/* Run fn(arg) as the main fiber and check the loop itself succeeded. */
+static void run_main(fiber_fn fn, void *arg, const fiber_options_t *opts)
+{
+    int status = -1;
+
+    assert_int_equal(fiber_run(fn, arg, opts, NULL, &status), 0);
+    assert_int_equal(status, 0);
+}
+
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+
+    getrusage(RUSAGE_THREAD, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+/* ---- stacks ------------------------------------------------------------ */
+
+/* Touch about depth KiB of stack, in a way the compiler cannot flatten. */
+static int use_stack(int depth)
+{
+    volatile char frame[1024];
+
+    frame[0] = (char)depth;
+    frame[sizeof(frame) - 1] = (char)depth;
+    if (depth <= 1)
+        return frame[0];
+    return use_stack(depth - 1) + frame[sizeof(frame) - 1];
+}
+
+static void *recurse_kib(void *arg)
+{
+    int kib = *(int *)arg;
+
+    return (void *)(intptr_t)use_stack(kib);
+}
+
+static void *spawn_with_big_stack(void *arg)
+{
+    (void)arg;
+    int kib = 700;
+    fiber_attr_t attr = {.stack_size = 1024 * 1024, .name = "deep"};
+    fiber_task_t *t;
+    void *result = NULL;
+    int status = -1;
+
+    assert_int_equal(fiber_spawn(&t, recurse_kib, &kib, &attr), 0);
+    assert_string_equal(fiber_name(t), "deep");
+    assert_int_equal(fiber_await(t, &result, &status), 0);
+    assert_int_equal(status, 0);
+    assert_true((intptr_t)result != 0);
+    return NULL;
+}
+
+static void test_per_fiber_stack_size_allows_deep_recursion(void **state)
+{
+    (void)state;
+    run_main(spawn_with_big_stack, NULL, &virtual_clock);
+}
+
+static void test_loop_stack_size_applies_to_main_and_children(void **state)
+{
+    (void)state;
+    int kib = 300;
+    fiber_options_t opts = {.clock = FIBER_CLOCK_VIRTUAL,
+                            .stack_size = 512 * 1024};
+
+    run_main(recurse_kib, &kib, &opts);
+}
+
+static void test_overflow_hits_the_guard_page(void **state)
+{
+    (void)state;
+    if (getenv("FIBER_TEST_UNDER_TOOL"))
+        skip(); /* Sanitizers and Valgrind report the overflow themselves. */
+
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        /* 4 MiB of recursion on a 64 KiB stack must fault, not corrupt. */
+        int kib = 4096;
+        fiber_run(recurse_kib, &kib, &virtual_clock, NULL, NULL);
+        _exit(0);
+    }
+    int wstatus;
+    assert_int_equal(waitpid(pid, &wstatus, 0), pid);
+    assert_true(WIFSIGNALED(wstatus));
+    assert_int_equal(WTERMSIG(wstatus), SIGSEGV);
+}
+
+static void *return_arg(void *arg)
+{
+    return arg;
+}
+
+static void *spawn_and_await_sequentially(void *arg)
+{
+    size_t *chunks_after_first = arg;
+
+    for (int i = 0; i < 10000; i++) {
+        fiber_task_t *t;
+        void *result = NULL;
+        assert_int_equal(fiber_spawn(&t, return_arg, &result, NULL), 0);
+        assert_int_equal(fiber_await(t, &result, NULL), 0);
+        assert_ptr_equal(result, &result);
+        if (i == 0)
+            *chunks_after_first = fiber__loop->stacks.nchunks;
+    }
+    /* Every finished fiber's stack was reused: no chunk was added. */
+    assert_int_equal(fiber__loop->stacks.nchunks, *chunks_after_first);
+    return NULL;
+}
+
+static void test_stacks_of_finished_fibers_are_reused(void **state)
+{
+    (void)state;
+    size_t chunks = 0;
+
+    run_main(spawn_and_await_sequentially, &chunks, &virtual_clock);
+    assert_int_equal(chunks, 1);
+}
+
+static size_t count_mappings(void)
+{
+    FILE *maps = fopen("/proc/self/maps", "r");
+    size_t lines = 0;
+    int c;
+
+    assert_non_null(maps);
+    while ((c = fgetc(maps)) != EOF)
+        if (c == '\n')
+            lines++;
+    fclose(maps);
+    return lines;
+}
+
+struct crowd {
+    size_t fibers;
+    size_t woke;
+    size_t mappings;
+};
+
+static void *sleep_one_second(void *arg)
+{
+    struct crowd *crowd = arg;
+
+    if (fiber_sleep(1.0) == 0)
+        crowd->woke++;
+    return NULL;
+}
+
+static void *spawn_crowd(void *arg)
+{
+    struct crowd *crowd = arg;
+    fiber_task_t *t;
+
+    for (size_t i = 0; i < crowd->fibers; i++) {
+        assert_int_equal(fiber_spawn(&t, sleep_one_second, crowd, NULL), 0);
+        assert_int_equal(fiber_detach(t), 0);
+    }
+    /* Let them all start and go to sleep, then count the mappings. */
+    assert_int_equal(fiber_yield(), 0);
+    crowd->mappings = count_mappings();
+    assert_int_equal(fiber_sleep(2.0), 0);
+    return NULL;
+}
+
+static void test_a_hundred_thousand_fibers_fit_the_map_count(void **state)
+{
+    (void)state;
+    struct crowd crowd = {.fibers = 100000};
+
+    run_main(spawn_crowd, &crowd, &virtual_clock);
+    assert_int_equal(crowd.woke, crowd.fibers);
+    /* vm.max_map_count is 65530 by default: stacks must share mappings. */
+    assert_true(crowd.mappings < 20000);
+}
+
+/* ---- the real clock ----------------------------------------------------- */
+
+struct idle_check {
+    double cpu;
+    double wall;
+};
+
+static void *sleep_while_idle(void *arg)
+{
+    struct idle_check *check = arg;
+    double cpu0 = cpu_seconds(), t0 = fiber_time();
+
+    assert_int_equal(fiber_sleep(0.3), 0);
+    check->cpu = cpu_seconds() - cpu0;
+    check->wall = fiber_time() - t0;
+    return NULL;
+}
+
+static void test_idle_loop_does_not_spin(void **state)
+{
+    (void)state;
+    struct idle_check check = {0};
+
+    run_main(sleep_while_idle, &check, &real_clock);
+    assert_true(check.wall >= 0.3);
+    /* A busy wait would burn about 0.3 s of CPU. */
+    assert_true(check.cpu < 0.1);
+}
+
+struct lateness {
+    int64_t worst_early; /* most negative lateness seen; 0 if none early */
+    int woken;
+};
+
+static void *sleep_random_real(void *arg)
+{
+    struct lateness *l = arg;
+    int64_t ns = (int64_t)fiber_uniform(0, 20e6);
+    int64_t deadline = fiber_now_ns() + ns;
+
+    assert_int_equal(fiber_sleep_ns(ns), 0);
+    int64_t late = fiber_now_ns() - deadline;
+    if (late < l->worst_early)
+        l->worst_early = late;
+    l->woken++;
+    return NULL;
+}
+
+static void *spawn_real_sleepers(void *arg)
+{
+    fiber_task_t *tasks[200];
+
+    for (int i = 0; i < 200; i++)
+        assert_int_equal(fiber_spawn(&tasks[i], sleep_random_real, arg, NULL), 0);
+    assert_int_equal(fiber_gather(tasks, 200, NULL, NULL), 0);
+    return NULL;
+}
+
+static void test_real_sleep_never_wakes_early(void **state)
+{
+    (void)state;
+    struct lateness l = {0};
+
+    run_main(spawn_real_sleepers, &l, &real_clock);
+    assert_int_equal(l.woken, 200);
+    assert_int_equal(l.worst_early, 0);
+}
+
+struct starve_check {
+    int sleeper_woke;
+    int yields;
+};
+
+static void *sleep_briefly(void *arg)
+{
+    struct starve_check *c = arg;
+
+    assert_int_equal(fiber_sleep(0.01), 0);
+    c->sleeper_woke = 1;
+    return NULL;
+}
+
+static void *yield_until_sleeper_wakes(void *arg)
+{
+    struct starve_check *c = arg;
+    fiber_task_t *t;
+    double t0 = fiber_time();
+
+    assert_int_equal(fiber_spawn(&t, sleep_briefly, c, NULL), 0);
+    while (!c->sleeper_woke && fiber_time() - t0 < 2.0) {
+        assert_int_equal(fiber_yield(), 0);
+        c->yields++;
+    }
+    assert_int_equal(fiber_await(t, NULL, NULL), 0);
+    return NULL;
+}
+
+static void test_yield_loop_does_not_starve_sleepers(void **state)
+{
+    (void)state;
+    struct starve_check c = {0};
+
+    run_main(yield_until_sleeper_wakes, &c, &real_clock);
+    assert_int_equal(c.sleeper_woke, 1);
+    assert_true(c.yields > 0);
+}
+
+/* ---- the virtual clock --------------------------------------------------- */
+
+static void *sleep_an_hour(void *arg)
+{
+    int64_t *elapsed = arg;
+    int64_t t0 = fiber_now_ns();
+
+    assert_int_equal(fiber_sleep(3600.0), 0);
+    *elapsed = fiber_now_ns() - t0;
+    return NULL;
+}
+
+static void test_virtual_clock_jumps_over_sleeps(void **state)
+{
+    (void)state;
+    int64_t elapsed = 0;
+    struct timespec w0, w1;
+
+    clock_gettime(CLOCK_MONOTONIC, &w0);
+    run_main(sleep_an_hour, &elapsed, &virtual_clock);
+    clock_gettime(CLOCK_MONOTONIC, &w1);
+    assert_int_equal(elapsed, (int64_t)3600 * 1000000000);
+    assert_true(w1.tv_sec - w0.tv_sec < 5);
+}
+
+static void test_clock_env_variable_selects_virtual(void **state)
+{
+    (void)state;
+    int64_t elapsed = 0;
+
+    setenv("FIBER_CLOCK", "virtual", 1);
+    run_main(sleep_an_hour, &elapsed, NULL);
+    unsetenv("FIBER_CLOCK");
+    assert_int_equal(elapsed, (int64_t)3600 * 1000000000);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_per_fiber_stack_size_allows_deep_recursion),
+        cmocka_unit_test(test_loop_stack_size_applies_to_main_and_children),
+        cmocka_unit_test(test_overflow_hits_the_guard_page),
+        cmocka_unit_test(test_stacks_of_finished_fibers_are_reused),
+        cmocka_unit_test(test_a_hundred_thousand_fibers_fit_the_map_count),
+        cmocka_unit_test(test_idle_loop_does_not_spin),
+        cmocka_unit_test(test_real_sleep_never_wakes_early),
+        cmocka_unit_test(test_yield_loop_does_not_starve_sleepers),
+        cmocka_unit_test(test_virtual_clock_jumps_over_sleeps),
+        cmocka_unit_test(test_clock_env_variable_selects_virtual),
+    };
+    return cmocka_run_group_tests_name("scheduler", tests, NULL, NULL);
+}
