@@ -6,17 +6,26 @@
 #ifndef FIBER_CONTEXT_H
 #define FIBER_CONTEXT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
-/* Opaque storage for a saved context; big enough for a ucontext_t. */
 struct fiber__context {
+    /* A ucontext_t, kept opaque so that only context.c sees <ucontext.h>. */
     _Alignas(16) unsigned char storage[1024];
+    /* The stack this context runs on; NULL for a thread's own stack, whose
+     * bounds only the thread knows. */
+    void *stack;
+    size_t stack_size;
+    /* Set before the last switch away from a finished fiber: its stack is
+     * released, so sanitizers must forget it. */
+    bool finished;
+    void *asan_fake_stack;
 };
 
 /*
  * Prepare ctx so that switching to it runs entry() on the given stack.
- * entry must never return: a finished fiber switches away for good.
- * Returns 0 or a negative errno.
+ * entry must never return: a finished fiber switches away for good, after
+ * setting ctx->finished.  Returns 0 or a negative errno.
  */
 int fiber__context_make(struct fiber__context *ctx, void *stack, size_t size,
                         void (*entry)(void));
@@ -24,5 +33,9 @@ int fiber__context_make(struct fiber__context *ctx, void *stack, size_t size,
 /* Save the running context in from and resume to. */
 void fiber__context_switch(struct fiber__context *from,
                            struct fiber__context *to);
+
+/* Called first thing by a fiber's entry function on its new stack, so that
+ * sanitizers learn the switch has completed. */
+void fiber__context_started(struct fiber__context *self);
 
 #endif

@@ -50,6 +50,11 @@ FIBER_API int fiber_gather(fiber_task_t *const tasks[], size_t n,
     if (rc < 0)
         return rc;
 
+    /* Claim every handle, so that no other fiber can await or detach one
+     * while this fiber waits on an earlier one. */
+    for (size_t i = 0; i < n; i++)
+        tasks[i]->claimed_by = self;
+
     bool cancelled = false;
     for (size_t i = 0; i < n; i++) {
         rc = fiber__await(tasks[i], FIBER__FOREVER,

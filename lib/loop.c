@@ -145,6 +145,7 @@ static void fiber_entry(void)
     struct fiber_loop *loop = fiber__loop;
     struct fiber_task *self = loop->current;
 
+    fiber__context_started(&self->ctx);
     reap_zombie(loop);
     self->state = FIBER__RUNNING;
     errno = 0;
@@ -167,6 +168,7 @@ static void fiber_entry(void)
      * main ends, go straight to the scheduler so the rest are cancelled
      * at once, as asyncio.run does. */
     loop->zombie = self;
+    self->ctx.finished = true;
     struct fiber__context *to;
     if (self->is_main) {
         loop->current = NULL;

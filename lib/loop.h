@@ -47,6 +47,7 @@ struct fiber_task {
     struct fiber_task *next_ready;   /* run queue link */
     struct fiber_task *waiter;       /* the fiber awaiting this one */
     struct fiber_task *awaiting;     /* the task this one awaits */
+    struct fiber_task *claimed_by;   /* the fiber gathering this one */
     struct fiber_task *all_prev, *all_next;  /* every task of the loop */
     char name[FIBER_NAME_MAX + 1];
 };

@@ -35,7 +35,7 @@ int fiber__check_awaitable(const struct fiber_task *self,
         return -EINVAL;
     if (t == self)
         return -EDEADLK;
-    if (t->waiter || t->detached)
+    if (t->waiter || t->detached || (t->claimed_by && t->claimed_by != self))
         return -EBUSY;
     return 0;
 }
@@ -63,11 +63,13 @@ int fiber__await(struct fiber_task *t, int64_t deadline, void **result,
         return rc;
 
     struct fiber_loop *loop = self->loop;
-    bool cancelled = false, timed_out = false;
+    /* Level-triggered: a fiber cancelled before the call gets -ECANCELED
+     * even if the task has finished. */
+    bool cancelled = self->cancel_requested, timed_out = false;
 
     if (t->state != FIBER__DONE) {
-        if (self->cancel_requested) {
-            cancelled = true;
+        if (cancelled) {
+            /* Reap below, after cancelling the task. */
         } else if (deadline != FIBER__FOREVER &&
                    deadline <= fiber__clock_now(&loop->clock)) {
             timed_out = true;
@@ -97,7 +99,10 @@ int fiber__await(struct fiber_task *t, int64_t deadline, void **result,
     bool cancel_reached_task = t->cancel_delivered;
     fiber__free_task(loop, t);
 
-    if (cancelled || self->cancel_requested) {
+    /* A cancel that arrived after the task had finished and woken us
+     * leaves this call's result alone: the completion came first.  One
+     * that arrived while reaping after a timeout wins over the timeout. */
+    if (cancelled || (timed_out && self->cancel_requested)) {
         self->cancel_delivered = true;
         return -ECANCELED;
     }
@@ -151,7 +156,7 @@ FIBER_API int fiber_detach(fiber_task_t *task)
         return -EPERM;
     if (task->loop != self->loop || task->is_main)
         return -EINVAL;
-    if (task->waiter || task->detached)
+    if (task->waiter || task->detached || task->claimed_by)
         return -EBUSY;
     if (task->state == FIBER__DONE)
         fiber__free_task(self->loop, task);
