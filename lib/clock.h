@@ -33,10 +33,13 @@ static inline int64_t fiber__clock_now(const struct fiber__clock *clock)
  * (returning early if a signal arrives), jump under the virtual one. */
 void fiber__clock_wait_until(struct fiber__clock *clock, int64_t deadline);
 
-/* now + ns, saturated at FIBER__FOREVER. */
+/* The latest deadline that still comes: about 292 years of uptime. */
+#define FIBER__LATEST (FIBER__FOREVER - 1)
+
+/* now + ns, saturated at FIBER__LATEST: a finite wait always ends. */
 static inline int64_t fiber__deadline_after(int64_t now, int64_t ns)
 {
-    return ns > FIBER__FOREVER - now ? FIBER__FOREVER : now + ns;
+    return ns > FIBER__LATEST - now ? FIBER__LATEST : now + ns;
 }
 
 #endif

@@ -47,6 +47,11 @@ _Static_assert(sizeof(ucontext_t) <= sizeof(((struct fiber__context *)0)->storag
 
 #ifdef FIBER_ASAN
 #include <sanitizer/common_interface_defs.h>
+
+/* The context being switched away from, so that the side that resumes can
+ * tell ASan's record of the thread's own stack bounds to it: they are only
+ * learnt when leaving that stack. */
+static _Thread_local struct fiber__context *switching_from;
 #endif
 
 static ucontext_t *as_ucontext(struct fiber__context *ctx)
@@ -156,6 +161,7 @@ void fiber__context_switch(struct fiber__context *from,
                            struct fiber__context *to)
 {
 #ifdef FIBER_ASAN
+    switching_from = from;
     __sanitizer_start_switch_fiber(from->finished ? NULL : &from->asan_fake_stack,
                                    to->stack, to->stack_size);
 #endif
@@ -179,8 +185,10 @@ void fiber__context_started(struct fiber__context *self)
     size_t old_size;
 
     __sanitizer_finish_switch_fiber(self->asan_fake_stack, &old_bottom, &old_size);
-    (void)old_bottom;
-    (void)old_size;
+    if (switching_from && !switching_from->stack) {
+        switching_from->stack = (void *)old_bottom;
+        switching_from->stack_size = old_size;
+    }
 #else
     (void)self;
 #endif

@@ -271,8 +271,8 @@ static void fire_timers(struct fiber_loop *loop)
     int64_t now = fiber__clock_now(&loop->clock);
     struct fiber__timer *t;
     while ((t = fiber__timer_heap_pop_due(&loop->timers, now))) {
-        struct fiber_task *f =
-            (struct fiber_task *)((char *)t - offsetof(struct fiber_task, timer));
+        struct fiber_task *f = (struct fiber_task *)(void *)
+            ((char *)t - offsetof(struct fiber_task, timer));
         /* A timed-out wait reports -ETIMEDOUT; a plain sleep succeeds. */
         fiber__wake(loop, f, f->state == FIBER__AWAITING ? -ETIMEDOUT : 0);
     }

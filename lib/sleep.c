@@ -73,10 +73,14 @@ FIBER_API int fiber_sleep(double seconds)
         return -EPERM;
     if (seconds == 0)
         return fiber_yield();
-    /* Round up, so that no sleep is shorter than asked. */
+    if (isinf(seconds))
+        return fiber_sleep_until(FIBER__FOREVER);
+    /* Round up, so that no sleep is shorter than asked.  A finite sleep
+     * too long for int64_t nanoseconds saturates to the latest finite
+     * deadline: it still has a timer, unlike a sleep for ever. */
     double ns = ceil(seconds * 1e9);
     if (ns >= 9.2e18)
-        return fiber_sleep_until(FIBER__FOREVER);
+        return fiber_sleep_ns(INT64_MAX);
     return fiber_sleep_ns((int64_t)ns);
 }
 

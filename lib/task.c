@@ -128,10 +128,14 @@ FIBER_API int fiber_wait_for(fiber_task_t *task, double timeout, void **result,
     if (isnan(timeout) || timeout < 0)
         return -EINVAL;
 
+    /* An infinite timeout waits like fiber_await; a finite one too long
+     * for int64_t nanoseconds saturates to the latest finite deadline. */
     int64_t deadline = FIBER__FOREVER;
-    double ns = ceil(timeout * 1e9);
-    if (ns < 9.2e18)
-        deadline = fiber__deadline_after(fiber_now_ns(), (int64_t)ns);
+    if (!isinf(timeout)) {
+        double ns = ceil(timeout * 1e9);
+        deadline = fiber__deadline_after(fiber_now_ns(),
+                                         ns < 9.2e18 ? (int64_t)ns : INT64_MAX);
+    }
     return fiber__await(task, deadline, result, status);
 }
 
