@@ -24,7 +24,9 @@
 #include "context.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 #include <ucontext.h>
 
 _Static_assert(sizeof(ucontext_t) <= sizeof(((struct fiber__context *)0)->storage),
@@ -139,13 +141,26 @@ __asm__(
     ".text\n");
 #endif
 
+/* A context captured once per thread and copied for every new fiber:
+ * getcontext makes a system call (for the signal mask), a copy does not. */
+static _Thread_local struct {
+    bool ready;
+    ucontext_t uc;
+} template;
+
 int fiber__context_make(struct fiber__context *ctx, void *stack, size_t size,
                         void (*entry)(void))
 {
     ucontext_t *uc = as_ucontext(ctx);
 
-    if (getcontext(uc) < 0)
-        return -errno;
+    if (!template.ready) {
+        if (getcontext(&template.uc) < 0)
+            return -errno;
+        template.ready = true;
+    }
+    memcpy(uc, &template.uc, sizeof(*uc));
+    /* The copy's floating-point state pointer must point into the copy. */
+    uc->uc_mcontext.fpregs = &uc->__fpregs_mem;
     uc->uc_stack.ss_sp = stack;
     uc->uc_stack.ss_size = size;
     uc->uc_stack.ss_flags = 0;
@@ -154,6 +169,8 @@ int fiber__context_make(struct fiber__context *ctx, void *stack, size_t size,
     makecontext(uc, entry, 0);
     ctx->stack = stack;
     ctx->stack_size = size;
+    ctx->finished = false;
+    ctx->asan_fake_stack = NULL;
     return 0;
 }
 

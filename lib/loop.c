@@ -17,10 +17,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 
+#include "observe.h"
+#include "poller.h"
 #include "report.h"
 
-_Thread_local struct fiber_loop *fiber__loop;
+_Thread_local struct fiber_loop *fiber__loop
+    __attribute__((tls_model("initial-exec")));
 
 const char *fiber__state_name(enum fiber__state state)
 {
@@ -29,6 +33,7 @@ const char *fiber__state_name(enum fiber__state state)
     case FIBER__RUNNING: return "running";
     case FIBER__SLEEPING: return "sleeping";
     case FIBER__AWAITING: return "awaiting";
+    case FIBER__WAITING: return "waiting";
     case FIBER__DONE: return "done";
     }
     return "?";
@@ -78,7 +83,14 @@ void fiber__wake(struct fiber_loop *loop, struct fiber_task *f, int result)
             f->awaiting->waiter = NULL;
         f->awaiting = NULL;
     }
+    fiber__waitq_unlink(f);
     fiber__make_ready(loop, f, result);
+}
+
+static bool is_blocked(const struct fiber_task *f)
+{
+    return f->state == FIBER__SLEEPING || f->state == FIBER__AWAITING ||
+           f->state == FIBER__WAITING;
 }
 
 int fiber__cancel(struct fiber_loop *loop, struct fiber_task *f)
@@ -86,10 +98,32 @@ int fiber__cancel(struct fiber_loop *loop, struct fiber_task *f)
     if (f->state == FIBER__DONE)
         return -EALREADY;
     f->cancel_requested = true;
-    if ((f->state == FIBER__SLEEPING || f->state == FIBER__AWAITING) &&
-        f->cancellable)
+    if (is_blocked(f) && f->cancellable)
         fiber__wake(loop, f, -ECANCELED);
     return 0;
+}
+
+/* ---- blocking ---------------------------------------------------------- */
+
+int fiber__enter_blocking(struct fiber_task *self)
+{
+    if (self->cancel_requested) {
+        self->cancel_delivered = true;
+        return -ECANCELED;
+    }
+    return 0;
+}
+
+int fiber__block(struct fiber_loop *loop, enum fiber__state state,
+                 int64_t deadline)
+{
+    struct fiber_task *self = loop->current;
+
+    self->state = state;
+    self->cancellable = true;
+    if (deadline != FIBER__FOREVER)
+        fiber__timer_heap_insert(&loop->timers, &self->timer, deadline);
+    return fiber__suspend(loop);
 }
 
 /* ---- switching --------------------------------------------------------- */
@@ -107,19 +141,65 @@ static void reap_zombie(struct fiber_loop *loop)
         fiber__free_task(loop, f);
 }
 
-/* The context to run after the current fiber stops: the next ready fiber
- * while the round lasts, else the scheduler. */
+/* Move every fiber whose deadline has come to the run queue, in
+ * (deadline, seq) order. */
+static void fire_timers(struct fiber_loop *loop)
+{
+    if (loop->timers.len == 0)
+        return;
+
+    int64_t now = fiber__clock_now(&loop->clock);
+    struct fiber__timer *t;
+    while ((t = fiber__timer_heap_pop_due(&loop->timers, now))) {
+        struct fiber_task *f = (struct fiber_task *)(void *)
+            ((char *)t - offsetof(struct fiber_task, timer));
+        /* A sleep's deadline is its purpose; any other wait timed out. */
+        fiber__wake(loop, f, f->state == FIBER__SLEEPING ? 0 : -ETIMEDOUT);
+    }
+}
+
+/* Start a round without waiting: fire due timers, pick up finished I/O,
+ * and let every fiber now ready have one turn. */
+static void begin_round(struct fiber_loop *loop)
+{
+    fire_timers(loop);
+    if (fiber__poller_pending(loop))
+        fiber__poller_wait(loop, INT64_MIN);
+    loop->round_left = loop->nready;
+}
+
+/* Pop the next fiber to run and make it current. */
+static struct fiber_task *dispatch(struct fiber_loop *loop)
+{
+    loop->round_left--;
+    struct fiber_task *next = ready_pop(loop);
+    next->state = FIBER__RUNNING;
+    loop->current = next;
+    return next;
+}
+
+/*
+ * The context to run after the current fiber stops: the next ready fiber,
+ * starting a new round on the spot if this one is over, else the scheduler,
+ * which waits when nothing is ready.
+ */
 static struct fiber__context *next_context(struct fiber_loop *loop)
 {
-    if (loop->round_left > 0 && loop->ready_head) {
-        loop->round_left--;
-        struct fiber_task *next = ready_pop(loop);
-        next->state = FIBER__RUNNING;
-        loop->current = next;
-        return &next->ctx;
-    }
+    if (loop->round_left == 0 && loop->ready_head)
+        begin_round(loop);
+    if (loop->ready_head)
+        return &dispatch(loop)->ctx;
     loop->current = NULL;
     return &loop->sched_ctx;
+}
+
+static void switch_context(struct fiber_loop *loop, struct fiber_task *from,
+                           struct fiber__context *from_ctx,
+                           struct fiber__context *to_ctx)
+{
+    if (loop->observed)
+        fiber__observe_switch(loop, from, loop->current);
+    fiber__context_switch(from_ctx, to_ctx);
 }
 
 int fiber__suspend(struct fiber_loop *loop)
@@ -129,7 +209,7 @@ int fiber__suspend(struct fiber_loop *loop)
     self->saved_errno = errno;
     struct fiber__context *to = next_context(loop);
     if (to != &self->ctx)
-        fiber__context_switch(&self->ctx, to);
+        switch_context(loop, self, &self->ctx, to);
     /* Resumed: whoever switched here set loop->current to self. */
     reap_zombie(loop);
     self->state = FIBER__RUNNING;
@@ -157,6 +237,8 @@ static void fiber_entry(void)
         self->status = -ECANCELED;
     else
         self->status = 0;
+    if (loop->observed)
+        fiber__observe_exit(loop, self);
     self->state = FIBER__DONE;
     loop->nalive--;
     if (self->waiter)
@@ -176,7 +258,7 @@ static void fiber_entry(void)
     } else {
         to = next_context(loop);
     }
-    fiber__context_switch(&self->ctx, to);
+    switch_context(loop, self, &self->ctx, to);
     abort(); /* A finished fiber is never resumed. */
 }
 
@@ -201,10 +283,41 @@ static void all_unlink(struct fiber_loop *loop, struct fiber_task *f)
         f->all_next->all_prev = f->all_prev;
 }
 
+/* Finished tasks are kept for reuse, so that spawning rarely calls malloc.
+ * They are linked through next_ready, unused once a task is done. */
 void fiber__free_task(struct fiber_loop *loop, struct fiber_task *f)
 {
     all_unlink(loop, f);
-    free(f);
+    f->next_ready = loop->free_tasks;
+    loop->free_tasks = f;
+}
+
+static struct fiber_task *alloc_task(struct fiber_loop *loop)
+{
+    struct fiber_task *f = loop->free_tasks;
+
+    if (!f)
+        return calloc(1, sizeof(*f));
+    loop->free_tasks = f->next_ready;
+    /* The saved context is rebuilt by fiber__context_make; clear the rest. */
+    memset((char *)f + sizeof(f->ctx), 0, sizeof(*f) - sizeof(f->ctx));
+    return f;
+}
+
+static void unalloc_task(struct fiber_loop *loop, struct fiber_task *f)
+{
+    f->next_ready = loop->free_tasks;
+    loop->free_tasks = f;
+}
+
+const char *fiber__task_name(const struct fiber_task *f)
+{
+    if (f->name[0] == '\0') {
+        /* The name buffer is a cache; filling it changes nothing visible. */
+        char *name = (char *)f->name;
+        snprintf(name, sizeof(f->name), "Task-%llu", (unsigned long long)f->id);
+    }
+    return f->name;
 }
 
 int fiber__spawn(struct fiber_loop *loop, struct fiber_task **out, fiber_fn fn,
@@ -225,18 +338,18 @@ int fiber__spawn(struct fiber_loop *loop, struct fiber_task **out, fiber_fn fn,
     if (rc < 0)
         return rc;
 
-    struct fiber_task *f = calloc(1, sizeof(*f));
+    struct fiber_task *f = alloc_task(loop);
     if (!f)
         return -ENOMEM;
     rc = fiber__stack_alloc(&loop->stacks, stack_size, &f->stack);
     if (rc < 0) {
-        free(f);
+        unalloc_task(loop, f);
         return rc;
     }
     rc = fiber__context_make(&f->ctx, f->stack.base, f->stack.size, fiber_entry);
     if (rc < 0) {
         fiber__stack_release(&loop->stacks, &f->stack);
-        free(f);
+        unalloc_task(loop, f);
         return rc;
     }
 
@@ -247,54 +360,39 @@ int fiber__spawn(struct fiber_loop *loop, struct fiber_task **out, fiber_fn fn,
     fiber__timer_init(&f->timer);
     if (attr && attr->name)
         snprintf(f->name, sizeof(f->name), "%s", attr->name);
-    else
-        snprintf(f->name, sizeof(f->name), "Task-%llu", (unsigned long long)f->id);
     /* A fiber spawned while the loop winds down is cancelled from birth. */
     f->cancel_requested = loop->shutting_down;
 
     all_link(loop, f);
     loop->nalive++;
     fiber__make_ready(loop, f, 0);
+    if (loop->observed)
+        fiber__observe_spawn(loop, loop->current, f);
     *out = f;
     return 0;
 }
 
 /* ---- the scheduler ----------------------------------------------------- */
 
-/* Move every fiber whose deadline has come to the run queue, in
- * (deadline, seq) order. */
-static void fire_timers(struct fiber_loop *loop)
-{
-    if (loop->timers.len == 0)
-        return;
-
-    int64_t now = fiber__clock_now(&loop->clock);
-    struct fiber__timer *t;
-    while ((t = fiber__timer_heap_pop_due(&loop->timers, now))) {
-        struct fiber_task *f = (struct fiber_task *)(void *)
-            ((char *)t - offsetof(struct fiber_task, timer));
-        /* A timed-out wait reports -ETIMEDOUT; a plain sleep succeeds. */
-        fiber__wake(loop, f, f->state == FIBER__AWAITING ? -ETIMEDOUT : 0);
-    }
-}
-
 /*
- * Start a new round: fire due timers and, if nothing is ready, let time
- * pass until the next deadline.  Returns false when nothing is ready and no
- * timer is pending: every live fiber is blocked for good.
+ * Start a new round: fire due timers, pick up I/O and, if nothing is ready,
+ * wait until the next deadline or I/O event.  Returns false when nothing is
+ * ready, no timer is pending and no I/O is awaited: every live fiber is
+ * blocked for good.
  */
 static bool start_round(struct fiber_loop *loop)
 {
     for (;;) {
-        fire_timers(loop);
-        if (loop->nready > 0) {
-            loop->round_left = loop->nready;
+        begin_round(loop);
+        if (loop->nready > 0)
             return true;
-        }
         const struct fiber__timer_slot *next = fiber__timer_heap_peek(&loop->timers);
-        if (!next)
+        if (fiber__poller_pending(loop))
+            fiber__poller_wait(loop, next ? next->deadline : FIBER__FOREVER);
+        else if (next)
+            fiber__clock_wait_until(&loop->clock, next->deadline);
+        else
             return false;
-        fiber__clock_wait_until(&loop->clock, next->deadline);
     }
 }
 
@@ -338,11 +436,8 @@ static int run_scheduler(struct fiber_loop *loop)
         if (loop->main_done && !loop->shutting_down)
             cancel_all(loop);
         if (start_round(loop)) {
-            loop->round_left--;
-            struct fiber_task *next = ready_pop(loop);
-            next->state = FIBER__RUNNING;
-            loop->current = next;
-            fiber__context_switch(&loop->sched_ctx, &next->ctx);
+            struct fiber_task *next = dispatch(loop);
+            switch_context(loop, NULL, &loop->sched_ctx, &next->ctx);
             continue;
         }
         /* Nothing ready, nothing pending, yet fibers are alive. */
@@ -383,6 +478,12 @@ static void loop_destroy(struct fiber_loop *loop)
 {
     while (loop->all_head)
         fiber__free_task(loop, loop->all_head);
+    while (loop->free_tasks) {
+        struct fiber_task *f = loop->free_tasks;
+        loop->free_tasks = f->next_ready;
+        free(f);
+    }
+    fiber__poller_destroy(loop);
     fiber__timer_heap_destroy(&loop->timers);
     fiber__stack_pool_destroy(&loop->stacks);
     free(loop);
@@ -425,9 +526,21 @@ FIBER_API int fiber_run(fiber_fn main, void *arg, const fiber_options_t *opts,
     }
     loop->main->is_main = true;
 
+    /* Under the real clock, ask the kernel for wake-ups on time rather
+     * than within its default 50 us slack; put the thread's setting back
+     * afterwards. */
+    int slack = -1;
+    if (!loop->clock.is_virtual) {
+        slack = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
+        prctl(PR_SET_TIMERSLACK, 1, 0, 0, 0);
+    }
+
     fiber__loop = loop;
     rc = run_scheduler(loop);
     fiber__loop = NULL;
+
+    if (slack > 0)
+        prctl(PR_SET_TIMERSLACK, (unsigned long)slack, 0, 0, 0);
 
     if (result)
         *result = loop->main->result;

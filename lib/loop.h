@@ -15,12 +15,14 @@
 #include "context.h"
 #include "stack.h"
 #include "timer_heap.h"
+#include "waitq.h"
 
 enum fiber__state {
     FIBER__READY,     /* in the run queue */
     FIBER__RUNNING,   /* the loop's current fiber */
     FIBER__SLEEPING,  /* in fiber_sleep*, maybe in the timer heap */
     FIBER__AWAITING,  /* waiting for another task to finish */
+    FIBER__WAITING,   /* on a wait queue or a file descriptor */
     FIBER__DONE,      /* returned; only the handle remains */
 };
 
@@ -48,7 +50,12 @@ struct fiber_task {
     struct fiber_task *waiter;       /* the fiber awaiting this one */
     struct fiber_task *awaiting;     /* the task this one awaits */
     struct fiber_task *claimed_by;   /* the fiber gathering this one */
+    struct fiber__waitq *waitq;      /* the queue this one waits on */
+    struct fiber_task *wq_prev, *wq_next;
+    const char *wait_what;           /* what a WAITING fiber waits for */
     struct fiber_task *all_prev, *all_next;  /* every task of the loop */
+    /* Empty until first asked for when no name was given: formatting
+     * "Task-<id>" at every spawn would cost more than the spawn. */
     char name[FIBER_NAME_MAX + 1];
 };
 
@@ -65,16 +72,21 @@ struct fiber_loop {
     struct fiber__stack_pool stacks;
     size_t stack_size;
     struct fiber_task *all_head;  /* every task not yet freed */
+    struct fiber_task *free_tasks; /* freed tasks, kept for reuse */
     size_t nalive;                /* tasks not DONE */
     struct fiber_task *zombie;    /* finished; its stack awaits release */
     struct fiber_task *main;
     uint64_t next_id;
     bool main_done;
     bool shutting_down;           /* every live fiber has been cancelled */
+    bool observed;                /* call the observe.h hooks */
+    struct fiber__poller *poller; /* NULL until a fiber first waits on I/O */
 };
 
-/* The loop running on this thread, or NULL. */
-extern _Thread_local struct fiber_loop *fiber__loop;
+/* The loop running on this thread, or NULL.  initial-exec: read with one
+ * instruction, not a call to __tls_get_addr, even from the shared library. */
+extern _Thread_local struct fiber_loop *fiber__loop
+    __attribute__((tls_model("initial-exec")));
 
 /* The running fiber, or NULL outside one. */
 static inline struct fiber_task *fiber__current(void)
@@ -108,16 +120,25 @@ int fiber__spawn(struct fiber_loop *loop, struct fiber_task **out, fiber_fn fn,
 /* Unlink a finished task from the loop and free it. */
 void fiber__free_task(struct fiber_loop *loop, struct fiber_task *f);
 
-/* Returns -ECANCELED (and marks it delivered) if the running fiber f has a
- * pending cancellation, else 0. */
-static inline int fiber__check_cancel(struct fiber_task *f)
-{
-    if (f->cancel_requested) {
-        f->cancel_delivered = true;
-        return -ECANCELED;
-    }
-    return 0;
-}
+/*
+ * The check at the start of every blocking call: returns -ECANCELED (and
+ * marks it delivered) if the running fiber self has a pending cancellation,
+ * else 0.
+ */
+int fiber__enter_blocking(struct fiber_task *self);
+
+/*
+ * Block the running fiber in state (SLEEPING, AWAITING or WAITING, with
+ * whatever links the caller has set) until it is woken, or until deadline
+ * (FIBER__FOREVER for none).  A cancel wakes it.  Returns the wake result:
+ * the waker's, or -ETIMEDOUT when the deadline passed (0 for a sleep, whose
+ * deadline is its purpose), or -ECANCELED.
+ */
+int fiber__block(struct fiber_loop *loop, enum fiber__state state,
+                 int64_t deadline);
+
+/* The task's name, formatted on first use if it was not given. */
+const char *fiber__task_name(const struct fiber_task *f);
 
 const char *fiber__state_name(enum fiber__state state);
 

@@ -11,18 +11,21 @@
 
 static void describe_wait(const struct fiber_task *f, FILE *out)
 {
-    fprintf(out, "  fiber %" PRIu64 " '%s': ", f->id, f->name);
+    fprintf(out, "  fiber %" PRIu64 " '%s': ", f->id, fiber__task_name(f));
     switch (f->state) {
     case FIBER__AWAITING:
         if (f->awaiting)
             fprintf(out, "awaiting fiber %" PRIu64 " '%s'%s\n", f->awaiting->id,
-                    f->awaiting->name,
+                    fiber__task_name(f->awaiting),
                     f->cancellable ? "" : " (reaping it after a cancel)");
         else
             fprintf(out, "awaiting\n");
         break;
     case FIBER__SLEEPING:
         fprintf(out, "sleeping for ever\n");
+        break;
+    case FIBER__WAITING:
+        fprintf(out, "waiting on %s\n", f->wait_what ? f->wait_what : "?");
         break;
     default:
         fprintf(out, "%s\n", fiber__state_name(f->state));

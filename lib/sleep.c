@@ -25,7 +25,7 @@ FIBER_API int fiber_yield(void)
 
     if (!self)
         return -EPERM;
-    int rc = fiber__check_cancel(self);
+    int rc = fiber__enter_blocking(self);
     if (rc < 0)
         return rc;
     fiber__make_ready(loop, self, 0);
@@ -39,19 +39,15 @@ FIBER_API int fiber_sleep_until(int64_t deadline_ns)
 
     if (!self)
         return -EPERM;
-    int rc = fiber__check_cancel(self);
+    int rc = fiber__enter_blocking(self);
     if (rc < 0)
         return rc;
     if (deadline_ns <= fiber__clock_now(&loop->clock)) {
         fiber__make_ready(loop, self, 0);
         return fiber__suspend(loop);
     }
-    self->state = FIBER__SLEEPING;
-    self->cancellable = true;
     /* A sleep for ever has no timer: only a cancel ends it. */
-    if (deadline_ns != FIBER__FOREVER)
-        fiber__timer_heap_insert(&loop->timers, &self->timer, deadline_ns);
-    return fiber__suspend(loop);
+    return fiber__block(loop, FIBER__SLEEPING, deadline_ns);
 }
 
 FIBER_API int fiber_sleep_ns(int64_t ns)

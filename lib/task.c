@@ -65,7 +65,8 @@ int fiber__await(struct fiber_task *t, int64_t deadline, void **result,
     struct fiber_loop *loop = self->loop;
     /* Level-triggered: a fiber cancelled before the call gets -ECANCELED
      * even if the task has finished. */
-    bool cancelled = self->cancel_requested, timed_out = false;
+    bool cancelled = fiber__enter_blocking(self) == -ECANCELED;
+    bool timed_out = false;
 
     if (t->state != FIBER__DONE) {
         if (cancelled) {
@@ -76,11 +77,7 @@ int fiber__await(struct fiber_task *t, int64_t deadline, void **result,
         } else {
             t->waiter = self;
             self->awaiting = t;
-            self->state = FIBER__AWAITING;
-            self->cancellable = true;
-            if (deadline != FIBER__FOREVER)
-                fiber__timer_heap_insert(&loop->timers, &self->timer, deadline);
-            int woke = fiber__suspend(loop);
+            int woke = fiber__block(loop, FIBER__AWAITING, deadline);
             cancelled = woke == -ECANCELED;
             timed_out = woke == -ETIMEDOUT;
         }
@@ -226,7 +223,7 @@ FIBER_API uint64_t fiber_id(const fiber_task_t *task)
 
 FIBER_API const char *fiber_name(const fiber_task_t *task)
 {
-    return task ? task->name : "";
+    return task ? fiber__task_name(task) : "";
 }
 
 FIBER_API int fiber_describe(const fiber_task_t *task, char *buf, size_t size)
@@ -237,14 +234,14 @@ FIBER_API int fiber_describe(const fiber_task_t *task, char *buf, size_t size)
     int n;
     if (task->state != FIBER__DONE)
         n = snprintf(buf, size, "<Task pending name='%s' id=%" PRIu64 " state=%s%s>",
-                     task->name, task->id, fiber__state_name(task->state),
+                     fiber__task_name(task), task->id, fiber__state_name(task->state),
                      task->cancel_requested ? " cancelling" : "");
     else if (task->status == -ECANCELED)
         n = snprintf(buf, size, "<Task cancelled name='%s' id=%" PRIu64 ">",
-                     task->name, task->id);
+                     fiber__task_name(task), task->id);
     else
         n = snprintf(buf, size, "<Task finished name='%s' id=%" PRIu64
                      " status=%d result=%p>",
-                     task->name, task->id, task->status, task->result);
+                     fiber__task_name(task), task->id, task->status, task->result);
     return n < 0 ? -EINVAL : n;
 }
