@@ -387,6 +387,18 @@ FIBER_API double fiber_uniform(double a, double b);
  */
 FIBER_API int fiber_randint(int64_t a, int64_t b, int64_t *out);
 
+/* ------------------------------------------------------------------------
+ * Structured concurrency: task groups, as-completed, timeout scopes, shield
+ */
+
+/* ------------------------------------------------------------------------
+ * I/O and coordination
+ */
+
+/* ------------------------------------------------------------------------
+ * Debugging
+ */
+
 #ifdef __cplusplus
 }
 #endif

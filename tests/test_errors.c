@@ -37,39 +37,7 @@
 /* A stack size no machine can map. */
 #define UNMAPPABLE_STACK_SIZE ((size_t)1 << 62)
 
-/* ---- checks made inside fibers ------------------------------------------ */
-
-/*
- * A cmocka assertion failing inside a fiber would longjmp off the fiber's
- * stack and leave the loop half run, breaking every later test.  So fibers
- * only count and print failed checks, and run_loop fails the test once
- * fiber_run has returned.
- */
-static int failed_checks;
-
-static void check_failed(const char *file, int line, const char *what)
-{
-    failed_checks++;
-    print_error("%s:%d: check failed: %s\n", file, line, what);
-}
-
-static void check_equal(intmax_t actual, intmax_t expected, const char *expr,
-                        const char *file, int line)
-{
-    char what[256];
-
-    if (actual == expected)
-        return;
-    snprintf(what, sizeof(what), "%s is %jd, expected %jd", expr, actual,
-             expected);
-    check_failed(file, line, what);
-}
-
-#define CHECK_EQ(actual, expected)                                            \
-    check_equal((intmax_t)(actual), (intmax_t)(expected), #actual, __FILE__,  \
-                __LINE__)
-#define CHECK_PTR(actual, expected)                                           \
-    CHECK_EQ((intptr_t)(actual), (intptr_t)(expected))
+#include "fiber_check.h"
 
 /* ---- running scenarios -------------------------------------------------- */
 

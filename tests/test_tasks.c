@@ -32,53 +32,7 @@
 /* A task result that carries a small number. */
 #define RESULT(n) ((void *)(intptr_t)(n))
 
-/* ---- checks made inside fibers ------------------------------------------ */
-
-/*
- * A cmocka assertion failing inside a fiber would longjmp off the fiber's
- * stack and leave the loop half run, breaking every later test.  So fibers
- * only count and print failed checks, and run_loop fails the test once
- * fiber_run has returned.
- */
-static int failed_checks;
-
-static void check_failed(const char *file, int line, const char *what)
-{
-    failed_checks++;
-    print_error("%s:%d: check failed: %s\n", file, line, what);
-}
-
-static void check_equal(intmax_t actual, intmax_t expected, const char *expr,
-                        const char *file, int line)
-{
-    char what[256];
-
-    if (actual == expected)
-        return;
-    snprintf(what, sizeof(what), "%s is %jd, expected %jd", expr, actual,
-             expected);
-    check_failed(file, line, what);
-}
-
-static void check_contains(const char *text, const char *part,
-                           const char *file, int line)
-{
-    char what[256];
-
-    if (strstr(text, part))
-        return;
-    snprintf(what, sizeof(what), "\"%s\" does not contain \"%s\"", text, part);
-    check_failed(file, line, what);
-}
-
-#define CHECK_EQ(actual, expected)                                            \
-    check_equal((intmax_t)(actual), (intmax_t)(expected), #actual, __FILE__,  \
-                __LINE__)
-#define CHECK_PTR(actual, expected)                                           \
-    CHECK_EQ((intptr_t)(actual), (intptr_t)(expected))
-#define CHECK(cond) CHECK_EQ(!!(cond), 1)
-#define CHECK_CONTAINS(text, part)                                            \
-    check_contains((text), (part), __FILE__, __LINE__)
+#include "fiber_check.h"
 
 /* ---- the event log ------------------------------------------------------ */
 
