@@ -133,8 +133,13 @@ __asm__(
     "    movq " STR(OFF_R13) "(%rsi), %r13\n"
     "    movq " STR(OFF_R14) "(%rsi), %r14\n"
     "    movq " STR(OFF_R15) "(%rsi), %r15\n"
+    /* Return into the target rather than jump: its resume address sits
+     * just below its saved rsp (pushed by its own call of this function,
+     * or written there by fiber__context_make), and a matched ret keeps
+     * the processor's return-address predictions in step. */
     "    movq " STR(OFF_RSP) "(%rsi), %rsp\n"
-    "    jmpq *" STR(OFF_RIP) "(%rsi)\n"
+    "    subq $8, %rsp\n"
+    "    ret\n"
     "    .cfi_endproc\n"
     ".size fiber__switch_x86_64, .-fiber__switch_x86_64\n"
     ".section .note.GNU-stack,\"\",@progbits\n"
@@ -167,6 +172,11 @@ int fiber__context_make(struct fiber__context *ctx, void *stack, size_t size,
     /* entry never returns, so there is no context to continue with. */
     uc->uc_link = NULL;
     makecontext(uc, entry, 0);
+#if SWITCH_ASM
+    /* The switch resumes a context by returning to the address below its
+     * rsp; for a new context that is its entry point. */
+    ((greg_t *)uc->uc_mcontext.gregs[REG_RSP])[-1] = uc->uc_mcontext.gregs[REG_RIP];
+#endif
     ctx->stack = stack;
     ctx->stack_size = size;
     ctx->finished = false;
