@@ -1,8 +1,7 @@
 /*
  * context.c - fiber contexts on ucontext_t.
  *
- * This is the only file that includes <ucontext.h>.  makecontext builds
- * each fiber's first context.  Switching uses one of two paths:
+ * This is the only file that includes <ucontext.h>.  Two paths:
  *
  * - On x86-64 (the default there), a switch written in assembly that saves
  *   and restores only what the System V ABI makes callee-saved: rbx, rbp,
@@ -11,9 +10,10 @@
  *   context stays a valid ucontext_t for libunwind, setcontext and
  *   debuggers.  It makes no system call: glibc's swapcontext spends most of
  *   its time in rt_sigprocmask saving and restoring the signal mask, which
- *   fibers of one thread share anyway.
- * - Elsewhere, or with ./configure --with-switch=ucontext, glibc's
- *   swapcontext.
+ *   fibers of one thread share anyway (the mask is per thread, not per
+ *   fiber).  A new context is written directly into the same slots.
+ * - Elsewhere, or with ./configure --with-switch=ucontext, makecontext
+ *   builds each first context and glibc's swapcontext switches.
  *
  * Under AddressSanitizer each switch is announced with
  * __sanitizer_start_switch_fiber / __sanitizer_finish_switch_fiber so that
@@ -26,7 +26,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
-#include <string.h>
+#include <stdint.h>
 #include <ucontext.h>
 
 _Static_assert(sizeof(ucontext_t) <= sizeof(((struct fiber__context *)0)->storage),
@@ -146,36 +146,55 @@ __asm__(
     ".text\n");
 #endif
 
-/* A context captured once per thread and copied for every new fiber:
- * getcontext makes a system call (for the signal mask), a copy does not. */
-static _Thread_local struct {
-    bool ready;
-    ucontext_t uc;
-} template;
+#if SWITCH_ASM
+/*
+ * A new context for the assembly switch needs only what that switch loads:
+ * rsp with the entry point just below it, and the floating-point control
+ * words, taken from the thread that makes it.  The frame and callee-saved
+ * registers start at zero, which also ends any unwinder's walk at the
+ * fiber's entry.  No system call, no copy of a whole ucontext_t.
+ */
+static void make_for_asm(ucontext_t *uc, void *stack, size_t size,
+                         void (*entry)(void))
+{
+    uintptr_t top = ((uintptr_t)stack + size) & ~(uintptr_t)15;
+    greg_t *sp = (greg_t *)top;
+
+    /* entry starts as if called: rsp = top - 8, 8 bytes off 16-byte
+     * alignment, above a null return address it never uses. */
+    sp[-1] = 0;
+    sp[-2] = (greg_t)(uintptr_t)entry;
+    greg_t *gregs = uc->uc_mcontext.gregs;
+    gregs[REG_RSP] = (greg_t)(top - 8);
+    gregs[REG_RIP] = (greg_t)(uintptr_t)entry;
+    gregs[REG_RBX] = gregs[REG_RBP] = 0;
+    gregs[REG_R12] = gregs[REG_R13] = gregs[REG_R14] = gregs[REG_R15] = 0;
+    uc->uc_stack.ss_sp = stack;
+    uc->uc_stack.ss_size = size;
+    uc->uc_stack.ss_flags = 0;
+    uc->uc_link = NULL;
+    uc->uc_mcontext.fpregs = &uc->__fpregs_mem;
+    __asm__ volatile("fnstcw %0" : "=m"(uc->__fpregs_mem.cwd));
+    __asm__ volatile("stmxcsr %0" : "=m"(uc->__fpregs_mem.mxcsr));
+}
+#endif
 
 int fiber__context_make(struct fiber__context *ctx, void *stack, size_t size,
                         void (*entry)(void))
 {
     ucontext_t *uc = as_ucontext(ctx);
 
-    if (!template.ready) {
-        if (getcontext(&template.uc) < 0)
-            return -errno;
-        template.ready = true;
-    }
-    memcpy(uc, &template.uc, sizeof(*uc));
-    /* The copy's floating-point state pointer must point into the copy. */
-    uc->uc_mcontext.fpregs = &uc->__fpregs_mem;
+#if SWITCH_ASM
+    make_for_asm(uc, stack, size, entry);
+#else
+    if (getcontext(uc) < 0)
+        return -errno;
     uc->uc_stack.ss_sp = stack;
     uc->uc_stack.ss_size = size;
     uc->uc_stack.ss_flags = 0;
     /* entry never returns, so there is no context to continue with. */
     uc->uc_link = NULL;
     makecontext(uc, entry, 0);
-#if SWITCH_ASM
-    /* The switch resumes a context by returning to the address below its
-     * rsp; for a new context that is its entry point. */
-    ((greg_t *)uc->uc_mcontext.gregs[REG_RSP])[-1] = uc->uc_mcontext.gregs[REG_RIP];
 #endif
     ctx->stack = stack;
     ctx->stack_size = size;
