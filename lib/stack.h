@@ -23,6 +23,7 @@ struct fiber__stack_pool {
     struct fiber__stack_chunk *chunks;   /* every mapping, for the final unmap */
     size_t nchunks, chunks_cap;
     int guard_method;                    /* how guard pages are made; see stack.c */
+    bool no_batch_guards;                /* process_madvise is unavailable */
     size_t unguarded;                    /* stacks left without a guard page */
 };
 
