@@ -14,14 +14,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Every loop demo_run runs, recorded for --timeline; NULL without it. */
+static fiber_trace_t *timeline;
+
 /* ---- the command line -------------------------------------------------- */
 
 static void print_usage(const struct demo_program *program)
 {
-    printf("usage: %s [--seed N]%s%s\n\n%s\n\n"
+    printf("usage: %s [--seed N] [--timeline]%s%s\n\n%s\n\n"
            "options:\n"
            "  --seed N    seed the random generator with N (also --seed=N);\n"
            "              accepted anywhere among the arguments\n"
+           "  --timeline  after the output, show when each fiber ran and slept\n"
            "  --help, -h  print this help and exit\n\n"
            "Set FIBER_CLOCK=virtual to run on simulated time, where every\n"
            "sleep ends at once.\n",
@@ -101,6 +105,9 @@ void demo_parse_args(int argc, char **argv, const struct demo_program *program,
             seed_text = argv[++i];
         } else if (!options_done && strncmp(arg, "--seed=", 7) == 0) {
             seed_text = arg + 7;
+        } else if (!options_done && strcmp(arg, "--timeline") == 0) {
+            if (!timeline && fiber_trace_new(&timeline) < 0)
+                demo_usage_error(cli, "no memory for --timeline");
         } else if (!options_done && is_option(arg)) {
             demo_usage_error(cli, "unknown option '%s' (see --help)", arg);
         } else {
@@ -190,7 +197,9 @@ double *demo_alloc_delays(const struct demo_cli *cli, size_t n)
 int demo_run(const struct demo_cli *cli, fiber_fn main, void *arg)
 {
     int status = 0;
-    int rc = fiber_run(main, arg, NULL, NULL, &status);
+    fiber_debug_options_t debug = {.trace = timeline};
+    fiber_options_t options = {.debug = timeline ? &debug : NULL};
+    int rc = fiber_run(main, arg, &options, NULL, &status);
 
     if (rc == 0)
         rc = status;
@@ -203,6 +212,12 @@ int demo_run(const struct demo_cli *cli, fiber_fn main, void *arg)
 
 int demo_finish(const struct demo_cli *cli, int status)
 {
+    if (timeline) {
+        putchar('\n');
+        fiber_trace_write_timeline(timeline, stdout, 0);
+        fiber_trace_free(timeline);
+        timeline = NULL;
+    }
     if (fflush(stdout) != 0 || ferror(stdout)) {
         fprintf(stderr, "%s: cannot write the output: %s\n", cli->program->name,
                 strerror(errno));

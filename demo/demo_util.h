@@ -8,6 +8,9 @@
  *   --seed N        seed the random generator (fiber_seed) with N, a decimal
  *                   integer; accepted anywhere among the arguments, also as
  *                   --seed=N
+ *   --timeline      after the normal output, print a text timeline of each
+ *                   loop the program ran: one row per fiber, showing when
+ *                   it ran, slept and waited (fiber_trace_write_timeline)
  *   --              end of options
  * The clock is whatever FIBER_CLOCK says (real when unset): the demos run
  * their loops with default options.
@@ -91,15 +94,16 @@ bool demo_n_delay_args(const struct demo_cli *cli, size_t min_n, size_t *n,
 double *demo_alloc_delays(const struct demo_cli *cli, size_t n);
 
 /*
- * demo_run - run main(arg) on a fresh loop with the default options.  The
- * main fiber reports a failure with fiber_fail(-errno).  Returns 0, or
- * DEMO_EXIT_FAILURE after printing "name: <strerror>" on stderr when the
- * loop or the main fiber failed.
+ * demo_run - run main(arg) on a fresh loop with the default options (and,
+ * with --timeline, recording it).  The main fiber reports a failure with
+ * fiber_fail(-errno).  Returns 0, or DEMO_EXIT_FAILURE after printing
+ * "name: <strerror>" on stderr when the loop or the main fiber failed.
  */
 int demo_run(const struct demo_cli *cli, fiber_fn main, void *arg);
 
-/* Flush stdout and turn a write error into one line on stderr.  Returns
- * status, or DEMO_EXIT_FAILURE if the output could not be written. */
+/* Print the timeline if --timeline asked for one, flush stdout and turn a
+ * write error into one line on stderr.  Returns status, or
+ * DEMO_EXIT_FAILURE if the output could not be written. */
 int demo_finish(const struct demo_cli *cli, int status);
 
 /*

@@ -43,6 +43,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -103,6 +105,9 @@ typedef struct fiber_options {
     size_t stack_size;
     /* One of enum fiber_clock. */
     int clock;
+    /* Debugging aids (see "Debugging" below); NULL leaves them to the
+     * environment: FIBER_DEBUG, FIBER_TRACE, FIBER_DUMP_SIGNAL. */
+    const struct fiber_debug_options *debug;
 } fiber_options_t;
 
 /* Attributes of one fiber, given to fiber_spawn.  All-zero means defaults. */
@@ -389,15 +394,1176 @@ FIBER_API int fiber_randint(int64_t a, int64_t b, int64_t *out);
 
 /* ------------------------------------------------------------------------
  * Structured concurrency: task groups, as-completed, timeout scopes, shield
+ *
+ *   asyncio / trio                        libfiber
+ *   async with asyncio.TaskGroup() as g   fiber_group_create(&g)
+ *   g.create_task(coro)                   fiber_group_spawn(g, &t, fn, arg, attr)
+ *   (the end of the async with block)     fiber_group_wait(g), fiber_group_destroy(g)
+ *   asyncio.as_completed(tasks)           fiber_waitset_add(set, t) for each, then
+ *                                         fiber_waitset_next(set, timeout, &t)
+ *   asyncio.wait(.., FIRST_COMPLETED)     fiber_wait_any(tasks, n, timeout)
+ *   async with asyncio.timeout(s)         fiber_scope_enter_after(&scope, s) ...
+ *   trio.move_on_after(s), fail_after(s)  ... fiber_scope_exit(&scope)
+ *   asyncio.timeout_at(when)              fiber_scope_enter(&scope, deadline_ns)
+ *   cancel_scope.cancel()                 fiber_scope_cancel(&scope)
+ *   CancelScope(shield=True), bounded     fiber_scope_enter_shielded(&scope, s)
+ *
+ * The rules every blocking call follows (fiber_sleep*, fiber_yield,
+ * fiber_await*, fiber_wait_for, fiber_gather, the calls below, and those
+ * of "I/O and coordination"):
+ *
+ * - Cancellation (fiber_cancel) is delivered to the blocking call the
+ *   fiber is in when it comes, which returns -ECANCELED, then to every
+ *   later blocking call: it is level-triggered until the fiber returns.
+ *   Only a shield suspends it, for as long as the shield lasts.
+ * - A completion that had already happened when a cancel or a timeout
+ *   comes wins: a sleep whose time was up returns 0, an await whose task
+ *   had finished returns 0 with its result, a task whose wake-up was due
+ *   finishes normally.  The cancel is delivered at the next blocking call.
+ * - When a cancel and a timeout come at the same instant, the cancel wins
+ *   (fiber_wait_for, the waits below, and every call cut short by a
+ *   timeout scope), even over a task finishing at that instant too: the
+ *   call returns -ECANCELED, with the task's result filled in.
+ * - A task's result and status are never lost: each call that consumes a
+ *   handle, or stops waiting for it, fills them in whatever it returns, and
+ *   a group keeps every child's until it is destroyed.
  */
+
+/* ---- Timeout scopes and shields ----------------------------------------
+ *
+ * A scope puts one deadline on every blocking call that the fiber that
+ * entered it makes until it exits, however deep in the fiber's calls:
+ *
+ *     fiber_scope_t scope;
+ *     fiber_scope_enter_after(&scope, 2.5);
+ *     rc = fetch_index();                   (each sleeps, awaits, waits...)
+ *     if (rc == 0)
+ *         rc = fetch_pages();
+ *     if (fiber_scope_exit(&scope) == -ETIMEDOUT)
+ *         puts("gave up after 2.5 s");
+ *
+ * - Once its deadline has passed, the call blocked then returns -ETIMEDOUT,
+ *   and so does every later blocking call of the fiber until the scope
+ *   exits (level-triggered, like a cancellation).  A scope cancelled with
+ *   fiber_scope_cancel does the same with -ECANCELED.  An await, gather or
+ *   group wait stopped so cancels the tasks it waits for and reaps them,
+ *   results filled in, exactly as when the fiber itself is cancelled.
+ * - The fiber is not cancelled: after fiber_scope_exit its blocking calls
+ *   work again, fiber_cancelling() stays 0, and its final status does not
+ *   become -ECANCELED because of a scope.
+ * - Scopes nest.  A call obeys every scope it is in, so the earliest
+ *   deadline applies: an inner scope cannot extend an outer one.  When
+ *   several are expired or cancelled, the error is the outermost one's,
+ *   and the fiber's own cancellation counts as outermost of all: an inner
+ *   scope never swallows what an outer one, or a cancel, meant.
+ * - When a scope's deadline and a call's own outcome fall at the same
+ *   instant (a sleep ending, a task finishing, a wait_for's own timeout),
+ *   the call's outcome wins and the scope stops the next call.
+ * - A scope is plain memory of the caller's, usually a local variable, and
+ *   holds no resources.  Scopes are exited in the reverse order of
+ *   entering, by the fiber that entered them, before its function returns
+ *   (one still entered when it returns simply ends there).
+ */
+
+/* A timeout scope or a shield, declared by the caller and given to
+ * fiber_scope_enter*.  The fields are private. */
+typedef struct fiber_scope {
+    struct fiber_scope *private_outer;
+    fiber_task_t *private_owner;
+    int64_t private_deadline;
+    int private_cause;
+    unsigned char private_shield;
+    unsigned char private_caught;
+    uint32_t private_magic;
+} fiber_scope_t;
+
+/*
+ * fiber_scope_enter - asyncio.timeout_at(when): enter scope, with an
+ * absolute deadline on the loop clock in nanoseconds (see fiber_now_ns),
+ * INT64_MAX for none (a scope that only fiber_scope_cancel ends).  A
+ * deadline already passed makes the next blocking call fail.  Entering
+ * never blocks, and works in a cancelled fiber too.
+ *
+ * Returns 0, -EINVAL for NULL, -EPERM outside a fiber, -EBUSY if the
+ * caller is inside scope already.  On error nothing changes.
+ */
+FIBER_API int fiber_scope_enter(fiber_scope_t *scope, int64_t deadline_ns);
+
+/*
+ * fiber_scope_enter_after - asyncio.timeout(s), trio.move_on_after(s):
+ * fiber_scope_enter with the deadline seconds from now (+infinity: none).
+ * Returns as fiber_scope_enter, and -EINVAL for a negative or NaN number.
+ */
+FIBER_API int fiber_scope_enter_after(fiber_scope_t *scope, double seconds);
+
+/*
+ * fiber_scope_enter_shielded - a shield: let cleanup code block after a
+ * cancellation, for a bounded time.
+ *
+ * Inside a shield, the fiber's own cancellation and every scope around the
+ * shield are out of sight: blocking calls work, and a cancel that comes
+ * meanwhile wakes nothing.  When the shield exits they are back in force:
+ * the next blocking call of a cancelled fiber returns -ECANCELED.  The
+ * shield is itself a scope whose deadline, seconds from now, bounds the
+ * cleanup: past it, calls inside return -ETIMEDOUT.  Scopes entered inside
+ * a shield apply as usual, and fiber_scope_cancel works on the shield
+ * itself.  With seconds = +infinity the shield is unbounded and may hold
+ * up the end of fiber_run for as long as the cleanup blocks.
+ *
+ * Returns as fiber_scope_enter_after.
+ */
+FIBER_API int fiber_scope_enter_shielded(fiber_scope_t *scope, double seconds);
+
+/*
+ * fiber_scope_exit - leave the calling fiber's innermost scope.
+ *
+ * Returns 0 when the scope did not cut the block short, -ETIMEDOUT when
+ * its deadline did (a blocking call inside returned -ETIMEDOUT on its
+ * account), -ECANCELED when fiber_scope_cancel did.  An error that was an
+ * outer scope's, or the fiber's cancellation, is not this scope's: it
+ * returns 0, and the other one still applies.  So asyncio.timeout and
+ * trio.fail_after read `rc = fiber_scope_exit(&s); if (rc < 0) return rc;`
+ * while trio.move_on_after ignores the result.
+ *
+ * Fails, changing nothing, with -EINVAL for NULL or a scope that is not
+ * the caller's innermost, -EPERM outside a fiber.
+ */
+FIBER_API int fiber_scope_exit(fiber_scope_t *scope);
+
+/*
+ * fiber_scope_cancel - cancel_scope.cancel(): cancel a scope that a fiber
+ * of the running loop is inside, from that fiber or any other.  The call
+ * it is blocked in returns -ECANCELED at once (when a shield inside the
+ * scope ends, if one is in the way), and so does every later blocking
+ * call until the scope exits.  A scope whose deadline has already passed
+ * stays timed out; cancelling again changes nothing.
+ *
+ * Returns 0, -EALREADY if the scope has exited, -EINVAL for NULL, a scope
+ * never entered or one of another loop, -EPERM outside a running loop.
+ */
+FIBER_API int fiber_scope_cancel(fiber_scope_t *scope);
+
+/*
+ * fiber_scope_expired - Timeout.expired(): 1 if the scope's deadline has
+ * passed or it was cancelled (before it exited, once it has), even if no
+ * call inside noticed; 0 if not; -EINVAL for NULL or a scope never entered.
+ */
+FIBER_API int fiber_scope_expired(const fiber_scope_t *scope);
+
+/* ---- Task groups ---------------------------------------------------------
+ *
+ *     fiber_group_t *g;
+ *     if ((rc = fiber_group_create(&g)) < 0)
+ *         return rc;
+ *     for (i = 0; i < n; i++)
+ *         fiber_group_spawn(g, NULL, download, &jobs[i], NULL);
+ *     rc = fiber_group_wait(g);       (0, the first failure, -ECANCELED)
+ *     for (t = fiber_group_next(g, NULL); t; t = fiber_group_next(g, t))
+ *         fiber_result(t, NULL, &status);          (every child's status)
+ *     fiber_group_destroy(g);
+ *
+ * - The fiber that creates a group owns it: only the owner waits for it
+ *   and destroys it.  Any fiber of the loop may spawn into it (a child may
+ *   add siblings) and cancel it.
+ * - A child fails when it ends with a negative status other than
+ *   -ECANCELED, as with `return fiber_fail(-EIO);`.  The first failure
+ *   makes the group cancel every other child still running; a cancelled
+ *   child is no failure.  The owner is not cancelled: fiber_group_wait
+ *   tells it.
+ * - When the owner is cancelled, or one of its timeout scopes expires,
+ *   while it is in fiber_group_wait or before it calls it, the group
+ *   cancels its children still running.
+ * - In every case the group waits for every child to finish before
+ *   fiber_group_wait returns, and keeps each child's handle, with its
+ *   result and status, until fiber_group_destroy.  Nothing is lost, and
+ *   no child outlives its group.
+ * - A group that has cancelled its children stays cancelled: a child
+ *   spawned into it later starts cancelled (it still runs, so that it can
+ *   release what its arg owns, and its first blocking call fails).
+ * - An owner that returns without destroying its group destroys it then,
+ *   waiting for the children, before it counts as finished.
+ */
+typedef struct fiber_group fiber_group_t;
+
+/*
+ * fiber_group_create - a new, empty group owned by the calling fiber, in
+ * *group.  Returns 0, -EINVAL for NULL, -EPERM outside a fiber, -ENOMEM.
+ */
+FIBER_API int fiber_group_create(fiber_group_t **group);
+
+/*
+ * fiber_group_spawn - g.create_task(): fiber_spawn, into the group.
+ *
+ * If task is not NULL, *task receives the child's handle, which belongs to
+ * the group: it stays valid until fiber_group_destroy and may be given to
+ * fiber_cancel (a child cancelled so does not fail the group),
+ * fiber_done, fiber_result, fiber_name and the like, but not to
+ * fiber_await, fiber_wait_for, fiber_gather, fiber_detach or a waitset,
+ * which refuse it with -EBUSY.
+ *
+ * Returns 0, -EINVAL for a NULL group or fn, a group of another loop or
+ * a stack size below FIBER_MIN_STACK_SIZE, -EPERM outside a fiber,
+ * -ENOMEM (nothing spawned, *task untouched).
+ */
+FIBER_API int fiber_group_spawn(fiber_group_t *group, fiber_task_t **task,
+                                fiber_fn fn, void *arg,
+                                const fiber_attr_t *attr);
+
+/*
+ * fiber_group_wait - the end of `async with TaskGroup()`: wait until every
+ * child has finished.
+ *
+ * Returns 0 when no child failed; the first failed child's status (see
+ * fiber_group_error) when one did; -ECANCELED or -ETIMEDOUT when the
+ * owner's cancellation or one of its timeout scopes stopped the wait, or
+ * would have stopped any blocking call (level-triggered): the children
+ * still running were cancelled then.  Whatever it returns, every child
+ * has finished.  It may be called again, after more spawns say.
+ *
+ * Fails without waiting with -EINVAL for NULL, -EPERM when the caller is
+ * not the group's owner.
+ */
+FIBER_API int fiber_group_wait(fiber_group_t *group);
+
+/*
+ * fiber_group_cancel - cancel every child still running, and every child
+ * spawned from now on.  Callable from any fiber of the loop.  Cancelled
+ * children are no failures: fiber_group_wait then returns 0 unless one
+ * failed.  Returns 0, -EINVAL for NULL or a group of another loop, -EPERM
+ * outside a running loop.
+ */
+FIBER_API int fiber_group_cancel(fiber_group_t *group);
+
+/*
+ * fiber_group_error - the status of the first child that failed, 0 while
+ * none has, -EINVAL for NULL.  If failed is not NULL, *failed receives that
+ * child's handle (NULL while none has failed).
+ */
+FIBER_API int fiber_group_error(const fiber_group_t *group,
+                                fiber_task_t **failed);
+
+/*
+ * fiber_group_next - the group's children in the order spawned: the first
+ * when prev is NULL, else the one after prev.  Returns NULL after the last,
+ * for a NULL group, or when prev is not a child of the group.
+ */
+FIBER_API fiber_task_t *fiber_group_next(const fiber_group_t *group,
+                                         const fiber_task_t *prev);
+
+/*
+ * fiber_group_destroy - wait for the children as fiber_group_wait does,
+ * then free every child's handle and the group.  Returns what
+ * fiber_group_wait returns, and the group is freed in every case, except
+ * for -EINVAL (NULL) and -EPERM (not the owner), which change nothing.
+ */
+FIBER_API int fiber_group_destroy(fiber_group_t *group);
+
+/* ---- As completed, wait any ----------------------------------------------
+ *
+ * A waitset holds tasks and hands each back as it finishes, in the order
+ * they finish: the course's "ascending without sort".
+ *
+ *     fiber_waitset_t *set;
+ *     fiber_waitset_create(&set);
+ *     for (i = 0; i < n; i++)
+ *         if (fiber_spawn(&t, fn, &args[i], NULL) == 0)
+ *             fiber_waitset_add(set, t);
+ *     while (fiber_waitset_next(set, INFINITY, &t) == 0)
+ *         fiber_await(t, &result, &status);      (finished: at once)
+ *     fiber_waitset_destroy(set);
+ *
+ * Ownership: fiber_waitset_add gives the handle to the set (await, detach
+ * and gather refuse it with -EBUSY); fiber_waitset_next gives it back,
+ * finished, to the caller, who consumes it like any handle (fiber_await
+ * returns at once with its result; one never consumed is freed with the
+ * loop).  fiber_waitset_destroy cancels the tasks still in the set, waits
+ * for them and frees them: no task is left running unseen.  Only the
+ * fiber that created a waitset may use it; one that returns without
+ * destroying its waitset destroys it then.
+ */
+typedef struct fiber_waitset fiber_waitset_t;
+
+/*
+ * fiber_waitset_create - a new, empty waitset owned by the calling fiber,
+ * in *set.  Returns 0, -EINVAL for NULL, -EPERM outside a fiber, -ENOMEM.
+ */
+FIBER_API int fiber_waitset_create(fiber_waitset_t **set);
+
+/*
+ * fiber_waitset_add - put a task, finished or not, into the set.  A task
+ * that has finished already is queued at once, after those that finished
+ * before it was added.  Returns 0; -EINVAL for a NULL set or task, the
+ * main fiber or a task of another loop; -EPERM if the caller does not own
+ * the set; -EDEADLK for the caller itself; -EBUSY for a task awaited,
+ * gathered, detached, or in a group or waitset already.
+ */
+FIBER_API int fiber_waitset_add(fiber_waitset_t *set, fiber_task_t *task);
+
+/*
+ * fiber_waitset_next - next(as_completed): the set's next task to finish.
+ *
+ * Waits at most timeout seconds (+infinity: no limit; 0: take only a task
+ * that has finished already) until a task of the set has finished, then
+ * takes the one that finished first out of the set and stores it in
+ * *task: the caller owns that handle again.
+ *
+ * Returns 0; -ECHILD when the set is empty (every task taken, as wait(2)
+ * says when no child is left); -ETIMEDOUT when none finished in time;
+ * -ECANCELED when the caller is cancelled (level-triggered); -ETIMEDOUT
+ * or -ECANCELED from a timeout scope.  On every error the set is unchanged
+ * and its tasks run on: unlike fiber_wait_for, a timeout cancels nothing.
+ * A task that finishes at the very instant of the timeout is returned
+ * (the completion wins).  -EINVAL for a NULL set or task, a negative or
+ * NaN timeout; -EPERM if the caller does not own the set.
+ */
+FIBER_API int fiber_waitset_next(fiber_waitset_t *set, double timeout,
+                                 fiber_task_t **task);
+
+/* fiber_waitset_size - how many tasks the set holds, finished or not: 0
+ * once every task has been taken, and for NULL. */
+FIBER_API size_t fiber_waitset_size(const fiber_waitset_t *set);
+
+/*
+ * fiber_waitset_destroy - cancel the tasks still in the set, wait until
+ * they have finished (no cancel of the caller ends this wait), then free
+ * them, their results unread, and the set.  Returns 0, or -EINVAL for
+ * NULL and -EPERM if the caller does not own the set, which change
+ * nothing.
+ */
+FIBER_API int fiber_waitset_destroy(fiber_waitset_t *set);
+
+/*
+ * fiber_wait_any - asyncio.wait(tasks, timeout,
+ * return_when=FIRST_COMPLETED): wait until one of n tasks has finished,
+ * at most timeout seconds.
+ *
+ * Returns the index of the task that finished first (when several had
+ * finished before the call, the lowest such index).  No handle is
+ * consumed and no task cancelled, whatever it returns: await the one
+ * returned and call again with the others, or use a waitset to take many
+ * in order.  Returns -ETIMEDOUT when none finished in time; -ECANCELED
+ * when the caller is cancelled (level-triggered); a timeout scope's error;
+ * -EINVAL for NULL tasks, n of 0 or above INT_MAX, a NULL handle, a task
+ * listed twice, the main fiber, a task of another loop, a negative or NaN
+ * timeout; -EPERM outside a fiber; -EDEADLK if the caller is listed;
+ * -EBUSY for a task awaited, gathered, detached, or in a group or waitset.
+ */
+FIBER_API int fiber_wait_any(fiber_task_t *const tasks[], size_t n,
+                             double timeout);
 
 /* ------------------------------------------------------------------------
  * I/O and coordination
  */
 
+/* ---- Coordination: mutex, event, semaphore, condition, queue ----------
+ *
+ *   asyncio                          libfiber
+ *   asyncio.Lock()                   fiber_mutex_t m; fiber_mutex_init(&m)
+ *   async with lock: ...             fiber_mutex_lock(&m) ... unlock(&m)
+ *   asyncio.Event()                  fiber_event_t, fiber_event_wait/set
+ *   asyncio.Semaphore(n)             fiber_sem_t, fiber_sem_init(&s, n)
+ *   asyncio.BoundedSemaphore(n)      fiber_sem_init_bounded(&s, n)
+ *   asyncio.Condition(lock)          fiber_cond_t, fiber_cond_wait(&c, &m)
+ *   asyncio.Queue(maxsize=n)         fiber_queue_t, fiber_queue_init(&q, n)
+ *
+ * The types are plain structs that the caller declares (on the stack, in
+ * another struct, static) and initializes with fiber_*_init (once: doing
+ * it again while in use is undefined behaviour); their fields are
+ * private.  Only the queue allocates (its ring of items, at init).  A
+ * primitive belongs to no loop: it may serve one fiber_run after another,
+ * but the fibers waiting on it at any moment must all run on one loop (one
+ * thread), as nothing here is thread-safe.  A primitive must outlive every
+ * wait on it; fiber_*_destroy refuses with -EBUSY while fibers wait.  Using
+ * one never initialized, or destroyed, gives -EINVAL (when its memory
+ * happens to look initialized, behaviour is undefined, like any garbage).
+ *
+ * Waiting: every call that can wait has a variant ending in _until taking
+ * an absolute deadline on the loop clock in nanoseconds (see fiber_now_ns;
+ * INT64_MAX means no deadline; one already passed fails with -ETIMEDOUT
+ * at once unless the call can succeed without waiting).  Calls that can
+ * wait need a running fiber (-EPERM outside one) and follow the rules of
+ * every blocking call: they return -ECANCELED when the calling fiber is or
+ * becomes cancelled, even if they could have succeeded without waiting,
+ * and a timeout scope's error when one stops them; a cancel at the instant
+ * of the deadline wins over it.  A cancelled fiber uses the try variants
+ * (which never wait and ignore cancellation) to take what it needs to
+ * clean up.  A call that fails changes nothing.
+ *
+ * Fairness: waiters are served first come, first served, by hand-off: the
+ * fiber that releases a resource gives it to the oldest waiter then and
+ * there, so nobody arriving later can take it first and no waiter
+ * starves.  A waiter that times out or is cancelled leaves the line and is
+ * given nothing; one that was handed the resource before the cancel came
+ * keeps it: its call returns 0 and the cancel is delivered at its next
+ * blocking call.  So a resource is never lost between the two.
+ */
+
+/* Room for a queue of waiting fibers inside the types below.  Private. */
+struct fiber_waitq_storage {
+    void *private_words[3];
+};
+
+/* A mutex (asyncio.Lock): owned by one fiber at a time, not recursive. */
+typedef struct fiber_mutex {
+    struct fiber_waitq_storage private_waiters;
+    fiber_task_t *private_owner;
+    uint32_t private_magic;
+} fiber_mutex_t;
+
+/* An event (asyncio.Event): a flag that fibers can wait to see set. */
+typedef struct fiber_event {
+    struct fiber_waitq_storage private_waiters;
+    int private_is_set;
+    uint32_t private_magic;
+} fiber_event_t;
+
+/* A counting semaphore (asyncio.Semaphore, asyncio.BoundedSemaphore). */
+typedef struct fiber_sem {
+    struct fiber_waitq_storage private_waiters;
+    size_t private_value;
+    size_t private_max;
+    uint32_t private_magic;
+} fiber_sem_t;
+
+/* A condition variable (asyncio.Condition), used with a fiber_mutex_t. */
+typedef struct fiber_cond {
+    struct fiber_waitq_storage private_waiters;
+    uint32_t private_magic;
+} fiber_cond_t;
+
+/* A bounded FIFO queue of void * items (asyncio.Queue). */
+typedef struct fiber_queue {
+    struct fiber_waitq_storage private_getters;
+    struct fiber_waitq_storage private_putters;
+    struct fiber_waitq_storage private_joiners;
+    void **private_items;
+    size_t private_capacity;
+    size_t private_head;
+    size_t private_len;
+    size_t private_unfinished;
+    int private_closed;
+    uint32_t private_magic;
+} fiber_queue_t;
+
+/*
+ * fiber_mutex_init - make m an unlocked mutex.  Callable anywhere.
+ * Returns 0, or -EINVAL for NULL.
+ */
+FIBER_API int fiber_mutex_init(fiber_mutex_t *m);
+
+/*
+ * fiber_mutex_destroy - end the life of an unlocked mutex nobody waits on.
+ * Returns 0, -EINVAL for NULL or a mutex not initialized, -EBUSY if it is
+ * locked (or handed to a waiter that has not run yet) or fibers wait on it.
+ */
+FIBER_API int fiber_mutex_destroy(fiber_mutex_t *m);
+
+/*
+ * fiber_mutex_lock - async with lock: take the mutex, waiting in line while
+ * another fiber owns it.  On 0 the caller owns it until fiber_mutex_unlock.
+ * A fiber that finishes while owning a mutex leaves it locked for ever.
+ *
+ * Returns 0, -ECANCELED, -EINVAL (see fiber_mutex_destroy), -EPERM outside
+ * a fiber, -EDEADLK if the caller owns it already.
+ */
+FIBER_API int fiber_mutex_lock(fiber_mutex_t *m);
+
+/* fiber_mutex_lock_until - fiber_mutex_lock, giving up with -ETIMEDOUT at
+ * the deadline (loop clock, ns). */
+FIBER_API int fiber_mutex_lock_until(fiber_mutex_t *m, int64_t deadline_ns);
+
+/*
+ * fiber_mutex_trylock - take the mutex only if it is free; never waits.
+ * Returns 0, -EBUSY if any fiber (the caller included) owns it, -EINVAL,
+ * -EPERM outside a fiber (a mutex is owned by a fiber).
+ */
+FIBER_API int fiber_mutex_trylock(fiber_mutex_t *m);
+
+/*
+ * fiber_mutex_unlock - release the mutex: the oldest waiter, if any, owns
+ * it from now on and is made ready.  Never waits and ignores cancellation.
+ * Returns 0, -EINVAL, -EPERM if the caller does not own it (outside a
+ * fiber included).
+ */
+FIBER_API int fiber_mutex_unlock(fiber_mutex_t *m);
+
+/* fiber_mutex_locked - lock.locked(): 1 if some fiber owns the mutex, 0
+ * if not, -EINVAL. */
+FIBER_API int fiber_mutex_locked(const fiber_mutex_t *m);
+
+/* fiber_event_init - make e an event that is not set.  Returns 0 or
+ * -EINVAL for NULL. */
+FIBER_API int fiber_event_init(fiber_event_t *e);
+
+/* fiber_event_destroy - returns 0, -EINVAL, or -EBUSY while fibers wait. */
+FIBER_API int fiber_event_destroy(fiber_event_t *e);
+
+/*
+ * fiber_event_set - event.set(): set the flag and wake every waiter, oldest
+ * first; each one's wait returns 0 even if the flag is cleared before it
+ * runs.  Callable anywhere.  Returns 0 or -EINVAL.
+ */
+FIBER_API int fiber_event_set(fiber_event_t *e);
+
+/* fiber_event_clear - event.clear(): unset the flag.  Callable anywhere.
+ * Returns 0 or -EINVAL. */
+FIBER_API int fiber_event_clear(fiber_event_t *e);
+
+/* fiber_event_is_set - event.is_set(): 1 or 0, or -EINVAL. */
+FIBER_API int fiber_event_is_set(const fiber_event_t *e);
+
+/*
+ * fiber_event_wait - await event.wait(): return at once if the flag is set,
+ * else wait until fiber_event_set.  Returns 0, -ECANCELED, -EINVAL, -EPERM
+ * outside a fiber.
+ */
+FIBER_API int fiber_event_wait(fiber_event_t *e);
+
+/* fiber_event_wait_until - fiber_event_wait with a deadline: -ETIMEDOUT. */
+FIBER_API int fiber_event_wait_until(fiber_event_t *e, int64_t deadline_ns);
+
+/*
+ * fiber_sem_init - asyncio.Semaphore(value): a semaphore holding value
+ * units.  Callable anywhere.  Returns 0 or -EINVAL for NULL.
+ */
+FIBER_API int fiber_sem_init(fiber_sem_t *s, size_t value);
+
+/*
+ * fiber_sem_init_bounded - asyncio.BoundedSemaphore(value): as
+ * fiber_sem_init, but a release that would make the value exceed its
+ * initial value fails with -EOVERFLOW.
+ */
+FIBER_API int fiber_sem_init_bounded(fiber_sem_t *s, size_t value);
+
+/* fiber_sem_destroy - returns 0, -EINVAL, or -EBUSY while fibers wait. */
+FIBER_API int fiber_sem_destroy(fiber_sem_t *s);
+
+/*
+ * fiber_sem_acquire - take one unit, waiting in line while there is none.
+ * Returns 0, -ECANCELED, -EINVAL, -EPERM outside a fiber.
+ */
+FIBER_API int fiber_sem_acquire(fiber_sem_t *s);
+
+/* fiber_sem_acquire_until - fiber_sem_acquire with a deadline:
+ * -ETIMEDOUT. */
+FIBER_API int fiber_sem_acquire_until(fiber_sem_t *s, int64_t deadline_ns);
+
+/*
+ * fiber_sem_try_acquire - take one unit if one is free; never waits.
+ * Callable anywhere.  Returns 0, -EAGAIN if none is free, -EINVAL.
+ */
+FIBER_API int fiber_sem_try_acquire(fiber_sem_t *s);
+
+/*
+ * fiber_sem_release - give one unit back: to the oldest waiter if any
+ * (made ready), else to the semaphore.  Callable anywhere.  Returns 0,
+ * -EINVAL, -EOVERFLOW if the value would exceed a bounded semaphore's
+ * initial value or SIZE_MAX.
+ */
+FIBER_API int fiber_sem_release(fiber_sem_t *s);
+
+/* fiber_sem_value - the units free now, or 0 for NULL or a semaphore not
+ * initialized. */
+FIBER_API size_t fiber_sem_value(const fiber_sem_t *s);
+
+/* fiber_cond_init - make c a condition variable.  Returns 0 or -EINVAL. */
+FIBER_API int fiber_cond_init(fiber_cond_t *c);
+
+/* fiber_cond_destroy - returns 0, -EINVAL, or -EBUSY while fibers wait. */
+FIBER_API int fiber_cond_destroy(fiber_cond_t *c);
+
+/*
+ * fiber_cond_wait - await cond.wait(): the caller, owning m, releases it
+ * (to m's oldest waiter), waits for fiber_cond_signal or _broadcast, then
+ * takes m back, waiting in m's line like any fiber_mutex_lock.
+ *
+ * Whatever ends the wait (a signal, the deadline, a cancel, a timeout
+ * scope), the caller owns m again when the call returns, as with asyncio:
+ * taking m back cannot be cancelled nor cut short.  The call returns what ended the wait: a fiber
+ * signalled and then cancelled before it ran, or while it waited for m,
+ * returns 0 (the signal is not lost) and gets -ECANCELED from its next
+ * blocking call.  As with any condition variable, check the predicate
+ * again in a loop.  m must outlive the wait.
+ *
+ * Returns 0 when signalled, -ECANCELED, -EINVAL if c or m is invalid,
+ * -EPERM outside a fiber or if the caller does not own m.  On -ECANCELED
+ * at entry, as on the argument errors, m was never released.
+ */
+FIBER_API int fiber_cond_wait(fiber_cond_t *c, fiber_mutex_t *m);
+
+/* fiber_cond_wait_until - fiber_cond_wait with a deadline: -ETIMEDOUT,
+ * with m owned again.  A deadline already passed returns -ETIMEDOUT
+ * without releasing m. */
+FIBER_API int fiber_cond_wait_until(fiber_cond_t *c, fiber_mutex_t *m,
+                                    int64_t deadline_ns);
+
+/*
+ * fiber_cond_signal - cond.notify(1): wake the oldest waiter, if any.
+ * Holding the mutex is not required.  Callable anywhere.  Returns 0 or
+ * -EINVAL.
+ */
+FIBER_API int fiber_cond_signal(fiber_cond_t *c);
+
+/* fiber_cond_broadcast - cond.notify_all(): wake every waiter, oldest
+ * first.  Returns 0 or -EINVAL. */
+FIBER_API int fiber_cond_broadcast(fiber_cond_t *c);
+
+/*
+ * fiber_queue_init - asyncio.Queue(maxsize=capacity): an empty queue that
+ * holds up to capacity items, in a ring allocated here.  Items are void *
+ * (NULL is an item like any other); the queue never looks at what they
+ * point to.  Callable anywhere.  Returns 0, -EINVAL for NULL or a capacity
+ * of 0, -ENOMEM (nothing allocated then).
+ */
+FIBER_API int fiber_queue_init(fiber_queue_t *q, size_t capacity);
+
+/*
+ * fiber_queue_destroy - free the ring.  Items still queued are dropped
+ * (what they point to is the caller's).  Returns 0, -EINVAL, -EBUSY while
+ * fibers wait to put, get or join.
+ */
+FIBER_API int fiber_queue_destroy(fiber_queue_t *q);
+
+/*
+ * fiber_queue_put - await queue.put(item): append item, waiting in line
+ * while the queue is full.  An item given to a waiting getter goes to it
+ * directly.  Returns 0 once the item is in the queue (or handed over),
+ * -EPIPE if the queue is or becomes closed (the item was not taken),
+ * -ECANCELED, -EINVAL, -EPERM outside a fiber.
+ */
+FIBER_API int fiber_queue_put(fiber_queue_t *q, void *item);
+
+/* fiber_queue_put_until - fiber_queue_put with a deadline: -ETIMEDOUT
+ * (the item was not taken). */
+FIBER_API int fiber_queue_put_until(fiber_queue_t *q, void *item,
+                                    int64_t deadline_ns);
+
+/*
+ * fiber_queue_try_put - queue.put_nowait(item): append item if there is
+ * room; never waits.  Callable anywhere (to fill a queue before
+ * fiber_run, say).  Returns 0, -EAGAIN if full, -EPIPE if closed, -EINVAL.
+ */
+FIBER_API int fiber_queue_try_put(fiber_queue_t *q, void *item);
+
+/*
+ * fiber_queue_get - await queue.get(): take the oldest item into *item,
+ * waiting in line while the queue is empty.  A closed queue still gives
+ * its remaining items, then -EPIPE: the end of the stream.  Returns 0,
+ * -EPIPE, -ECANCELED, -EINVAL (item NULL too), -EPERM outside a fiber.
+ */
+FIBER_API int fiber_queue_get(fiber_queue_t *q, void **item);
+
+/* fiber_queue_get_until - fiber_queue_get with a deadline: -ETIMEDOUT. */
+FIBER_API int fiber_queue_get_until(fiber_queue_t *q, void **item,
+                                    int64_t deadline_ns);
+
+/*
+ * fiber_queue_try_get - queue.get_nowait(): take the oldest item if there
+ * is one; never waits.  Callable anywhere.  Returns 0, -EAGAIN if empty,
+ * -EPIPE if empty and closed, -EINVAL.
+ */
+FIBER_API int fiber_queue_try_get(fiber_queue_t *q, void **item);
+
+/*
+ * fiber_queue_close - no more puts: every waiting putter wakes with -EPIPE
+ * (its item not taken), every waiting getter with -EPIPE (the queue is
+ * empty, or they would not wait).  Items already queued can still be got.
+ * Closing again does nothing.  Callable anywhere.  Returns 0 or -EINVAL.
+ */
+FIBER_API int fiber_queue_close(fiber_queue_t *q);
+
+/* fiber_queue_closed - 1 if closed, 0 if not, -EINVAL. */
+FIBER_API int fiber_queue_closed(const fiber_queue_t *q);
+
+/* fiber_queue_len - queue.qsize(): the items queued now, or 0 for NULL or
+ * a queue not initialized. */
+FIBER_API size_t fiber_queue_len(const fiber_queue_t *q);
+
+/* fiber_queue_capacity - queue.maxsize, or 0 for NULL or a queue not
+ * initialized. */
+FIBER_API size_t fiber_queue_capacity(const fiber_queue_t *q);
+
+/*
+ * fiber_queue_task_done - queue.task_done(): one item got earlier is fully
+ * processed.  Every successful put counts one unfinished item; when
+ * task_done has been called for each, fibers in fiber_queue_join wake.
+ * Callable anywhere.  Returns 0, -EINVAL, also when called more times than
+ * items were put.
+ */
+FIBER_API int fiber_queue_task_done(fiber_queue_t *q);
+
+/*
+ * fiber_queue_join - await queue.join(): wait until every item put has
+ * been marked done with fiber_queue_task_done (at once if none is
+ * unfinished).  Closing the queue does not end the wait.  Returns 0,
+ * -ECANCELED, -EINVAL, -EPERM outside a fiber.
+ */
+FIBER_API int fiber_queue_join(fiber_queue_t *q);
+
+/* fiber_queue_join_until - fiber_queue_join with a deadline: -ETIMEDOUT. */
+FIBER_API int fiber_queue_join_until(fiber_queue_t *q, int64_t deadline_ns);
+
+/* ---- end of coordination ---------------------------------------------- */
+
+/* ---- I/O: descriptors, sockets, threads, processes, signals -----------
+ *
+ *   asyncio                              libfiber
+ *   loop.add_reader / sock_recv          fiber_wait_fd, fiber_read, fiber_recv
+ *   writer.write + drain / sock_sendall  fiber_write, fiber_send
+ *   sock_accept / sock_connect           fiber_accept, fiber_connect
+ *   asyncio.start_server                 fiber_tcp_listen + fiber_accept
+ *   asyncio.open_connection              fiber_tcp_dial
+ *   asyncio.to_thread(fn, arg)           fiber_to_thread(fn, arg, &result)
+ *   create_subprocess_exec(...)          fiber_process_spawn
+ *   proc.wait()                          fiber_process_wait
+ *   loop.add_signal_handler(sig, ...)    fiber_signal_wait
+ *
+ * None of these blocks the thread: when a call must wait, its fiber
+ * blocks and the loop runs others; when no fiber is ready, the loop sleeps
+ * in epoll_wait until the next timer or the next I/O, whichever comes
+ * first.  A fiber waiting on I/O, a thread or a process keeps the loop
+ * alive: it is never taken for a deadlock.
+ *
+ * Descriptors.  The calls taking a descriptor work on any kind (socket,
+ * pipe, terminal, eventfd...).  The first time the loop sees one it
+ * switches it to O_NONBLOCK, and puts it back in blocking mode when the
+ * loop ends if it is still open (a terminal on stdin is shared with the
+ * shell).  Descriptors the library creates (accept, listen, dial, pipes of
+ * processes) are O_NONBLOCK and O_CLOEXEC.  Close a descriptor used here
+ * with fiber_close, not close(2): the loop remembers descriptors by
+ * number, and fiber_close is what makes it forget one, waking the fibers
+ * waiting on it with -EBADF instead of leaving them blocked for ever.
+ *
+ * Waiting.  Every call that can wait has a variant ending in _until taking
+ * an absolute deadline on the loop clock in nanoseconds (see fiber_now_ns;
+ * INT64_MAX means none).  When a call must wait past its deadline it fails
+ * with -ETIMEDOUT; a deadline already passed lets it do what it can
+ * without waiting.  Calls that can wait need a running fiber (-EPERM
+ * outside one) and return -ECANCELED when the fiber is or becomes
+ * cancelled, without doing anything if the cancel came first.  EINTR is
+ * retried, never returned.
+ *
+ * Lost data.  A read that fails has read nothing.  A write that is
+ * interrupted (deadline, cancel, error) after some bytes went out returns
+ * how many did, as write(2) does after a signal; the next call reports the
+ * cause.  Sockets never raise SIGPIPE (a closed peer gives -EPIPE); a pipe
+ * whose reader has gone raises it as write(2) does, unless the program
+ * ignores SIGPIPE, and then gives -EPIPE.
+ *
+ * The virtual clock.  Time stands still while I/O is ready.  When no fiber
+ * is ready and fibers wait on I/O as well as on timers, the loop waits for
+ * I/O in real time for up to 5 ms, then the clock jumps to the next
+ * deadline.  I/O between fibers of the same loop (socketpairs, pipes,
+ * loopback connections) is ready at once, so tests using it are exact;
+ * I/O that depends on another process or thread may lose a race against a
+ * virtual deadline, and is best tested on the real clock.
+ *
+ * Threads.  Each thread may run its own loop, with its own epoll instance,
+ * thread pool and descriptors; a descriptor is waited on from one loop at
+ * a time.
+ */
+
+/* Events for fiber_wait_fd. */
+#define FIBER_READABLE 1
+#define FIBER_WRITABLE 2
+
+/*
+ * fiber_wait_fd - loop.add_reader/add_writer as one call: wait until fd is
+ * readable, writable, or either (events is FIBER_READABLE, FIBER_WRITABLE
+ * or both).  The descriptor's mode is left as it is.  A hang-up or error
+ * on it counts as ready, as poll(2) says.  Returns the events that are
+ * ready (a non-zero subset of events), -EINVAL for bad events, -EBADF for
+ * a descriptor that is not open or that another fiber closed with
+ * fiber_close meanwhile, -ETIMEDOUT, -ECANCELED, -EPERM, -ENOMEM.
+ */
+FIBER_API int fiber_wait_fd(int fd, int events);
+FIBER_API int fiber_wait_fd_until(int fd, int events, int64_t deadline_ns);
+
+/*
+ * fiber_read - read(2) up to len bytes, waiting until there are some.
+ * Returns the number read (at least 1 when len > 0), 0 at end of file, or
+ * a negative errno: read(2)'s errors, -EBADF also when the descriptor was
+ * closed with fiber_close while waiting, -EINVAL when buf is NULL with
+ * len > 0, -ETIMEDOUT, -ECANCELED, -EPERM.
+ */
+FIBER_API ssize_t fiber_read(int fd, void *buf, size_t len);
+FIBER_API ssize_t fiber_read_until(int fd, void *buf, size_t len,
+                                   int64_t deadline_ns);
+
+/*
+ * fiber_write - write(2) the whole buffer, waiting whenever the descriptor
+ * is full.  Returns len, or the number of bytes written before an
+ * interruption (less than len, see "Lost data"), or a negative errno when
+ * nothing was written: write(2)'s errors (-EPIPE), -EBADF, -EINVAL,
+ * -ETIMEDOUT, -ECANCELED, -EPERM.
+ */
+FIBER_API ssize_t fiber_write(int fd, const void *buf, size_t len);
+FIBER_API ssize_t fiber_write_until(int fd, const void *buf, size_t len,
+                                    int64_t deadline_ns);
+
+/* fiber_recv - recv(2) with flags, waiting as fiber_read does; returns as
+ * fiber_read, with recv(2)'s errors (-ENOTSOCK, -ECONNRESET...). */
+FIBER_API ssize_t fiber_recv(int fd, void *buf, size_t len, int flags);
+FIBER_API ssize_t fiber_recv_until(int fd, void *buf, size_t len, int flags,
+                                   int64_t deadline_ns);
+
+/* fiber_send - send(2) the whole buffer with flags (MSG_NOSIGNAL is
+ * always added), waiting as fiber_write does; returns as fiber_write. */
+FIBER_API ssize_t fiber_send(int fd, const void *buf, size_t len, int flags);
+FIBER_API ssize_t fiber_send_until(int fd, const void *buf, size_t len,
+                                   int flags, int64_t deadline_ns);
+
+/*
+ * fiber_accept - accept(2) a connection on a listening socket, waiting
+ * until one comes.  addr and addrlen are as for accept(2) (both may be
+ * NULL).  Returns the new socket, non-blocking and close-on-exec, or a
+ * negative errno: accept(2)'s errors (-EMFILE...; a connection aborted
+ * before it was accepted is skipped), -EBADF, -EINVAL, -ETIMEDOUT,
+ * -ECANCELED, -EPERM.
+ */
+FIBER_API int fiber_accept(int fd, struct sockaddr *addr, socklen_t *addrlen);
+FIBER_API int fiber_accept_until(int fd, struct sockaddr *addr,
+                                 socklen_t *addrlen, int64_t deadline_ns);
+
+/*
+ * fiber_connect - connect(2) a socket, waiting until the connection is
+ * made or fails.  Returns 0, or a negative errno: connect(2)'s errors
+ * (-ECONNREFUSED...), -EINVAL for a NULL address, -EBADF, -ETIMEDOUT,
+ * -ECANCELED (after which the socket is of no further use: close it),
+ * -EPERM.
+ */
+FIBER_API int fiber_connect(int fd, const struct sockaddr *addr,
+                            socklen_t addrlen);
+FIBER_API int fiber_connect_until(int fd, const struct sockaddr *addr,
+                                  socklen_t addrlen, int64_t deadline_ns);
+
+/*
+ * fiber_close - close(2) a descriptor and make the loop forget it: fibers
+ * waiting on it wake with -EBADF.  Works outside a loop too (a plain
+ * close).  Never waits.  Returns 0, or -EBADF (or close(2)'s -EIO).
+ */
+FIBER_API int fiber_close(int fd);
+
+/*
+ * fiber_tcp_listen - a TCP socket listening on address, "host:port":
+ * "127.0.0.1:8080", "[::1]:8080", "localhost:8080", ":8080" (every IPv4
+ * interface).  Port 0 lets the kernel choose (see getsockname(2)).
+ * SO_REUSEADDR is set; backlog <= 0 means SOMAXCONN.  A host name is
+ * resolved on the thread pool.  Returns the socket, non-blocking and
+ * close-on-exec, or a negative errno: -EINVAL for a malformed address,
+ * the errors of name resolution (see fiber_tcp_dial), of socket, bind and
+ * listen (-EADDRINUSE...), -ECANCELED, -EPERM.
+ */
+FIBER_API int fiber_tcp_listen(const char *address, int backlog);
+
+/*
+ * fiber_tcp_dial - asyncio.open_connection: a TCP connection to address
+ * ("host:port", "[v6 address]:port").  A host name is resolved with
+ * getaddrinfo on the thread pool, so other fibers run meanwhile; each
+ * address found is tried in turn until one connects.  Returns the
+ * connected socket, non-blocking and close-on-exec, or a negative errno:
+ * -EINVAL for a malformed address, -ENXIO when the name has no address,
+ * -EAGAIN when the name server did not answer, -EIO when resolution
+ * failed otherwise, the last connect error (-ECONNREFUSED...),
+ * -ETIMEDOUT, -ECANCELED, -EPERM.  A resolution still running at the
+ * deadline or cancel is abandoned (it finishes on its thread, unseen).
+ */
+FIBER_API int fiber_tcp_dial(const char *address);
+FIBER_API int fiber_tcp_dial_until(const char *address, int64_t deadline_ns);
+
+/*
+ * fiber_to_thread - asyncio.to_thread: run fn(arg) on a worker thread and
+ * wait for its return value, stored in *result (if result is not NULL).
+ * Other fibers run meanwhile.  Each loop owns a pool of at most 4 worker
+ * threads, started as jobs need them and joined when the loop ends (which
+ * waits for jobs still running).  Jobs start in the order submitted.  fn
+ * must not call libfiber: it runs outside any loop.  Workers block every
+ * signal.
+ *
+ * Cancellation: a thread cannot be stopped.  If the calling fiber is
+ * cancelled while its job is still queued, the job is taken back and
+ * never runs; *result is untouched.  If the job is running, the fiber
+ * waits (uncancellably) for it to return, since fn may use memory the
+ * caller owns, stores its result, and returns -ECANCELED: the result is
+ * never lost, as with fiber_await.
+ *
+ * Returns 0, -ECANCELED, -EINVAL if fn is NULL, -EPERM outside a fiber,
+ * -ENOMEM, or the error of eventfd or pthread_create when no worker
+ * thread could be started.
+ */
+FIBER_API int fiber_to_thread(fiber_fn fn, void *arg, void **result);
+
+/* A child process started by fiber_process_spawn. */
+typedef struct fiber_process fiber_process_t;
+
+/* Flags of fiber_process_spawn: which of the child's streams are pipes to
+ * the caller, and whether its stderr goes where its stdout goes. */
+#define FIBER_PIPE_STDIN 1
+#define FIBER_PIPE_STDOUT 2
+#define FIBER_PIPE_STDERR 4
+#define FIBER_STDERR_TO_STDOUT 8
+
+/*
+ * fiber_process_spawn - asyncio.create_subprocess_exec: start argv[0]
+ * (searched in PATH) with arguments argv (NULL-terminated) and the
+ * environment of the process.  Streams not asked for as pipes in flags are
+ * inherited.  pipes (which may be NULL when flags asks for none) receives
+ * the caller's end of each pipe: pipes[0] is written to the child's stdin,
+ * pipes[1] and pipes[2] read from its stdout and stderr; -1 where there is
+ * no pipe.  They are non-blocking, close-on-exec and the caller's to close
+ * with fiber_close (closing pipes[0] gives the child end of file).  The
+ * child starts with the thread's signal mask, less the signals the loop
+ * watches.  On success *proc holds the handle.
+ *
+ * Returns 0, -EINVAL (NULL proc, argv or argv[0]; unknown flags;
+ * FIBER_PIPE_STDERR with FIBER_STDERR_TO_STDOUT; pipes NULL when needed),
+ * -EPERM outside a fiber, posix_spawn's errors (-ENOENT when no such
+ * program was found, -EACCES), -EMFILE, -ENOMEM.  Nothing is left behind
+ * on failure.
+ */
+FIBER_API int fiber_process_spawn(fiber_process_t **proc,
+                                  const char *const argv[], int flags,
+                                  int pipes[3]);
+
+/*
+ * fiber_process_wait - proc.wait(): wait until the child exits, store its
+ * waitpid(2) status in *wstatus (if not NULL; see WIFEXITED, WEXITSTATUS,
+ * WIFSIGNALED, WTERMSIG) and free the handle.  The loop learns of the
+ * exit through a pidfd (Linux 5.3+) or, without one, through SIGCHLD,
+ * which must then reach the loop's thread: block it in other threads.
+ *
+ * If the wait ends early (-ETIMEDOUT, -ECANCELED) the child runs on and
+ * the handle stays valid: wait again, or kill it first.  A handle never
+ * waited for is freed when the loop ends; the child, if still running,
+ * is left to run.  Returns 0, -ETIMEDOUT, -ECANCELED, -ECHILD when
+ * somebody else reaped the child (the handle is freed), -EINVAL for NULL
+ * or another loop's handle, -EBUSY when another fiber is waiting for it,
+ * -EPERM outside a fiber.
+ */
+FIBER_API int fiber_process_wait(fiber_process_t *proc, int *wstatus);
+FIBER_API int fiber_process_wait_until(fiber_process_t *proc, int *wstatus,
+                                       int64_t deadline_ns);
+
+/* fiber_process_kill - send signo (0 checks the child exists) to the
+ * child.  Never waits.  Returns 0, -EINVAL for NULL or a bad signal, or
+ * kill(2)'s error. */
+FIBER_API int fiber_process_kill(fiber_process_t *proc, int signo);
+
+/* fiber_process_pid - the child's process id, or -EINVAL for NULL. */
+FIBER_API int fiber_process_pid(const fiber_process_t *proc);
+
+/*
+ * fiber_signal_watch - start catching the n signals listed (SIGINT,
+ * SIGTERM, SIGHUP, SIGUSR1...): from now until the loop ends they are
+ * blocked on the loop's thread and queued for fiber_signal_wait instead
+ * of running their default action or a handler.  fiber_signal_wait
+ * watches the signals it names too; watching first closes the window in
+ * which a signal arriving before the first wait would, say, kill the
+ * process.  In a program with several threads, block the signals in the
+ * others too, or the kernel may deliver them there.  When the loop ends,
+ * watched signals still pending are discarded and the thread's signal
+ * mask is put back.  Returns 0, -EINVAL for an empty or NULL list or a
+ * signal that cannot be waited for (SIGKILL, SIGSTOP, the signals of
+ * faults such as SIGSEGV, and those glibc keeps for itself), -EPERM
+ * outside a fiber, or the error of signalfd.
+ */
+FIBER_API int fiber_signal_watch(const int signals[], size_t n);
+
+/*
+ * fiber_signal_wait - wait until one of the n signals listed arrives and
+ * return its number.  Every fiber waiting for a signal when it arrives is
+ * woken by it; one arriving while none waits is kept (once, as the kernel
+ * keeps a pending signal) for the next wait.  Returns the signal number,
+ * or the errors of fiber_signal_watch, -ETIMEDOUT, -ECANCELED.
+ */
+FIBER_API int fiber_signal_wait(const int signals[], size_t n);
+FIBER_API int fiber_signal_wait_until(const int signals[], size_t n,
+                                      int64_t deadline_ns);
+
+/* ---- end of I/O --------------------------------------------------------- */
+
 /* ------------------------------------------------------------------------
  * Debugging
+ *
+ * Seeing every fiber.  fiber_dump writes, for each live fiber of the
+ * running loop, its id, name and entry function, its state (running,
+ * ready, sleeping and for how long, awaiting which task, waiting on
+ * what), its stack high-water mark and its backtrace, like a Go goroutine
+ * dump.  The deadlock report of fiber_run is such a dump.  With a dump
+ * signal (dump_signal below, or FIBER_DUMP_SIGNAL=SIGQUIT), that signal
+ * makes the loop write the dump to its report stream (stderr) at its next
+ * scheduling point, and the program goes on.
+ *
+ * Backtraces are taken with libunwind (the nongnu one, Debian package
+ * libunwind-dev) on x86-64: a blocked fiber is unwound from the context
+ * saved when it switched away, the calling fiber from where it stands.
+ * libfiber's own frames are left out, so frame 0 is the function that
+ * called into libfiber (the blocking call, or the dump); frames stop at
+ * the fiber's entry, and a fiber that never ran shows its entry function.
+ * Built with ./configure --without-libunwind, dumps say that stacks are
+ * unavailable and fiber_backtrace returns -ENOSYS.
+ *
+ * Stack use is a high-water mark: the deepest non-zero word among the
+ * stack's pages that are resident (mincore).  Debug mode zeroes the
+ * resident pages of a reused stack when a fiber is spawned, so the mark
+ * is that fiber's own; without it, a reused stack may show the deeper mark
+ * an earlier fiber left.  Under Valgrind it is counted in whole pages.
+ *
+ * Stack overflow.  While a loop runs, a SIGSEGV handler on an alternate
+ * signal stack recognises a fault in the guard page below a fiber's stack,
+ * writes "libfiber: fiber N 'name' overflowed its S-byte stack" and that
+ * fiber's backtrace to stderr, and lets the process die of SIGSEGV as it
+ * would have.  Every other fault goes to the handler installed before the
+ * loop started (or the default action), untouched.  The handler is left
+ * out with overflow_check = -1 or FIBER_OVERFLOW_CHECK=0, and in builds
+ * with AddressSanitizer or ThreadSanitizer, which report overflows
+ * themselves.
+ *
+ * Debug mode (checks = 1 or FIBER_DEBUG=1) reports, on the report stream,
+ * each naming the fiber concerned:
+ *   - a task handle used after fiber_await, fiber_gather, fiber_wait_for
+ *     or fiber_detach consumed it ("awaited twice"): the call returns
+ *     -EINVAL instead of undefined behaviour.  Freed tasks are kept out of
+ *     reuse for the last FIBER_DEBUG_QUARANTINE of them, so that such a
+ *     handle is recognised;
+ *   - at the end of the loop, every task that was never awaited nor
+ *     detached, as asyncio's "Task was destroyed but it is pending!" (it
+ *     still ran when main returned) and "never retrieved" (it finished);
+ *   - a fiber that held the CPU longer than slow_seconds without a
+ *     blocking call, as asyncio's slow-callback warning;
+ *   - a fiber-only call (sleep, await, spawn, ...) made outside a fiber.
+ * A loop in debug mode is slower: each switch reads the clock.
+ *
+ * Tracing.  trace_path (or FIBER_TRACE=path.json) makes the loop write a
+ * trace in the Chrome trace-event format, which Perfetto
+ * (ui.perfetto.dev) and chrome://tracing open: one track per fiber, a
+ * slice for each stretch it ran, for its sleeps and its waits, and arrows
+ * from spawn to first run and from a task's end to its awaiter.  Each
+ * loop of the process is one "process" of the trace, and the file is
+ * rewritten, whole and valid, when each loop ends.  A fiber_trace_t
+ * records loops in memory for fiber_trace_write_timeline, a text picture
+ * of the same.  Times are on the loop clock: under the virtual clock a
+ * stretch of running takes no time at all, and only waits have length.
+ *
+ * Environment, read by fiber_run where the options leave a field 0:
+ *   FIBER_DEBUG=1               debug mode (0 or unset: off)
+ *   FIBER_DEBUG_SLOW=seconds    the slow-fiber threshold (default 0.1)
+ *   FIBER_DUMP_SIGNAL=SIGQUIT   a signal by name, with or without SIG, or
+ *                               number; not SIGSEGV, SIGBUS, SIGILL,
+ *                               SIGFPE, SIGKILL nor SIGSTOP
+ *   FIBER_TRACE=path.json       write a Chrome trace there
+ *   FIBER_OVERFLOW_CHECK=0      no SIGSEGV handler
+ * A value that cannot be read makes fiber_run return -EINVAL after a line
+ * on stderr, as a bad FIBER_CLOCK does.
  */
+
+/* Freed tasks debug mode keeps out of reuse to catch stale handles. */
+#define FIBER_DEBUG_QUARANTINE 4096
+
+/* Recorded loops, for a timeline or a trace written later. */
+typedef struct fiber_trace fiber_trace_t;
+
+/* Debugging aids of a loop (fiber_options.debug).  All-zero means the
+ * environment's choices. */
+typedef struct fiber_debug_options {
+    /* 1: debug mode; -1: not; 0: FIBER_DEBUG decides. */
+    int checks;
+    /* Debug mode's slow-fiber threshold in seconds; 0: FIBER_DEBUG_SLOW,
+     * else 0.1. */
+    double slow_seconds;
+    /* A signal number (SIGQUIT, SIGUSR1, ...) that asks for a dump;
+     * -1: none; 0: FIBER_DUMP_SIGNAL decides. */
+    int dump_signal;
+    /* Write a Chrome trace of the loop to this file; NULL: FIBER_TRACE. */
+    const char *trace_path;
+    /* Record the loop into this trace as well (see fiber_trace_new). */
+    fiber_trace_t *trace;
+    /* Where reports and signal dumps go; NULL: stderr. */
+    FILE *report;
+    /* 1: catch stack overflows; -1: not; 0: yes unless
+     * FIBER_OVERFLOW_CHECK=0. */
+    int overflow_check;
+} fiber_debug_options_t;
+
+/*
+ * fiber_dump - write every live fiber of the running loop to out, oldest
+ * first (see above).  Callable from any fiber.  Returns the number of
+ * fibers written, -EINVAL if out is NULL, -EPERM outside a running loop,
+ * -EIO if writing failed.
+ */
+FIBER_API int fiber_dump(FILE *out);
+
+/*
+ * fiber_backtrace - the return addresses on task's stack, innermost first,
+ * for programs that log their own way (see fiber_symbolize).  task NULL
+ * means the calling fiber.  Frame 0 is the function that made the call
+ * into libfiber: the blocking call of a blocked fiber, this call for the
+ * calling fiber.  A fiber that never ran has one frame, its entry
+ * function.  Frames stop before the fiber's entry trampoline.
+ *
+ * Returns the number of frames stored in frames (at most max), 0 for a
+ * finished task, -EINVAL if frames is NULL with max > 0 or task belongs to
+ * another loop, -EPERM outside a running fiber, -ENOSYS without libunwind,
+ * -ENOMEM if no room could be found to unwind more than 32 frames.
+ */
+FIBER_API int fiber_backtrace(const fiber_task_t *task, void **frames,
+                              size_t max);
+
+/*
+ * fiber_symbolize - name the code address addr (a frame of
+ * fiber_backtrace, a function pointer) as "function+0xoffset (object)"
+ * into buf, like snprintf.  Static functions are named too when the
+ * object has its symbol table and libunwind is available.  Callable
+ * anywhere.  Returns the length of the full text, -ENOENT when no symbol
+ * is known (buf then holds the address in hex), -EINVAL if buf is NULL
+ * with size > 0.
+ */
+FIBER_API int fiber_symbolize(const void *addr, char *buf, size_t size);
+
+/*
+ * fiber_stack_usage - task's stack high-water mark in bytes (see above)
+ * into *used and its usable size into *size (either may be NULL).  task
+ * NULL means the calling fiber.  Returns 0, -EINVAL for a task of another
+ * loop, -EPERM outside a running fiber, -EALREADY if the task has
+ * finished (its stack is gone).
+ */
+FIBER_API int fiber_stack_usage(const fiber_task_t *task, size_t *used,
+                                size_t *size);
+
+/*
+ * fiber_trace_new - an empty trace, to be given to loops in
+ * fiber_debug_options.trace.  Each loop run with it is recorded when it
+ * ends; loops on several threads may share one trace.  Returns 0, -EINVAL
+ * for NULL, -ENOMEM.
+ */
+FIBER_API int fiber_trace_new(fiber_trace_t **trace);
+
+/* fiber_trace_free - free a trace no running loop records into; NULL is
+ * ignored. */
+FIBER_API void fiber_trace_free(fiber_trace_t *trace);
+
+/*
+ * fiber_trace_write_json - write the recorded loops to out in the Chrome
+ * trace-event format (what FIBER_TRACE writes).  Returns 0, -EINVAL for
+ * NULL, -EIO if writing failed.
+ */
+FIBER_API int fiber_trace_write_json(const fiber_trace_t *trace, FILE *out);
+
+/*
+ * fiber_trace_write_timeline - write a text timeline of each recorded
+ * loop to out: one row per fiber, time across in width columns (0: 64;
+ * at least 8), each column showing what the fiber did in that slice of
+ * time:
+ *   #  ran (under the virtual clock, running takes no time; a # marks
+ *      that it ran then)
+ *   ~  ready, waiting for its turn
+ *   -  sleeping
+ *   .  awaiting a task or waiting on something else
+ *      (blank) not yet spawned, or finished
+ * Returns 0, -EINVAL for NULL or a width below 8, -EIO if writing failed.
+ */
+FIBER_API int fiber_trace_write_timeline(const fiber_trace_t *trace,
+                                         FILE *out, unsigned width);
 
 #ifdef __cplusplus
 }

@@ -17,7 +17,8 @@
  *
  * Under AddressSanitizer each switch is announced with
  * __sanitizer_start_switch_fiber / __sanitizer_finish_switch_fiber so that
- * ASan knows which stack is in use.
+ * ASan knows which stack is in use.  Under ThreadSanitizer each context is
+ * a TSan fiber, created with it and destroyed after its last switch away.
  */
 #include "config.h"
 
@@ -45,6 +46,23 @@ _Static_assert(sizeof(ucontext_t) <= sizeof(((struct fiber__context *)0)->storag
 #endif
 #if defined(__SANITIZE_ADDRESS__)
 #define FIBER_ASAN 1
+#endif
+
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define FIBER_TSAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define FIBER_TSAN 1
+#endif
+
+#ifdef FIBER_TSAN
+#include <sanitizer/tsan_interface.h>
+
+/* A finished context's TSan fiber, destroyed by the context that runs
+ * next: a fiber may not destroy the TSan fiber it runs on. */
+static _Thread_local void *tsan_dead_fiber;
 #endif
 
 #ifdef FIBER_ASAN
@@ -200,6 +218,11 @@ int fiber__context_make(struct fiber__context *ctx, void *stack, size_t size,
     ctx->stack_size = size;
     ctx->finished = false;
     ctx->asan_fake_stack = NULL;
+#ifdef FIBER_TSAN
+    ctx->tsan_fiber = __tsan_create_fiber(0);
+#else
+    ctx->tsan_fiber = NULL;
+#endif
     return 0;
 }
 
@@ -211,6 +234,17 @@ void fiber__context_switch(struct fiber__context *from,
     __sanitizer_start_switch_fiber(from->finished ? NULL : &from->asan_fake_stack,
                                    to->stack, to->stack_size);
 #endif
+#ifdef FIBER_TSAN
+    /* The thread's own context becomes a TSan fiber when first left. */
+    if (!from->tsan_fiber)
+        from->tsan_fiber = __tsan_get_current_fiber();
+    if (from->finished) {
+        tsan_dead_fiber = from->tsan_fiber;
+        from->tsan_fiber = NULL;
+    }
+    /* Flags 0: the switch orders memory, as it does on one thread. */
+    __tsan_switch_to_fiber(to->tsan_fiber, 0);
+#endif
 #if SWITCH_ASM
     fiber__switch_x86_64(as_ucontext(from), as_ucontext(to));
 #else
@@ -219,7 +253,7 @@ void fiber__context_switch(struct fiber__context *from,
     int rc = swapcontext(as_ucontext(from), as_ucontext(to));
     (void)rc;
 #endif
-#ifdef FIBER_ASAN
+#if defined(FIBER_ASAN) || defined(FIBER_TSAN)
     fiber__context_started(from);
 #endif
 }
@@ -237,5 +271,33 @@ void fiber__context_started(struct fiber__context *self)
     }
 #else
     (void)self;
+#endif
+#ifdef FIBER_TSAN
+    if (tsan_dead_fiber) {
+        __tsan_destroy_fiber(tsan_dead_fiber);
+        tsan_dead_fiber = NULL;
+    }
+#endif
+}
+
+void *fiber__context_pc(const struct fiber__context *ctx)
+{
+#if defined(__x86_64__)
+    const ucontext_t *uc = (const ucontext_t *)(const void *)ctx->storage;
+    return (void *)uc->uc_mcontext.gregs[REG_RIP];
+#else
+    (void)ctx;
+    return NULL;
+#endif
+}
+
+void *fiber__context_sp(const struct fiber__context *ctx)
+{
+#if defined(__x86_64__)
+    const ucontext_t *uc = (const ucontext_t *)(const void *)ctx->storage;
+    return (void *)uc->uc_mcontext.gregs[REG_RSP];
+#else
+    (void)ctx;
+    return NULL;
 #endif
 }

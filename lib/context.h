@@ -20,6 +20,7 @@ struct fiber__context {
      * released, so sanitizers must forget it. */
     bool finished;
     void *asan_fake_stack;
+    void *tsan_fiber;  /* ThreadSanitizer's handle for this context */
 };
 
 /*
@@ -37,5 +38,10 @@ void fiber__context_switch(struct fiber__context *from,
 /* Called first thing by a fiber's entry function on its new stack, so that
  * sanitizers learn the switch has completed. */
 void fiber__context_started(struct fiber__context *self);
+
+/* The instruction and stack pointers a suspended context resumes with, for
+ * stack dumps; NULL where the machine's layout is not known. */
+void *fiber__context_pc(const struct fiber__context *ctx);
+void *fiber__context_sp(const struct fiber__context *ctx);
 
 #endif

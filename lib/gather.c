@@ -9,6 +9,7 @@
 
 #include <errno.h>
 
+#include "debug.h"
 #include "loop.h"
 #include "task.h"
 
@@ -45,7 +46,7 @@ FIBER_API int fiber_gather(fiber_task_t *const tasks[], size_t n,
         if (!tasks[i])
             return -EINVAL;
     if (!self)
-        return -EPERM;
+        return fiber__outside_fiber("fiber_gather");
     int rc = check_all(self, tasks, n);
     if (rc < 0)
         return rc;
@@ -55,17 +56,18 @@ FIBER_API int fiber_gather(fiber_task_t *const tasks[], size_t n,
     for (size_t i = 0; i < n; i++)
         tasks[i]->claimed_by = self;
 
-    bool cancelled = false;
+    int stop = 0;
     for (size_t i = 0; i < n; i++) {
         rc = fiber__await(tasks[i], FIBER__FOREVER,
                           results ? &results[i] : NULL,
                           statuses ? &statuses[i] : NULL);
-        if (rc == -ECANCELED && !cancelled) {
-            /* Cancel all the rest at once, then reap them in order. */
-            cancelled = true;
+        if (rc < 0 && stop == 0) {
+            /* Cancelled, or a timeout scope expired: cancel all the rest
+             * at once, then reap them in order. */
+            stop = rc;
             for (size_t j = i + 1; j < n; j++)
                 fiber__cancel(self->loop, tasks[j]);
         }
     }
-    return cancelled ? -ECANCELED : 0;
+    return stop;
 }

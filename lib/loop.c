@@ -19,9 +19,12 @@
 #include <string.h>
 #include <sys/prctl.h>
 
+#include "collector.h"
+#include "debug.h"
 #include "observe.h"
 #include "poller.h"
 #include "report.h"
+#include "scope.h"
 
 _Thread_local struct fiber_loop *fiber__loop
     __attribute__((tls_model("initial-exec")));
@@ -98,7 +101,10 @@ int fiber__cancel(struct fiber_loop *loop, struct fiber_task *f)
     if (f->state == FIBER__DONE)
         return -EALREADY;
     f->cancel_requested = true;
-    if (is_blocked(f) && f->cancellable)
+    /* A shield hides the request until it ends: the first blocking call
+     * after it gets -ECANCELED. */
+    if (is_blocked(f) && f->cancellable &&
+        !(f->scope && fiber__scope_shielded(f)))
         fiber__wake(loop, f, -ECANCELED);
     return 0;
 }
@@ -107,23 +113,49 @@ int fiber__cancel(struct fiber_loop *loop, struct fiber_task *f)
 
 int fiber__enter_blocking(struct fiber_task *self)
 {
-    if (self->cancel_requested) {
-        self->cancel_delivered = true;
-        return -ECANCELED;
-    }
-    return 0;
+    /* One test in the common case: no cancel, no timeout scope. */
+    if (!self->cancel_requested && !self->scope)
+        return 0;
+    return fiber__scope_deliver(self);
 }
 
 int fiber__block(struct fiber_loop *loop, enum fiber__state state,
                  int64_t deadline)
 {
     struct fiber_task *self = loop->current;
+    /* A scope's deadline before the call's own cuts the wait short; at a
+     * tie the call's own outcome wins, as a completion wins over a
+     * timeout, and the scope stops the next call instead. */
+    int64_t until = fiber__scope_deadline(self);
+    bool scope_first = until < deadline;
+    if (!scope_first)
+        until = deadline;
 
     self->state = state;
     self->cancellable = true;
-    if (deadline != FIBER__FOREVER)
-        fiber__timer_heap_insert(&loop->timers, &self->timer, deadline);
-    return fiber__suspend(loop);
+    if (until != FIBER__FOREVER)
+        fiber__timer_heap_insert(&loop->timers, &self->timer, until);
+    int rc = fiber__suspend(loop);
+
+    /* Woken by a cancel, or by the timer at a scope's deadline: deliver
+     * it to whomever it is for, the fiber or the outermost scope.  At a
+     * scope's deadline, first let the fibers woken at the same instant
+     * run once, so that a cancel among them wins, as with wait_for. */
+    int timer_rc = state == FIBER__SLEEPING ? 0 : -ETIMEDOUT;
+    bool scope_expired = scope_first && rc == timer_rc &&
+                         fiber__clock_now(&loop->clock) >= until;
+    if (scope_expired) {
+        fiber__make_ready(loop, self, 0);
+        fiber__suspend(loop);
+    }
+    if (rc == -ECANCELED || scope_expired) {
+        int stop = fiber__scope_deliver(self);
+        if (stop < 0)
+            rc = stop;
+        else if (rc == -ECANCELED)
+            self->cancel_delivered = true;
+    }
+    return rc;
 }
 
 /* ---- switching --------------------------------------------------------- */
@@ -162,6 +194,8 @@ static void fire_timers(struct fiber_loop *loop)
  * and let every fiber now ready have one turn. */
 static void begin_round(struct fiber_loop *loop)
 {
+    if (loop->debug)
+        fiber__debug_round(loop);
     fire_timers(loop);
     if (fiber__poller_pending(loop))
         fiber__poller_wait(loop, INT64_MIN);
@@ -214,8 +248,6 @@ int fiber__suspend(struct fiber_loop *loop)
     reap_zombie(loop);
     self->state = FIBER__RUNNING;
     errno = self->saved_errno;
-    if (self->wake_result == -ECANCELED)
-        self->cancel_delivered = true;
     return self->wake_result;
 }
 
@@ -230,6 +262,12 @@ static void fiber_entry(void)
     self->state = FIBER__RUNNING;
     errno = 0;
     self->result = self->fn(self->arg);
+    /* The scopes it entered lived in frames that have returned.  Groups
+     * and waitsets it still owns are closed now, waiting for their tasks:
+     * no fiber ends with tasks of its own still running. */
+    self->scope = NULL;
+    if (self->owned)
+        fiber__collectors_close(self);
 
     if (self->fail_status < 0)
         self->status = self->fail_status;
@@ -243,6 +281,8 @@ static void fiber_entry(void)
     loop->nalive--;
     if (self->waiter)
         fiber__wake(loop, self->waiter, 0);
+    if (self->collector)
+        fiber__collector_task_done(loop, self);
     if (self->is_main)
         loop->main_done = true;
 
@@ -261,6 +301,8 @@ static void fiber_entry(void)
     switch_context(loop, self, &self->ctx, to);
     abort(); /* A finished fiber is never resumed. */
 }
+
+void (*const fiber__entry_point)(void) = fiber_entry;
 
 /* ---- tasks ------------------------------------------------------------- */
 
@@ -288,6 +330,9 @@ static void all_unlink(struct fiber_loop *loop, struct fiber_task *f)
 void fiber__free_task(struct fiber_loop *loop, struct fiber_task *f)
 {
     all_unlink(loop, f);
+    /* Debug mode keeps it out of reuse, to recognise its handle later. */
+    if (loop->debug && fiber__debug_quarantine(loop, f))
+        return;
     f->next_ready = loop->free_tasks;
     loop->free_tasks = f;
 }
@@ -417,6 +462,9 @@ static void abandon_all(struct fiber_loop *loop)
         if (f->state == FIBER__DONE)
             continue;
         fiber__timer_heap_remove(&loop->timers, &f->timer);
+        /* A wait queue lives in the user's memory (a mutex, a queue) and
+         * outlives the loop: leave no pointer to a freed task in it. */
+        fiber__waitq_unlink(f);
         fiber__stack_release(&loop->stacks, &f->stack);
         f->state = FIBER__DONE;
         f->status = -EDEADLK;
@@ -476,6 +524,9 @@ static int clock_from_env(int *clock)
 
 static void loop_destroy(struct fiber_loop *loop)
 {
+    fiber__debug_detach(loop);
+    /* Groups and waitsets of fibers abandoned before they returned. */
+    fiber__collectors_free(loop);
     while (loop->all_head)
         fiber__free_task(loop, loop->all_head);
     while (loop->free_tasks) {
@@ -517,6 +568,11 @@ FIBER_API int fiber_run(fiber_fn main, void *arg, const fiber_options_t *opts,
     fiber__timer_heap_init(&loop->timers);
     fiber__stack_pool_init(&loop->stacks);
     fiber__clock_init(&loop->clock, o.clock == FIBER_CLOCK_VIRTUAL);
+    rc = fiber__debug_attach(loop, o.debug);
+    if (rc < 0) {
+        loop_destroy(loop);
+        return rc;
+    }
 
     fiber_attr_t main_attr = {.name = "main"};
     rc = fiber__spawn(loop, &loop->main, main, arg, &main_attr);

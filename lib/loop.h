@@ -53,10 +53,21 @@ struct fiber_task {
     struct fiber__waitq *waitq;      /* the queue this one waits on */
     struct fiber_task *wq_prev, *wq_next;
     const char *wait_what;           /* what a WAITING fiber waits for */
+    void *wait_item;                 /* a queue item handed to or from it */
     struct fiber_task *all_prev, *all_next;  /* every task of the loop */
+    /* Structured concurrency (scope.h, collector.h): the innermost timeout
+     * scope entered; the group or waitset that owns this task, with its
+     * list links; the groups and waitsets this fiber created. */
+    struct fiber_scope *scope;
+    struct fiber__collector *collector;
+    struct fiber_task *coll_prev, *coll_next, *done_next;
+    struct fiber__collector *owned;
     /* Empty until first asked for when no name was given: formatting
      * "Task-<id>" at every spawn would cost more than the spawn. */
     char name[FIBER_NAME_MAX + 1];
+    /* Debug mode's marks (see debug.h): whether the handle is live or
+     * consumed, and what it noticed about the task. */
+    uint32_t debug_magic, debug_flags;
 };
 
 struct fiber_loop {
@@ -81,6 +92,7 @@ struct fiber_loop {
     bool shutting_down;           /* every live fiber has been cancelled */
     bool observed;                /* call the observe.h hooks */
     struct fiber__poller *poller; /* NULL until a fiber first waits on I/O */
+    struct fiber__debug *debug;   /* debugging aids (debug.h); NULL if none */
 };
 
 /* The loop running on this thread, or NULL.  initial-exec: read with one
@@ -102,8 +114,8 @@ void fiber__make_ready(struct fiber_loop *loop, struct fiber_task *f,
 /*
  * Suspend the running fiber, whose state the caller has set (ready, sleeping
  * or awaiting, with a timer if it has a deadline), and run others until it
- * is made ready again.  Returns its wake result; a -ECANCELED result marks
- * the cancellation delivered.
+ * is made ready again.  Returns its wake result.  Only fiber__block tells
+ * whom a -ECANCELED wake-up is for (the fiber or one of its scopes).
  */
 int fiber__suspend(struct fiber_loop *loop);
 
@@ -122,8 +134,10 @@ void fiber__free_task(struct fiber_loop *loop, struct fiber_task *f);
 
 /*
  * The check at the start of every blocking call: returns -ECANCELED (and
- * marks it delivered) if the running fiber self has a pending cancellation,
- * else 0.
+ * marks it delivered) if the running fiber self has a pending cancellation
+ * that no shield hides, else the error of the outermost of its timeout
+ * scopes that is cancelled (-ECANCELED) or past its deadline (-ETIMEDOUT),
+ * else 0.  See scope.h.
  */
 int fiber__enter_blocking(struct fiber_task *self);
 
@@ -132,7 +146,10 @@ int fiber__enter_blocking(struct fiber_task *self);
  * whatever links the caller has set) until it is woken, or until deadline
  * (FIBER__FOREVER for none).  A cancel wakes it.  Returns the wake result:
  * the waker's, or -ETIMEDOUT when the deadline passed (0 for a sleep, whose
- * deadline is its purpose), or -ECANCELED.
+ * deadline is its purpose), or -ECANCELED.  The fiber's timeout scopes
+ * take part: one whose deadline comes strictly before deadline ends the
+ * wait then with -ETIMEDOUT (a sleep too), and cancelling one wakes it
+ * with -ECANCELED, unless a shield stands in between.
  */
 int fiber__block(struct fiber_loop *loop, enum fiber__state state,
                  int64_t deadline);
@@ -141,5 +158,9 @@ int fiber__block(struct fiber_loop *loop, enum fiber__state state,
 const char *fiber__task_name(const struct fiber_task *f);
 
 const char *fiber__state_name(enum fiber__state state);
+
+/* Where every fiber starts: backtraces stop at this trampoline, and a
+ * saved context still pointing at it belongs to a fiber that never ran. */
+extern void (*const fiber__entry_point)(void);
 
 #endif

@@ -1,29 +1,56 @@
 /*
- * observe.c - the scheduler's observation hooks.  Nothing observes a loop
- * yet; these are the points where tracing and checks attach.
+ * observe.c - the scheduler's observation hooks, which feed debug mode's
+ * checks and the trace.  The scheduler calls them only while
+ * loop->observed is set, which debug.c does when either is on.
  */
 #include "config.h"
 
 #include "observe.h"
 
+#include "debug.h"
+#include "dump.h"
+#include "loop.h"
+#include "trace.h"
+
 void fiber__observe_switch(struct fiber_loop *loop, struct fiber_task *from,
                            struct fiber_task *to)
 {
-    (void)loop;
-    (void)from;
-    (void)to;
+    struct fiber__debug *d = loop->debug;
+
+    if (d->checks)
+        fiber__debug_switch(loop, from);
+    if (d->log) {
+        int64_t now = fiber__clock_now(&loop->clock);
+        if (from)
+            fiber__trace_stop(d->log, now, from);
+        if (to)
+            fiber__trace_run(d->log, now, to);
+    }
 }
 
 void fiber__observe_spawn(struct fiber_loop *loop, struct fiber_task *parent,
                           struct fiber_task *child)
 {
-    (void)loop;
-    (void)parent;
-    (void)child;
+    struct fiber__debug *d = loop->debug;
+
+    if (d->checks) {
+        child->debug_magic = FIBER__MAGIC_LIVE;
+        fiber__stack_paint(loop, child);
+    }
+    if (d->log)
+        fiber__trace_spawn(d->log, fiber__clock_now(&loop->clock), parent, child);
 }
 
 void fiber__observe_exit(struct fiber_loop *loop, struct fiber_task *f)
 {
-    (void)loop;
-    (void)f;
+    struct fiber__debug *d = loop->debug;
+
+    if (d->log && f->waiter)
+        fiber__trace_wake(d->log, fiber__clock_now(&loop->clock), f, f->waiter);
+    /* Whatever still runs when main returns is cancelled by the loop;
+     * unless someone awaits or detaches it, that is worth a word. */
+    if (d->checks && f->is_main)
+        for (struct fiber_task *t = loop->all_head; t; t = t->all_next)
+            if (t != f && t->state != FIBER__DONE)
+                t->debug_flags |= FIBER__FLAG_PENDING_AT_EXIT;
 }

@@ -1,15 +1,76 @@
 /*
- * poller.h - how the loop waits for I/O.  The scheduler calls these when
- * it looks for work; until a fiber first waits on a file descriptor the
- * loop has no poller and waits on its clock alone.
+ * poller.h - how the loop waits for I/O.  The scheduler calls the first
+ * three functions when it looks for work; until a fiber first waits on a
+ * file descriptor the loop has no poller and waits on its clock alone.
+ *
+ * The poller is an epoll instance with every descriptor registered once,
+ * edge-triggered, for both directions.  What the library knows about each
+ * descriptor lives in a table indexed by descriptor number: the fibers
+ * waiting on it, whether epoll knows it, and readiness seen while nobody
+ * waited.  Wrappers always try their system call first and wait only after
+ * EAGAIN, so an edge is never missed: data arriving after the EAGAIN makes
+ * a new edge, and an edge reported while nobody waited is remembered.
+ *
+ * Other modules (the thread pool, signals) hang their per-loop state off
+ * the poller and register descriptors with a handler of their own.
  */
 #ifndef FIBER_POLLER_H
 #define FIBER_POLLER_H
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/epoll.h>
+
+#include "waitq.h"
 
 struct fiber_loop;
+struct fiber__thread_pool;
+struct fiber__signals;
+struct fiber_process;
+
+/* Directions a fiber waits for; the same bits as FIBER_READABLE and
+ * FIBER_WRITABLE. */
+#define FIBER__IO_IN 1
+#define FIBER__IO_OUT 2
+#define FIBER__IO_BOTH 3
+
+/* Under the virtual clock, how long (real time) the loop waits for I/O
+ * from outside before it lets the clock jump to the next deadline. */
+#define FIBER__VIRTUAL_IO_GRACE_NS INT64_C(5000000)
+
+/* Events taken from epoll per call; the rest wait for the next call. */
+#define FIBER__POLLER_EVENTS 256
+
+/* Called on the loop's thread when a handler-owned descriptor is ready. */
+typedef void fiber__io_handler(struct fiber_loop *loop, int fd,
+                               uint32_t epoll_events, void *ctx);
+
+/* What the library knows about one file descriptor. */
+struct fiber__fd {
+    /* Fibers waiting to read, to write, or for either; index by the
+     * FIBER__IO_* bits. */
+    struct fiber__waitq waiters[4];
+    fiber__io_handler *handler;   /* non-NULL for a module's own fd */
+    void *handler_ctx;
+    bool known;                   /* set up: non-blocking, kind known */
+    bool registered;              /* epoll knows it */
+    bool is_socket;
+    bool made_nonblocking;        /* O_NONBLOCK was set by the library */
+    uint8_t ready;                /* FIBER__IO_* edges nobody waited for */
+};
+
+struct fiber__poller {
+    int epfd;
+    size_t nwaiting;               /* fibers blocked on what epoll reports */
+    struct fiber__fd **chunks;     /* the fd table, FIBER__FD_CHUNK per chunk */
+    size_t nchunks;
+    bool no_epoll_pwait2;          /* the kernel lacks it: millisecond waits */
+    struct fiber__thread_pool *pool;
+    struct fiber__signals *signals;
+    struct fiber_process *processes;   /* handles not waited for yet */
+    /* Kept off the stack: the scheduler also polls from fibers' stacks. */
+    struct epoll_event events[FIBER__POLLER_EVENTS];
+};
 
 /* True while some fiber waits on I/O (or on work that completes through
  * the poller), so that the loop is not idle, nor deadlocked, without it. */
@@ -19,10 +80,66 @@ bool fiber__poller_pending(const struct fiber_loop *loop);
  * Wait for I/O until the loop-clock deadline (FIBER__FOREVER: no limit; a
  * deadline already passed: just poll), making ready every fiber whose wait
  * is over.  Returns the number of fibers made ready.
+ *
+ * Under the virtual clock the loop waits for I/O for at most
+ * FIBER__VIRTUAL_IO_GRACE_NS of real time; if none came, the clock jumps to
+ * the deadline.  I/O between fibers of the loop is ready at once, so it
+ * never lets time pass; only I/O from outside the loop can lose a race with
+ * a virtual deadline.
  */
 int fiber__poller_wait(struct fiber_loop *loop, int64_t deadline);
 
-/* Release the poller's resources at the end of the loop. */
+/* Release the poller's resources at the end of the loop: join the thread
+ * pool, stop watching signals, forget processes, close epoll. */
 void fiber__poller_destroy(struct fiber_loop *loop);
+
+/* The loop's poller, created on first use.  Returns 0 or a negative errno
+ * (-ENOMEM, or epoll_create1's error). */
+int fiber__poller_get(struct fiber_loop *loop, struct fiber__poller **out);
+
+/*
+ * The table entry of fd, set up on first use: the descriptor is switched
+ * to O_NONBLOCK (put back when the loop ends) and its kind noted.
+ * Returns 0, -EBADF for a descriptor that is not open, -ENOMEM.
+ */
+int fiber__fd_get(struct fiber_loop *loop, int fd, struct fiber__fd **out);
+
+/* The table entry of fd as it is, without setting the descriptor up: for
+ * waits that leave its mode alone.  Returns 0 or -ENOMEM. */
+int fiber__fd_entry(struct fiber_loop *loop, int fd, struct fiber__fd **out);
+
+/*
+ * Note that fd was just created by the library, already non-blocking: any
+ * state left from an earlier descriptor of the same number (closed without
+ * fiber_close) is dropped, its waiters woken with -EBADF.  Returns 0 or
+ * -ENOMEM.
+ */
+int fiber__fd_adopt(struct fiber_loop *loop, int fd, bool is_socket);
+
+/*
+ * Block the running fiber until fd, whose entry is e, may be ready for
+ * events (FIBER__IO_*), until deadline (FIBER__FOREVER for none), or until
+ * it is cancelled or the descriptor is closed through the library.  Returns
+ * at once with 0 when an edge for events came while nobody waited.  what
+ * names the wait in deadlock reports.  Returns 0 (try again), -ETIMEDOUT
+ * (also when the deadline has already passed), -ECANCELED, -EBADF when the
+ * descriptor was closed, or epoll_ctl's error.
+ */
+int fiber__fd_wait(struct fiber_loop *loop, struct fiber__fd *e, int fd,
+                   int events, int64_t deadline, const char *what);
+
+/* Forget fd before it is closed: take it out of epoll and wake its waiters
+ * with -EBADF.  Does nothing for a descriptor the library never saw. */
+void fiber__fd_forget(struct fiber_loop *loop, int fd);
+
+/* Register a module's own descriptor: handler runs on each edge.  Returns
+ * 0 or a negative errno. */
+int fiber__poller_add_handler(struct fiber_loop *loop, int fd,
+                              fiber__io_handler *handler, void *ctx);
+
+/* Count the running fiber as waiting on something the poller delivers
+ * while it blocks (hold before blocking, release after). */
+void fiber__poller_hold(struct fiber_loop *loop);
+void fiber__poller_release(struct fiber_loop *loop);
 
 #endif

@@ -8,8 +8,8 @@
 
 struct fiber_loop;
 
-/* Write "libfiber: deadlock: <reason>" and one line per live fiber saying
- * what it waits for. */
+/* Write "libfiber: deadlock: <reason>" and, for each live fiber, what it
+ * waits for, its stack use and its backtrace (see dump.h). */
 void fiber__report_deadlock(struct fiber_loop *loop, FILE *out,
                             const char *reason);
 

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <math.h>
 
+#include "debug.h"
 #include "loop.h"
 
 /* The running fiber, or NULL; *loop is set when it is not NULL. */
@@ -24,7 +25,7 @@ FIBER_API int fiber_yield(void)
     struct fiber_task *self = running(&loop);
 
     if (!self)
-        return -EPERM;
+        return fiber__outside_fiber("fiber_yield");
     int rc = fiber__enter_blocking(self);
     if (rc < 0)
         return rc;
@@ -38,7 +39,7 @@ FIBER_API int fiber_sleep_until(int64_t deadline_ns)
     struct fiber_task *self = running(&loop);
 
     if (!self)
-        return -EPERM;
+        return fiber__outside_fiber("fiber_sleep_until");
     int rc = fiber__enter_blocking(self);
     if (rc < 0)
         return rc;
@@ -55,7 +56,7 @@ FIBER_API int fiber_sleep_ns(int64_t ns)
     if (ns < 0)
         return -EINVAL;
     if (!fiber__current())
-        return -EPERM;
+        return fiber__outside_fiber("fiber_sleep_ns");
     if (ns == 0)
         return fiber_yield();
     return fiber_sleep_until(fiber__deadline_after(fiber_now_ns(), ns));
@@ -66,7 +67,7 @@ FIBER_API int fiber_sleep(double seconds)
     if (isnan(seconds) || seconds < 0)
         return -EINVAL;
     if (!fiber__current())
-        return -EPERM;
+        return fiber__outside_fiber("fiber_sleep");
     if (seconds == 0)
         return fiber_yield();
     if (isinf(seconds))

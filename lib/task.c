@@ -9,7 +9,9 @@
 #include <math.h>
 #include <stdio.h>
 
+#include "debug.h"
 #include "loop.h"
+#include "scope.h"
 #include "task.h"
 
 FIBER_API int fiber_spawn(fiber_task_t **task, fiber_fn fn, void *arg,
@@ -20,7 +22,7 @@ FIBER_API int fiber_spawn(fiber_task_t **task, fiber_fn fn, void *arg,
     if (!task || !fn)
         return -EINVAL;
     if (!self)
-        return -EPERM;
+        return fiber__outside_fiber("fiber_spawn");
     return fiber__spawn(self->loop, task, fn, arg, attr);
 }
 
@@ -30,12 +32,16 @@ int fiber__check_awaitable(const struct fiber_task *self,
     if (!t)
         return -EINVAL;
     if (!self)
-        return -EPERM;
+        return fiber__outside_fiber("fiber_await");
+    if (fiber__check_handle(t, "an await") < 0)
+        return -EINVAL;
     if (t->loop != self->loop || t->is_main)
         return -EINVAL;
     if (t == self)
         return -EDEADLK;
-    if (t->waiter || t->detached || (t->claimed_by && t->claimed_by != self))
+    /* A task in a group or waitset belongs to it, not to the caller. */
+    if (t->waiter || t->detached || t->collector ||
+        (t->claimed_by && t->claimed_by != self))
         return -EBUSY;
     return 0;
 }
@@ -63,25 +69,33 @@ int fiber__await(struct fiber_task *t, int64_t deadline, void **result,
         return rc;
 
     struct fiber_loop *loop = self->loop;
-    /* Level-triggered: a fiber cancelled before the call gets -ECANCELED
-     * even if the task has finished. */
-    bool cancelled = fiber__enter_blocking(self) == -ECANCELED;
+    /* Level-triggered: a fiber cancelled before the call, or in a timeout
+     * scope already expired, gets the error even if the task has finished.
+     * stop is that error, delivered. */
+    int stop = fiber__enter_blocking(self);
     bool timed_out = false;
+    /* Wait until the earlier of the call's deadline and its scopes', and
+     * tell afterwards whose it was: at a tie, the call's own wins. */
+    int64_t scope_deadline = fiber__scope_deadline(self);
+    bool own_deadline = deadline <= scope_deadline;
+    int64_t until = own_deadline ? deadline : scope_deadline;
 
     if (t->state != FIBER__DONE) {
-        if (cancelled) {
+        if (stop < 0) {
             /* Reap below, after cancelling the task. */
-        } else if (deadline != FIBER__FOREVER &&
-                   deadline <= fiber__clock_now(&loop->clock)) {
+        } else if (until != FIBER__FOREVER &&
+                   until <= fiber__clock_now(&loop->clock)) {
             timed_out = true;
         } else {
             t->waiter = self;
             self->awaiting = t;
-            int woke = fiber__block(loop, FIBER__AWAITING, deadline);
-            cancelled = woke == -ECANCELED;
-            timed_out = woke == -ETIMEDOUT;
+            int woke = fiber__block(loop, FIBER__AWAITING, until);
+            if (woke == -ETIMEDOUT)
+                timed_out = true;
+            else if (woke < 0)
+                stop = woke;
         }
-        if (cancelled || timed_out) {
+        if (stop < 0 || timed_out) {
             fiber__cancel(loop, t);
             wait_done(loop, self, t);
         }
@@ -99,13 +113,20 @@ int fiber__await(struct fiber_task *t, int64_t deadline, void **result,
     /* A cancel that arrived after the task had finished and woken us
      * leaves this call's result alone: the completion came first.  One
      * that arrived while reaping after a timeout wins over the timeout. */
-    if (cancelled || (timed_out && self->cancel_requested)) {
-        self->cancel_delivered = true;
-        return -ECANCELED;
-    }
-    if (timed_out && cancel_reached_task)
+    if (stop < 0)
+        return stop;
+    if (!timed_out)
+        return 0;
+    rc = fiber__deliver_own_cancel(self);
+    if (rc < 0)
+        return rc;
+    if (!cancel_reached_task)
+        return 0;
+    if (own_deadline)
         return -ETIMEDOUT;
-    return 0;
+    /* A scope's deadline cut the wait short: deliver it to the scope. */
+    rc = fiber__enter_blocking(self);
+    return rc < 0 ? rc : -ETIMEDOUT;
 }
 
 FIBER_API int fiber_await(fiber_task_t *task, void **result, int *status)
@@ -142,6 +163,8 @@ FIBER_API int fiber_cancel(fiber_task_t *task)
         return -EINVAL;
     if (!fiber__loop)
         return -EPERM;
+    if (fiber__check_handle(task, "fiber_cancel") < 0)
+        return -EINVAL;
     if (task->loop != fiber__loop)
         return -EINVAL;
     return fiber__cancel(fiber__loop, task);
@@ -154,10 +177,12 @@ FIBER_API int fiber_detach(fiber_task_t *task)
     if (!task)
         return -EINVAL;
     if (!self)
-        return -EPERM;
+        return fiber__outside_fiber("fiber_detach");
+    if (fiber__check_handle(task, "fiber_detach") < 0)
+        return -EINVAL;
     if (task->loop != self->loop || task->is_main)
         return -EINVAL;
-    if (task->waiter || task->detached || task->claimed_by)
+    if (task->waiter || task->detached || task->claimed_by || task->collector)
         return -EBUSY;
     if (task->state == FIBER__DONE)
         fiber__free_task(self->loop, task);
@@ -192,6 +217,8 @@ FIBER_API int fiber_cancelling(void)
 FIBER_API int fiber_result(const fiber_task_t *task, void **result, int *status)
 {
     if (!task)
+        return -EINVAL;
+    if (fiber__check_handle(task, "fiber_result") < 0)
         return -EINVAL;
     if (task->state != FIBER__DONE)
         return -EAGAIN;

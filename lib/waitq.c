@@ -59,6 +59,23 @@ int fiber__waitq_wait(struct fiber__waitq *q, int64_t deadline,
     return rc;
 }
 
+int fiber__waitq_wait_uncancellable(struct fiber__waitq *q, const char *what)
+{
+    struct fiber_task *self = fiber__current();
+
+    if (!self)
+        return -EPERM;
+    push_tail(q, self);
+    self->wait_what = what;
+    self->state = FIBER__WAITING;
+    /* fiber__cancel wakes only cancellable waits; the request stays
+     * pending for the next blocking call. */
+    self->cancellable = false;
+    int rc = fiber__suspend(self->loop);
+    fiber__waitq_unlink(self);
+    return rc;
+}
+
 struct fiber_task *fiber__waitq_wake_one(struct fiber_loop *loop,
                                          struct fiber__waitq *q, int result)
 {

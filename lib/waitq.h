@@ -34,6 +34,14 @@ static inline void fiber__waitq_init(struct fiber__waitq *q)
 int fiber__waitq_wait(struct fiber__waitq *q, int64_t deadline,
                       const char *what);
 
+/*
+ * As fiber__waitq_wait without a deadline, but a cancel does not end the
+ * wait: for a wait that must finish, such as taking a mutex back at the end
+ * of a condition wait.  A pending cancel is left for the next blocking
+ * call.  Returns the waker's result, or -EPERM outside a fiber.
+ */
+int fiber__waitq_wait_uncancellable(struct fiber__waitq *q, const char *what);
+
 /* Wake the oldest waiter with result; returns it, or NULL if none. */
 struct fiber_task *fiber__waitq_wake_one(struct fiber_loop *loop,
                                          struct fiber__waitq *q, int result);

@@ -1,0 +1,37 @@
+/*
+ * net_util.h - what the network demos share: a port on the command line,
+ * the port a socket got, and a server loop that accepts connections, runs
+ * each in its own fiber and stops cleanly on SIGINT or SIGTERM.
+ */
+#ifndef NET_UTIL_H
+#define NET_UTIL_H
+
+#include <stddef.h>
+
+#include "demo_util.h"
+
+/* Positional argument i as a TCP port (0 to 65535; 0 lets the kernel
+ * choose); exits 2 when it is not one. */
+int demo_port_arg(const struct demo_cli *cli, size_t i);
+
+/* The local port of a bound socket, or a negative errno. */
+int demo_local_port(int fd);
+
+/* Handles one connection in its own fiber; owns fd and closes it. */
+typedef void demo_connection_fn(int fd, void *ctx);
+
+/*
+ * demo_serve - serve until SIGINT or SIGTERM.  Listens on 127.0.0.1:port,
+ * prints "<name>: listening on 127.0.0.1:<port>" on stdout (the port the
+ * kernel chose, for port 0) once signals are caught, so whoever reads that
+ * line may signal the server at once.  Each connection runs handle(fd, ctx)
+ * in a fiber of its own.  On the signal, stops accepting, prints
+ * "<name>: got SIG..., stopping after N connections" and returns 0; the
+ * fibers of connections still open are cancelled when the main fiber
+ * returns.  Returns a negative errno when it cannot listen.  Must be
+ * called from a fiber.
+ */
+int demo_serve(const struct demo_cli *cli, int port, demo_connection_fn *handle,
+               void *ctx);
+
+#endif

@@ -1,0 +1,180 @@
+/*
+ * collector.c - tasks owned on behalf of a fiber: the common part of task
+ * groups (group.c) and waitsets (waitset.c).  See collector.h.
+ */
+#include "config.h"
+
+#include "collector.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "scope.h"
+
+static void owned_link(struct fiber__collector *c)
+{
+    struct fiber_task *owner = c->owner;
+
+    c->owned_prev = NULL;
+    c->owned_next = owner->owned;
+    if (owner->owned)
+        owner->owned->owned_prev = c;
+    owner->owned = c;
+}
+
+static void owned_unlink(struct fiber__collector *c)
+{
+    if (c->owned_prev)
+        c->owned_prev->owned_next = c->owned_next;
+    else if (c->owner->owned == c)
+        c->owner->owned = c->owned_next;
+    if (c->owned_next)
+        c->owned_next->owned_prev = c->owned_prev;
+    c->owned_prev = c->owned_next = NULL;
+}
+
+void fiber__collector_init(struct fiber__collector *c,
+                           const struct fiber__collector_ops *ops,
+                           struct fiber_task *owner)
+{
+    memset(c, 0, sizeof(*c));
+    c->ops = ops;
+    c->loop = owner->loop;
+    c->owner = owner;
+    fiber__waitq_init(&c->waiters);
+    if (ops->close)
+        owned_link(c);
+}
+
+void fiber__collector_add(struct fiber__collector *c, struct fiber_task *t)
+{
+    t->collector = c;
+    t->coll_next = NULL;
+    t->coll_prev = c->tail;
+    if (c->tail)
+        c->tail->coll_next = t;
+    else
+        c->head = t;
+    c->tail = t;
+    c->nmembers++;
+    if (t->state != FIBER__DONE)
+        c->nlive++;
+}
+
+void fiber__collector_remove(struct fiber__collector *c, struct fiber_task *t)
+{
+    if (t->coll_prev)
+        t->coll_prev->coll_next = t->coll_next;
+    else
+        c->head = t->coll_next;
+    if (t->coll_next)
+        t->coll_next->coll_prev = t->coll_prev;
+    else
+        c->tail = t->coll_prev;
+    c->nmembers--;
+    if (t->state != FIBER__DONE)
+        c->nlive--;
+    t->collector = NULL;
+    t->coll_prev = t->coll_next = NULL;
+}
+
+void fiber__collector_cancel_live(struct fiber__collector *c)
+{
+    for (struct fiber_task *t = c->head; t; t = t->coll_next)
+        if (t->state != FIBER__DONE)
+            fiber__cancel(c->loop, t);
+}
+
+int fiber__collector_wait_until(struct fiber__collector *c, int64_t deadline,
+                                bool (*ready)(const struct fiber__collector *c))
+{
+    struct fiber_loop *loop = c->loop;
+    struct fiber_task *self = loop->current;
+    /* Wait until the earlier of the two deadlines, and tell afterwards
+     * whose it was: at a tie, the call's own timeout wins. */
+    int64_t scope_deadline = fiber__scope_deadline(self);
+    bool own_deadline = deadline <= scope_deadline;
+    int64_t until = own_deadline ? deadline : scope_deadline;
+
+    bool waited = false;
+    while (!ready(c)) {
+        if (until != FIBER__FOREVER && until <= fiber__clock_now(&loop->clock))
+            break;
+        int rc = fiber__waitq_wait(&c->waiters, until, c->ops->what);
+        waited = true;
+        if (rc == -ETIMEDOUT)
+            break;
+        if (rc < 0)
+            return rc;
+    }
+    if (ready(c))
+        return 0;
+
+    /* Timed out while waiting.  Fibers woken at this same instant have not
+     * run yet: give each a turn, so that a member whose wake-up was due
+     * finishes and wins over the timeout, as fiber_wait_for lets it.  A
+     * poll, which never waited, switches to nobody. */
+    if (waited) {
+        fiber__make_ready(loop, self, 0);
+        fiber__suspend(loop);
+        if (ready(c))
+            return 0;
+    }
+    /* A cancel that came meanwhile wins over the timeout. */
+    int rc = fiber__deliver_own_cancel(self);
+    if (rc < 0 || own_deadline)
+        return rc < 0 ? rc : -ETIMEDOUT;
+    /* The scope's deadline cut the wait short: deliver it to the scope. */
+    rc = fiber__enter_blocking(self);
+    return rc < 0 ? rc : -ETIMEDOUT;
+}
+
+void fiber__collector_reap(struct fiber__collector *c)
+{
+    while (c->nlive > 0)
+        fiber__waitq_wait_uncancellable(&c->waiters, c->ops->what);
+}
+
+void fiber__collector_release(struct fiber__collector *c)
+{
+    while (c->head) {
+        struct fiber_task *t = c->head;
+        fiber__collector_remove(c, t);
+        fiber__free_task(c->loop, t);
+    }
+    if (c->ops->close)
+        owned_unlink(c);
+}
+
+void fiber__collector_task_done(struct fiber_loop *loop, struct fiber_task *t)
+{
+    struct fiber__collector *c = t->collector;
+
+    c->nlive--;
+    c->ops->task_done(loop, c, t);
+}
+
+void fiber__collectors_close(struct fiber_task *self)
+{
+    /* A cancel still ends the waits below and cancels the tasks, but the
+     * fiber's function has returned: its status stays what it made it. */
+    bool delivered = self->cancel_delivered;
+
+    while (self->owned)
+        self->owned->ops->close(self->owned);
+    self->cancel_delivered = delivered;
+}
+
+void fiber__collectors_free(struct fiber_loop *loop)
+{
+    for (struct fiber_task *f = loop->all_head; f; f = f->all_next) {
+        while (f->owned) {
+            struct fiber__collector *c = f->owned;
+            owned_unlink(c);
+            /* Every kind of collector the owner keeps is allocated on its
+             * own, starting with the collector (checked where defined). */
+            free(c);
+        }
+    }
+}

@@ -1,0 +1,91 @@
+/*
+ * collector.h - what task groups and waitsets share: a set of tasks owned
+ * on behalf of one fiber, told when each member finishes, and the owner's
+ * waits for them.
+ *
+ * Members are linked through their own control blocks (fiber_task
+ * .collector, .coll_prev, .coll_next), so adding a task never allocates.
+ * A member's handle belongs to the collector: await, detach and gather
+ * refuse it with -EBUSY.  A collector with a close operation is also
+ * linked to its owner, which closes it if it returns without doing so:
+ * no fiber ends with tasks of its own still running.
+ */
+#ifndef FIBER_COLLECTOR_H
+#define FIBER_COLLECTOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "loop.h"
+#include "waitq.h"
+
+struct fiber__collector;
+
+struct fiber__collector_ops {
+    /* Called when member t has finished (state DONE, status set), after
+     * nlive has been decremented, on the finishing fiber's stack. */
+    void (*task_done)(struct fiber_loop *loop, struct fiber__collector *c,
+                      struct fiber_task *t);
+    /* Close and free the collector for its owner, which is returning
+     * without having done so; NULL for a collector the owner never keeps
+     * (a wait on the stack). */
+    void (*close)(struct fiber__collector *c);
+    /* What the owner waits on, as deadlock reports name it. */
+    const char *what;
+};
+
+struct fiber__collector {
+    const struct fiber__collector_ops *ops;
+    struct fiber_loop *loop;
+    struct fiber_task *owner;        /* the fiber that created it */
+    struct fiber__collector *owned_prev, *owned_next;  /* owner's list */
+    struct fiber_task *head, *tail;  /* members, in the order added */
+    size_t nmembers;
+    size_t nlive;                    /* members not finished */
+    struct fiber__waitq waiters;     /* the owner, waiting for members */
+};
+
+/* Start an empty collector owned by the running fiber owner. */
+void fiber__collector_init(struct fiber__collector *c,
+                           const struct fiber__collector_ops *ops,
+                           struct fiber_task *owner);
+
+/* Make t a member (t belongs to no collector yet). */
+void fiber__collector_add(struct fiber__collector *c, struct fiber_task *t);
+
+/* Give member t back: it belongs to no collector any more. */
+void fiber__collector_remove(struct fiber__collector *c, struct fiber_task *t);
+
+/* Cancel every member that has not finished. */
+void fiber__collector_cancel_live(struct fiber__collector *c);
+
+/*
+ * Wait, as the owner, until ready(c) holds or deadline (loop clock; and
+ * the owner's scopes) passes.  Returns 0 when ready, -ETIMEDOUT, or the
+ * error of the owner's cancellation or expired scope.  A member finishing
+ * at the very instant of the timeout still counts: the completion wins,
+ * as with fiber_wait_for.  Must be called after fiber__enter_blocking.
+ */
+int fiber__collector_wait_until(struct fiber__collector *c, int64_t deadline,
+                                bool (*ready)(const struct fiber__collector *c));
+
+/* Wait, as the owner, until every member has finished; no cancel ends
+ * this wait (the members have been cancelled, or are meant to finish). */
+void fiber__collector_reap(struct fiber__collector *c);
+
+/* Free every member (all finished) and unlink c from its owner; the
+ * caller then frees the memory that holds c. */
+void fiber__collector_release(struct fiber__collector *c);
+
+/* From fiber_entry: member t has finished. */
+void fiber__collector_task_done(struct fiber_loop *loop, struct fiber_task *t);
+
+/* From fiber_entry: self has returned; close what it still owns. */
+void fiber__collectors_close(struct fiber_task *self);
+
+/* From the loop's end: free the collectors of fibers that were abandoned
+ * and never returned.  Their tasks are freed with the loop. */
+void fiber__collectors_free(struct fiber_loop *loop);
+
+#endif

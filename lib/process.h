@@ -1,0 +1,21 @@
+/*
+ * process.h - child processes of a loop: the handles fiber_process_spawn
+ * gives out, and how the loop learns that a child has exited (a pidfd in
+ * the poller; SIGCHLD through the signalfd where pidfds are missing).
+ */
+#ifndef FIBER_PROCESS_H
+#define FIBER_PROCESS_H
+
+#include <stdbool.h>
+
+struct fiber_loop;
+
+/* Whether to use pidfd_open.  Set to false before a loop spawns anything
+ * to exercise the SIGCHLD fallback of kernels before 5.3. */
+extern bool fiber__process_use_pidfd;
+
+/* At the end of the loop: free every handle nobody waited for, reaping the
+ * children that have exited. */
+void fiber__processes_destroy(struct fiber_loop *loop);
+
+#endif

@@ -1,0 +1,229 @@
+/*
+ * scope.c - timeout scopes (asyncio.timeout, trio's cancel scopes) and
+ * shields.
+ *
+ * A scope costs nothing while nothing blocks: it is a node in the fiber's
+ * scope stack, in the caller's memory.  Its deadline takes effect in the
+ * blocking funnel (loop.c): each blocking call waits until the earlier of
+ * its own deadline and its scopes', and every call made once a scope is
+ * cancelled or past its deadline fails at its start.  Nothing is left in
+ * the timer heap when a scope ends.
+ */
+#include "config.h"
+
+#include "scope.h"
+
+#include <errno.h>
+#include <math.h>
+
+/* Tell an entered scope from an exited one, and both from garbage. */
+#define SCOPE_ENTERED 0x5c09e1u
+#define SCOPE_EXITED 0x5c09e0u
+
+/* The scope's cause, deciding it now if its deadline has passed: once
+ * decided it never changes, so the first of deadline and cancel wins. */
+static int scope_cause(fiber_scope_t *s, int64_t now)
+{
+    if (s->private_cause == 0 && s->private_deadline <= now)
+        s->private_cause = -ETIMEDOUT;
+    return s->private_cause;
+}
+
+static int64_t loop_now(const struct fiber_task *f)
+{
+    return fiber__clock_now(&f->loop->clock);
+}
+
+int fiber__scope_deliver(struct fiber_task *self)
+{
+    int64_t now = self->scope ? loop_now(self) : 0;
+    fiber_scope_t *outermost = NULL;
+    bool shielded = false;
+
+    for (fiber_scope_t *s = self->scope; s && !shielded; s = s->private_outer) {
+        if (scope_cause(s, now) != 0)
+            outermost = s;
+        shielded = s->private_shield;
+    }
+    if (self->cancel_requested && !shielded) {
+        self->cancel_delivered = true;
+        return -ECANCELED;
+    }
+    if (outermost) {
+        outermost->private_caught = 1;
+        return outermost->private_cause;
+    }
+    return 0;
+}
+
+int fiber__deliver_own_cancel(struct fiber_task *self)
+{
+    if (!self->cancel_requested || fiber__scope_shielded(self))
+        return 0;
+    self->cancel_delivered = true;
+    return -ECANCELED;
+}
+
+int64_t fiber__scope_earliest(const struct fiber_task *self)
+{
+    int64_t earliest = FIBER__FOREVER;
+
+    for (const fiber_scope_t *s = self->scope; s; s = s->private_outer) {
+        if (s->private_deadline < earliest)
+            earliest = s->private_deadline;
+        if (s->private_shield)
+            break;
+    }
+    return earliest;
+}
+
+bool fiber__scope_shielded(const struct fiber_task *f)
+{
+    for (const fiber_scope_t *s = f->scope; s; s = s->private_outer)
+        if (s->private_shield)
+            return true;
+    return false;
+}
+
+/* True when scope is one that a blocking call of its owner obeys now:
+ * no shield stands between it and the owner's innermost scope. */
+static bool scope_reaches_owner(const fiber_scope_t *scope)
+{
+    for (const fiber_scope_t *s = scope->private_owner->scope; s;
+         s = s->private_outer) {
+        if (s == scope)
+            return true;
+        if (s->private_shield)
+            return false;
+    }
+    return false;
+}
+
+static bool is_blocked(const struct fiber_task *f)
+{
+    return f->state == FIBER__SLEEPING || f->state == FIBER__AWAITING ||
+           f->state == FIBER__WAITING;
+}
+
+/* ---- the public functions ---------------------------------------------- */
+
+/* Seconds from now as a deadline: +infinity for none, rounded up so that
+ * no scope is shorter than asked, saturated like fiber_wait_for's.
+ * Returns 0 or -EINVAL for a negative or NaN number. */
+static int deadline_after(double seconds, int64_t *deadline)
+{
+    if (isnan(seconds) || seconds < 0)
+        return -EINVAL;
+    if (isinf(seconds)) {
+        *deadline = FIBER__FOREVER;
+        return 0;
+    }
+    double ns = ceil(seconds * 1e9);
+    *deadline = fiber__deadline_after(fiber_now_ns(),
+                                      ns < 9.2e18 ? (int64_t)ns : INT64_MAX);
+    return 0;
+}
+
+static int scope_enter(fiber_scope_t *scope, int64_t deadline, bool shield)
+{
+    struct fiber_task *self = fiber__current();
+
+    if (!scope)
+        return -EINVAL;
+    if (!self)
+        return -EPERM;
+    /* Entered twice, it would be its own outer scope: a loop. */
+    for (const fiber_scope_t *s = self->scope; s; s = s->private_outer)
+        if (s == scope)
+            return -EBUSY;
+
+    scope->private_outer = self->scope;
+    scope->private_owner = self;
+    scope->private_deadline = deadline;
+    scope->private_cause = 0;
+    scope->private_shield = shield;
+    scope->private_caught = 0;
+    scope->private_magic = SCOPE_ENTERED;
+    self->scope = scope;
+    return 0;
+}
+
+FIBER_API int fiber_scope_enter(fiber_scope_t *scope, int64_t deadline_ns)
+{
+    return scope_enter(scope, deadline_ns, false);
+}
+
+FIBER_API int fiber_scope_enter_after(fiber_scope_t *scope, double seconds)
+{
+    int64_t deadline;
+
+    if (!fiber__current())
+        return scope ? -EPERM : -EINVAL;
+    int rc = deadline_after(seconds, &deadline);
+    return rc < 0 ? rc : scope_enter(scope, deadline, false);
+}
+
+FIBER_API int fiber_scope_enter_shielded(fiber_scope_t *scope, double seconds)
+{
+    int64_t deadline;
+
+    if (!fiber__current())
+        return scope ? -EPERM : -EINVAL;
+    int rc = deadline_after(seconds, &deadline);
+    return rc < 0 ? rc : scope_enter(scope, deadline, true);
+}
+
+FIBER_API int fiber_scope_exit(fiber_scope_t *scope)
+{
+    struct fiber_task *self = fiber__current();
+
+    if (!scope)
+        return -EINVAL;
+    if (!self)
+        return -EPERM;
+    if (self->scope != scope)
+        return -EINVAL;
+
+    /* Decide the cause now, so that fiber_scope_expired keeps telling
+     * what the scope came to once it has ended. */
+    scope_cause(scope, loop_now(self));
+    self->scope = scope->private_outer;
+    scope->private_magic = SCOPE_EXITED;
+    return scope->private_caught ? scope->private_cause : 0;
+}
+
+FIBER_API int fiber_scope_cancel(fiber_scope_t *scope)
+{
+    struct fiber_loop *loop = fiber__loop;
+
+    if (!scope)
+        return -EINVAL;
+    if (!loop)
+        return -EPERM;
+    if (scope->private_magic == SCOPE_EXITED)
+        return -EALREADY;
+    if (scope->private_magic != SCOPE_ENTERED ||
+        scope->private_owner->loop != loop)
+        return -EINVAL;
+
+    struct fiber_task *owner = scope->private_owner;
+    if (scope_cause(scope, fiber__clock_now(&loop->clock)) == 0)
+        scope->private_cause = -ECANCELED;
+    /* A shield inside this scope keeps the owner's wait going; the call
+     * after the shield ends fails instead. */
+    if (is_blocked(owner) && owner->cancellable && scope_reaches_owner(scope))
+        fiber__wake(loop, owner, -ECANCELED);
+    return 0;
+}
+
+FIBER_API int fiber_scope_expired(const fiber_scope_t *scope)
+{
+    if (!scope)
+        return -EINVAL;
+    if (scope->private_magic == SCOPE_EXITED)
+        return scope->private_cause != 0;
+    if (scope->private_magic != SCOPE_ENTERED)
+        return -EINVAL;
+    return scope->private_cause != 0 ||
+           scope->private_deadline <= fiber_now_ns();
+}

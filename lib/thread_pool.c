@@ -1,0 +1,333 @@
+/*
+ * thread_pool.c - worker threads for blocking work, and fiber_to_thread.
+ */
+#include "config.h"
+
+#include "thread_pool.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "loop.h"
+#include "poller.h"
+
+struct fiber__thread_pool {
+    pthread_mutex_t lock;
+    pthread_cond_t work;            /* a job was queued, or stop */
+    struct fiber__job *queue_head, *queue_tail;
+    struct fiber__job *done_head, *done_tail;
+    size_t nqueued;
+    size_t nidle;                   /* workers waiting for a job */
+    bool stopping;
+    int eventfd;                    /* written by workers, read by the loop */
+    size_t nthreads;
+    pthread_t threads[FIBER__POOL_THREADS];
+};
+
+static void push(struct fiber__job **head, struct fiber__job **tail,
+                 struct fiber__job *job)
+{
+    job->next = NULL;
+    if (*tail)
+        (*tail)->next = job;
+    else
+        *head = job;
+    *tail = job;
+}
+
+/* ---- the workers --------------------------------------------------------- */
+
+static void *worker_main(void *arg)
+{
+    struct fiber__thread_pool *pool = arg;
+
+    pthread_mutex_lock(&pool->lock);
+    for (;;) {
+        pool->nidle++;
+        while (!pool->queue_head && !pool->stopping)
+            pthread_cond_wait(&pool->work, &pool->lock);
+        pool->nidle--;
+        /* Jobs still queued at the end belong to fibers that gave up. */
+        if (pool->stopping)
+            break;
+
+        struct fiber__job *job = pool->queue_head;
+        pool->queue_head = job->next;
+        if (!pool->queue_head)
+            pool->queue_tail = NULL;
+        pool->nqueued--;
+        job->state = FIBER__JOB_RUNNING;
+        pthread_mutex_unlock(&pool->lock);
+
+        void *result = job->fn(job->arg);
+
+        pthread_mutex_lock(&pool->lock);
+        job->result = result;
+        job->state = FIBER__JOB_FINISHED;
+        push(&pool->done_head, &pool->done_tail, job);
+        /* The job may be freed as soon as the lock is let go; the pool
+         * lives until this thread is joined. */
+        uint64_t one = 1;
+        ssize_t w;
+        do
+            w = write(pool->eventfd, &one, sizeof(one));
+        while (w < 0 && errno == EINTR);
+    }
+    pthread_mutex_unlock(&pool->lock);
+    return NULL;
+}
+
+/* Start one more worker, with every signal blocked so that signals go to
+ * the loop's thread and its signalfd, never to a worker. */
+static int start_worker(struct fiber__thread_pool *pool)
+{
+    sigset_t all, old;
+
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&pool->threads[pool->nthreads], NULL, worker_main,
+                            pool);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0)
+        return -rc;
+    pool->nthreads++;
+    return 0;
+}
+
+/* ---- the loop side -------------------------------------------------------- */
+
+static void finish_job(struct fiber_loop *loop, struct fiber__job *job)
+{
+    job->done = true;
+    if (job->abandoned) {
+        job->dispose(job);
+        return;
+    }
+    /* A waiter woken by a cancel is ready already and sees done itself. */
+    if (job->waiter && job->waiter->state == FIBER__WAITING)
+        fiber__wake(loop, job->waiter, 0);
+}
+
+static void take_done_jobs(struct fiber_loop *loop, int fd, uint32_t events,
+                           void *ctx)
+{
+    struct fiber__thread_pool *pool = ctx;
+    uint64_t count;
+
+    (void)events;
+    while (read(fd, &count, sizeof(count)) < 0 && errno == EINTR)
+        continue;
+    pthread_mutex_lock(&pool->lock);
+    struct fiber__job *job = pool->done_head;
+    pool->done_head = pool->done_tail = NULL;
+    pthread_mutex_unlock(&pool->lock);
+
+    while (job) {
+        struct fiber__job *next = job->next;
+        finish_job(loop, job);
+        job = next;
+    }
+}
+
+static void pool_free(struct fiber__thread_pool *pool)
+{
+    if (pool->eventfd >= 0)
+        close(pool->eventfd);
+    pthread_cond_destroy(&pool->work);
+    pthread_mutex_destroy(&pool->lock);
+    free(pool);
+}
+
+static int pool_get(struct fiber_loop *loop, struct fiber__thread_pool **out)
+{
+    struct fiber__poller *p = NULL;
+    int rc = fiber__poller_get(loop, &p);
+
+    if (rc < 0)
+        return rc;
+    if (p->pool) {
+        *out = p->pool;
+        return 0;
+    }
+    struct fiber__thread_pool *pool = calloc(1, sizeof(*pool));
+    if (!pool)
+        return -ENOMEM;
+    pthread_mutex_init(&pool->lock, NULL);
+    pthread_cond_init(&pool->work, NULL);
+    pool->eventfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (pool->eventfd < 0) {
+        rc = -errno;
+        pool->eventfd = -1;
+        pool_free(pool);
+        return rc;
+    }
+    rc = fiber__poller_add_handler(loop, pool->eventfd, take_done_jobs, pool);
+    if (rc < 0) {
+        fiber__fd_forget(loop, pool->eventfd);
+        pool_free(pool);
+        return rc;
+    }
+    p->pool = pool;
+    *out = pool;
+    return 0;
+}
+
+int fiber__thread_pool_submit(struct fiber_loop *loop, struct fiber__job *job)
+{
+    struct fiber__thread_pool *pool = NULL;
+    int rc = pool_get(loop, &pool);
+
+    if (rc < 0)
+        return rc;
+    job->state = FIBER__JOB_QUEUED;
+    job->done = false;
+    job->abandoned = false;
+    job->waiter = NULL;
+
+    pthread_mutex_lock(&pool->lock);
+    push(&pool->queue_head, &pool->queue_tail, job);
+    pool->nqueued++;
+    if (pool->nqueued > pool->nidle && pool->nthreads < FIBER__POOL_THREADS) {
+        rc = start_worker(pool);
+        if (rc < 0 && pool->nthreads == 0) {
+            /* Nobody could ever run it: take it back. */
+            pool->queue_head = pool->queue_tail = NULL;
+            pool->nqueued = 0;
+            pthread_mutex_unlock(&pool->lock);
+            return rc;
+        }
+    }
+    pthread_cond_signal(&pool->work);
+    pthread_mutex_unlock(&pool->lock);
+    return 0;
+}
+
+/* Take job out of the queue if no worker has started it.  Returns true
+ * when it was still queued. */
+static bool unqueue(struct fiber__thread_pool *pool, struct fiber__job *job)
+{
+    bool found = false;
+
+    pthread_mutex_lock(&pool->lock);
+    if (job->state == FIBER__JOB_QUEUED) {
+        struct fiber__job **link = &pool->queue_head, *prev = NULL;
+        while (*link != job) {
+            prev = *link;
+            link = &(*link)->next;
+        }
+        *link = job->next;
+        if (pool->queue_tail == job)
+            pool->queue_tail = prev;
+        pool->nqueued--;
+        found = true;
+    }
+    pthread_mutex_unlock(&pool->lock);
+    return found;
+}
+
+/* Wait for a running job whose arguments the fiber owns: a cancel cannot
+ * stop the thread, so it must not end this wait either. */
+static void await_uncancellably(struct fiber_loop *loop, struct fiber__job *job)
+{
+    struct fiber_task *self = loop->current;
+
+    while (!job->done) {
+        job->waiter = self;
+        self->state = FIBER__WAITING;
+        self->cancellable = false;
+        self->wait_what = "thread job (finishing after a cancel)";
+        fiber__poller_hold(loop);
+        fiber__suspend(loop);
+        fiber__poller_release(loop);
+        job->waiter = NULL;
+    }
+}
+
+int fiber__thread_pool_await(struct fiber_loop *loop, struct fiber__job *job,
+                             int64_t deadline)
+{
+    struct fiber_task *self = loop->current;
+    int rc = 0;
+
+    while (!job->done) {
+        job->waiter = self;
+        self->wait_what = "thread job";
+        fiber__poller_hold(loop);
+        rc = fiber__block(loop, FIBER__WAITING, deadline);
+        fiber__poller_release(loop);
+        job->waiter = NULL;
+        if (rc < 0)
+            break;
+    }
+    if (rc == 0 || job->done)
+        return rc;
+
+    if (unqueue(loop->poller->pool, job))
+        return rc;
+    if (job->dispose)
+        job->abandoned = true;
+    else
+        await_uncancellably(loop, job);
+    return rc;
+}
+
+void fiber__thread_pool_destroy(struct fiber_loop *loop)
+{
+    struct fiber__thread_pool *pool = loop->poller->pool;
+
+    if (!pool)
+        return;
+    pthread_mutex_lock(&pool->lock);
+    pool->stopping = true;
+    pthread_cond_broadcast(&pool->work);
+    pthread_mutex_unlock(&pool->lock);
+    for (size_t i = 0; i < pool->nthreads; i++)
+        pthread_join(pool->threads[i], NULL);
+
+    /* Every fiber has finished: what is left was abandoned. */
+    struct fiber__job *job = pool->done_head;
+    while (job) {
+        struct fiber__job *next = job->next;
+        finish_job(loop, job);
+        job = next;
+    }
+    for (job = pool->queue_head; job;) {
+        struct fiber__job *next = job->next;
+        if (job->dispose)
+            job->dispose(job);
+        job = next;
+    }
+    fiber__fd_forget(loop, pool->eventfd);
+    pool_free(pool);
+    loop->poller->pool = NULL;
+}
+
+/* ---- fiber_to_thread ------------------------------------------------------ */
+
+FIBER_API int fiber_to_thread(fiber_fn fn, void *arg, void **result)
+{
+    struct fiber_task *self = fiber__current();
+
+    if (!fn)
+        return -EINVAL;
+    if (!self)
+        return -EPERM;
+    int rc = fiber__enter_blocking(self);
+    if (rc < 0)
+        return rc;
+
+    /* The job lives on this stack: the fiber awaits it to the end. */
+    struct fiber__job job = {.fn = fn, .arg = arg};
+    rc = fiber__thread_pool_submit(self->loop, &job);
+    if (rc < 0)
+        return rc;
+    rc = fiber__thread_pool_await(self->loop, &job, FIBER__FOREVER);
+    if (job.done && result)
+        *result = job.result;
+    return rc;
+}

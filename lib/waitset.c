@@ -1,0 +1,277 @@
+/*
+ * waitset.c - waiting for the first of several tasks: asyncio.as_completed
+ * (a waitset hands its tasks back in the order they finish) and
+ * asyncio.wait(return_when=FIRST_COMPLETED) (fiber_wait_any).
+ *
+ * A finishing member is appended to its waitset's list of finished tasks
+ * from the finishing fiber itself, so the list is in completion order by
+ * construction: nothing is sorted, and taking the next task is O(1).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdlib.h>
+
+#include "collector.h"
+#include "loop.h"
+#include "task.h"
+
+struct fiber_waitset {
+    struct fiber__collector coll;   /* first: see fiber__collectors_free */
+    /* Finished members not yet handed back, oldest first, linked through
+     * fiber_task.done_next. */
+    struct fiber_task *done_head, *done_tail;
+};
+
+_Static_assert(offsetof(struct fiber_waitset, coll) == 0,
+               "a waitset is freed through its collector");
+
+static void done_append(struct fiber_waitset *set, struct fiber_task *t)
+{
+    t->done_next = NULL;
+    if (set->done_tail)
+        set->done_tail->done_next = t;
+    else
+        set->done_head = t;
+    set->done_tail = t;
+}
+
+static void waitset_task_done(struct fiber_loop *loop,
+                              struct fiber__collector *c, struct fiber_task *t)
+{
+    done_append((struct fiber_waitset *)(void *)c, t);
+    fiber__waitq_wake_all(loop, &c->waiters, 0);
+}
+
+static bool waitset_ready(const struct fiber__collector *c)
+{
+    return ((const struct fiber_waitset *)(const void *)c)->done_head != NULL;
+}
+
+/* Cancel what has not finished, wait for it, free every handle left. */
+static void waitset_destroy(struct fiber_waitset *set)
+{
+    fiber__collector_cancel_live(&set->coll);
+    fiber__collector_reap(&set->coll);
+    fiber__collector_release(&set->coll);
+    free(set);
+}
+
+static void waitset_close(struct fiber__collector *c)
+{
+    waitset_destroy((struct fiber_waitset *)(void *)c);
+}
+
+static const struct fiber__collector_ops waitset_ops = {
+    .task_done = waitset_task_done,
+    .close = waitset_close,
+    .what = "waitset",
+};
+
+/* 0 if the running fiber (in *self) owns set. */
+static int check_owner(const fiber_waitset_t *set, struct fiber_task **self)
+{
+    *self = fiber__current();
+    if (!set)
+        return -EINVAL;
+    if (!*self || set->coll.owner != *self)
+        return -EPERM;
+    return 0;
+}
+
+/* A timeout in seconds as a deadline on the loop clock, like
+ * fiber_wait_for's.  Returns 0 or -EINVAL for a negative or NaN one. */
+static int timeout_deadline(double timeout, int64_t *deadline)
+{
+    if (isnan(timeout) || timeout < 0)
+        return -EINVAL;
+    if (isinf(timeout)) {
+        *deadline = FIBER__FOREVER;
+        return 0;
+    }
+    double ns = ceil(timeout * 1e9);
+    *deadline = fiber__deadline_after(fiber_now_ns(),
+                                      ns < 9.2e18 ? (int64_t)ns : INT64_MAX);
+    return 0;
+}
+
+FIBER_API int fiber_waitset_create(fiber_waitset_t **set)
+{
+    struct fiber_task *self = fiber__current();
+
+    if (!set)
+        return -EINVAL;
+    if (!self)
+        return -EPERM;
+    struct fiber_waitset *s = calloc(1, sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    fiber__collector_init(&s->coll, &waitset_ops, self);
+    *set = s;
+    return 0;
+}
+
+FIBER_API int fiber_waitset_add(fiber_waitset_t *set, fiber_task_t *task)
+{
+    struct fiber_task *self;
+    int rc = check_owner(set, &self);
+
+    if (rc == 0 && !task)
+        rc = -EINVAL;
+    if (rc == 0)
+        rc = fiber__check_awaitable(self, task);
+    if (rc < 0)
+        return rc;
+    fiber__collector_add(&set->coll, task);
+    /* A task that has finished already is next in line at once. */
+    if (task->state == FIBER__DONE)
+        done_append(set, task);
+    return 0;
+}
+
+FIBER_API int fiber_waitset_next(fiber_waitset_t *set, double timeout,
+                                 fiber_task_t **task)
+{
+    struct fiber_task *self;
+    int64_t deadline = FIBER__FOREVER;
+    int rc = check_owner(set, &self);
+
+    if (rc == 0 && !task)
+        rc = -EINVAL;
+    if (rc == 0)
+        rc = timeout_deadline(timeout, &deadline);
+    if (rc == 0)
+        rc = fiber__enter_blocking(self);
+    if (rc == 0 && set->coll.nmembers == 0)
+        rc = -ECHILD;
+    if (rc == 0)
+        rc = fiber__collector_wait_until(&set->coll, deadline, waitset_ready);
+    if (rc < 0)
+        return rc;
+
+    struct fiber_task *t = set->done_head;
+    set->done_head = t->done_next;
+    if (!set->done_head)
+        set->done_tail = NULL;
+    t->done_next = NULL;
+    fiber__collector_remove(&set->coll, t);
+    *task = t;
+    return 0;
+}
+
+FIBER_API size_t fiber_waitset_size(const fiber_waitset_t *set)
+{
+    return set ? set->coll.nmembers : 0;
+}
+
+FIBER_API int fiber_waitset_destroy(fiber_waitset_t *set)
+{
+    struct fiber_task *self;
+    int rc = check_owner(set, &self);
+
+    if (rc < 0)
+        return rc;
+    waitset_destroy(set);
+    return 0;
+}
+
+/* ---- fiber_wait_any ------------------------------------------------------ */
+
+/* One fiber_wait_any call: a collector on the caller's stack, never kept. */
+struct any_wait {
+    struct fiber__collector coll;
+    struct fiber_task *first;       /* the first task to finish */
+};
+
+static void any_task_done(struct fiber_loop *loop, struct fiber__collector *c,
+                          struct fiber_task *t)
+{
+    struct any_wait *any = (struct any_wait *)(void *)c;
+
+    if (!any->first)
+        any->first = t;
+    fiber__waitq_wake_all(loop, &c->waiters, 0);
+}
+
+static bool any_ready(const struct fiber__collector *c)
+{
+    return ((const struct any_wait *)(const void *)c)->first != NULL;
+}
+
+static const struct fiber__collector_ops any_ops = {
+    .task_done = any_task_done,
+    .close = NULL,
+    .what = "any of several tasks",
+};
+
+/* Check every handle (none NULL) before touching any, as fiber_gather
+ * does: a task listed twice is found with the tasks' scratch marks. */
+static int check_tasks(struct fiber_task *self, fiber_task_t *const tasks[],
+                       size_t n)
+{
+    size_t i;
+    int rc = 0;
+
+    for (i = 0; i < n && rc == 0; i++) {
+        rc = fiber__check_awaitable(self, tasks[i]);
+        if (rc == 0 && tasks[i]->marked)
+            rc = -EINVAL;
+        if (rc == 0)
+            tasks[i]->marked = true;
+    }
+    size_t marked = rc == 0 ? n : i - 1;
+    for (size_t j = 0; j < marked; j++)
+        tasks[j]->marked = false;
+    return rc;
+}
+
+static int index_of(fiber_task_t *const tasks[], size_t n,
+                    const struct fiber_task *t)
+{
+    for (size_t i = 0; i < n; i++)
+        if (tasks[i] == t)
+            return (int)i;
+    return -EINVAL; /* not reached: t is one of the tasks */
+}
+
+FIBER_API int fiber_wait_any(fiber_task_t *const tasks[], size_t n,
+                             double timeout)
+{
+    struct fiber_task *self = fiber__current();
+    int64_t deadline;
+
+    if (!tasks || n == 0 || n > INT_MAX)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (!tasks[i])
+            return -EINVAL;
+    int rc = timeout_deadline(timeout, &deadline);
+    if (rc < 0)
+        return rc;
+    if (!self)
+        return -EPERM;
+    rc = check_tasks(self, tasks, n);
+    if (rc < 0)
+        return rc;
+    rc = fiber__enter_blocking(self);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < n; i++)
+        if (tasks[i]->state == FIBER__DONE)
+            return (int)i;
+
+    /* Watch every task for the length of the wait: each one finishing
+     * tells the collector, and nobody else may await it meanwhile. */
+    struct any_wait any;
+    fiber__collector_init(&any.coll, &any_ops, self);
+    any.first = NULL;
+    for (size_t i = 0; i < n; i++)
+        fiber__collector_add(&any.coll, tasks[i]);
+    rc = fiber__collector_wait_until(&any.coll, deadline, any_ready);
+    for (size_t i = 0; i < n; i++)
+        fiber__collector_remove(&any.coll, tasks[i]);
+    return rc < 0 ? rc : index_of(tasks, n, any.first);
+}

@@ -1,0 +1,103 @@
+/*
+ * overflow_prog - overflow a fiber's stack on purpose, for overflow.sh.
+ *
+ *   overflow_prog overflow       a fiber named "deep" recurses until its
+ *                                stack runs into the guard page
+ *   overflow_prog null           a fiber writes through a null pointer
+ *   overflow_prog user-handler   the same, with a SIGSEGV handler of the
+ *                                program's own installed first: it must be
+ *                                the one to run
+ *   overflow_prog user-overflow  a fiber overflows while the program has
+ *                                its own handler, but no alternate stack
+ *                                for it to run on: the overflow is named
+ *                                and the process dies of SIGSEGV, as the
+ *                                kernel would have killed it
+ *   overflow_prog user-altstack  the same with the program's own
+ *                                alternate stack: its handler runs
+ *
+ * overflow, null and user-overflow die of SIGSEGV; user-handler and
+ * user-altstack exit 42 from the program's handler.
+ */
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fiber.h"
+
+/* Recurse for ever, in a way the compiler can neither flatten nor turn
+ * into a loop. */
+static int recurse(volatile char *previous)
+{
+    volatile char frame[256];
+
+    frame[0] = previous ? previous[0] : 1;
+    frame[sizeof(frame) - 1] = frame[0];
+    /* Never true (frame[0] is always 1), but the compiler cannot know. */
+    if (frame[0] == 42)
+        return 0;
+    return recurse(frame) + frame[sizeof(frame) - 1];
+}
+
+static void *deep(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)recurse(NULL);
+}
+
+static void *write_null(void *arg)
+{
+    volatile int *volatile nowhere = arg;
+
+    *nowhere = 1;
+    return NULL;
+}
+
+static void *run_one(void *arg)
+{
+    fiber_fn fn = (fiber_fn)(uintptr_t)arg;
+    fiber_attr_t attr = {.name = "deep", .stack_size = FIBER_MIN_STACK_SIZE};
+    fiber_task_t *task;
+
+    if (fiber_spawn(&task, fn, NULL, &attr) < 0)
+        return NULL;
+    fiber_await(task, NULL, NULL);
+    return NULL;
+}
+
+static void users_own_handler(int sig)
+{
+    static const char message[] = "the program's own handler ran\n";
+
+    (void)sig;
+    if (write(STDERR_FILENO, message, sizeof(message) - 1) < 0)
+        _exit(43);
+    _exit(42);
+}
+
+int main(int argc, char **argv)
+{
+    const char *what = argc > 1 ? argv[1] : "overflow";
+    fiber_fn fn = deep;
+    fiber_options_t opts = {.clock = FIBER_CLOCK_VIRTUAL};
+
+    if (strcmp(what, "null") == 0 || strcmp(what, "user-handler") == 0)
+        fn = write_null;
+    if (strncmp(what, "user-", 5) == 0) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = users_own_handler;
+        sigemptyset(&sa.sa_mask);
+        if (strcmp(what, "user-altstack") == 0) {
+            static char alt_stack[64 * 1024];
+            stack_t ss = {.ss_sp = alt_stack, .ss_size = sizeof(alt_stack)};
+            sigaltstack(&ss, NULL);
+            sa.sa_flags = SA_ONSTACK;
+        }
+        sigaction(SIGSEGV, &sa, NULL);
+    }
+    fiber_run(run_one, (void *)(uintptr_t)fn, &opts, NULL, NULL);
+    fprintf(stderr, "overflow_prog: %s did not fault\n", what);
+    return 1;
+}
