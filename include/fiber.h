@@ -1152,8 +1152,9 @@ FIBER_API int fiber_queue_join_until(fiber_queue_t *q, int64_t deadline_ns);
  *
  * The virtual clock.  Time stands still while I/O is ready.  When no fiber
  * is ready and fibers wait on I/O as well as on timers, the loop waits for
- * I/O in real time for up to 5 ms, then the clock jumps to the next
- * deadline.  I/O between fibers of the same loop (socketpairs, pipes,
+ * I/O in real time for up to 5 ms; if none wakes a fiber, the clock jumps
+ * to the next deadline.  Without timers it waits for I/O for as long as it
+ * takes.  I/O between fibers of the same loop (socketpairs, pipes,
  * loopback connections) is ready at once, so tests using it are exact;
  * I/O that depends on another process or thread may lose a race against a
  * virtual deadline, and is best tested on the real clock.
@@ -1248,11 +1249,13 @@ FIBER_API int fiber_close(int fd);
  * fiber_tcp_listen - a TCP socket listening on address, "host:port":
  * "127.0.0.1:8080", "[::1]:8080", "localhost:8080", ":8080" (every IPv4
  * interface).  Port 0 lets the kernel choose (see getsockname(2)).
- * SO_REUSEADDR is set; backlog <= 0 means SOMAXCONN.  A host name is
- * resolved on the thread pool.  Returns the socket, non-blocking and
- * close-on-exec, or a negative errno: -EINVAL for a malformed address,
- * the errors of name resolution (see fiber_tcp_dial), of socket, bind and
- * listen (-EADDRINUSE...), -ECANCELED, -EPERM.
+ * SO_REUSEADDR is set; backlog <= 0 means SOMAXCONN.  A numeric address
+ * needs no fiber; a host name is resolved on the thread pool, from a
+ * fiber.  Never waits otherwise.  Returns the socket, non-blocking and
+ * close-on-exec, or a negative errno: -EINVAL for a malformed address or
+ * a port above 65535, the errors of name resolution (see fiber_tcp_dial),
+ * of socket, bind and listen (-EADDRINUSE...), -ECANCELED, -EPERM for a
+ * host name outside a fiber.
  */
 FIBER_API int fiber_tcp_listen(const char *address, int backlog);
 
@@ -1285,9 +1288,11 @@ FIBER_API int fiber_tcp_dial_until(const char *address, int64_t deadline_ns);
  * never runs; *result is untouched.  If the job is running, the fiber
  * waits (uncancellably) for it to return, since fn may use memory the
  * caller owns, stores its result, and returns -ECANCELED: the result is
- * never lost, as with fiber_await.
+ * never lost, as with fiber_await.  A timeout scope expiring does the
+ * same, with -ETIMEDOUT.
  *
- * Returns 0, -ECANCELED, -EINVAL if fn is NULL, -EPERM outside a fiber,
+ * Returns 0, -ECANCELED, -ETIMEDOUT (a scope), -EINVAL if fn is NULL,
+ * -EPERM outside a fiber,
  * -ENOMEM, or the error of eventfd or pthread_create when no worker
  * thread could be started.
  */
@@ -1439,18 +1444,23 @@ FIBER_API int fiber_signal_wait_until(const int signals[], size_t n,
  * (ui.perfetto.dev) and chrome://tracing open: one track per fiber, a
  * slice for each stretch it ran, for its sleeps and its waits, and arrows
  * from spawn to first run and from a task's end to its awaiter.  Each
- * loop of the process is one "process" of the trace, and the file is
- * rewritten, whole and valid, when each loop ends.  A fiber_trace_t
- * records loops in memory for fiber_trace_write_timeline, a text picture
- * of the same.  Times are on the loop clock: under the virtual clock a
- * stretch of running takes no time at all, and only waits have length.
+ * loop is one "process" of the trace, added to the file when the loop
+ * ends, which leaves it valid JSON; the first loop of the program to
+ * write there starts the file afresh.  A fiber_trace_t records loops in
+ * memory for fiber_trace_write_timeline, a text picture of the same.
+ * Times are on the loop clock: under the virtual clock a stretch of
+ * running takes no time at all, and only waits have length.
+ *
+ * The dump signal's and the trace's state is shared by the loops of all
+ * threads; each loop serves every dump request made while it runs.
  *
  * Environment, read by fiber_run where the options leave a field 0:
  *   FIBER_DEBUG=1               debug mode (0 or unset: off)
  *   FIBER_DEBUG_SLOW=seconds    the slow-fiber threshold (default 0.1)
  *   FIBER_DUMP_SIGNAL=SIGQUIT   a signal by name, with or without SIG, or
  *                               number; not SIGSEGV, SIGBUS, SIGILL,
- *                               SIGFPE, SIGKILL nor SIGSTOP
+ *                               SIGFPE, SIGTRAP, SIGABRT, SIGKILL nor
+ *                               SIGSTOP
  *   FIBER_TRACE=path.json       write a Chrome trace there
  *   FIBER_OVERFLOW_CHECK=0      no SIGSEGV handler
  * A value that cannot be read makes fiber_run return -EINVAL after a line

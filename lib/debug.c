@@ -15,9 +15,11 @@
 #include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "dump.h"
 #include "overflow.h"
@@ -41,7 +43,7 @@ void fiber__debug_report(struct fiber_loop *loop, const char *fmt, ...)
     fflush(out);
 }
 
-/* "fiber 3 'name' (function)" of the running fiber, or "the scheduler". */
+/* "fiber 3 'name' (function)" of the running fiber, for reports. */
 static void who(struct fiber_loop *loop, char *buf, size_t size)
 {
     if (loop && loop->current)
@@ -335,8 +337,7 @@ void fiber__debug_detach(struct fiber_loop *loop)
     while (d->quarantine_head) {
         struct fiber_task *f = d->quarantine_head;
         d->quarantine_head = f->next_ready;
-        f->next_ready = loop->free_tasks;
-        loop->free_tasks = f;
+        fiber__release_task(loop, f);
     }
     free(d->trace_path);
     free(d);
@@ -403,8 +404,7 @@ bool fiber__debug_quarantine(struct fiber_loop *loop, struct fiber_task *f)
         struct fiber_task *old = d->quarantine_head;
         d->quarantine_head = old->next_ready;
         d->quarantined--;
-        old->next_ready = loop->free_tasks;
-        loop->free_tasks = old;
+        fiber__release_task(loop, old);
     }
     return true;
 }

@@ -9,7 +9,6 @@
 #ifndef FIBER_DEBUG_H
 #define FIBER_DEBUG_H
 
-#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>

@@ -70,6 +70,12 @@ static char *find_resident(char *base, size_t size, size_t page,
 {
     unsigned char vec[MINCORE_BATCH];
 
+    /* mincore wants a page-aligned start; a fiber's stack may begin a
+     * little above one (its mapping starts there). */
+    size_t misalign = (uintptr_t)base % page;
+    base -= misalign;
+    size += misalign;
+
     for (size_t off = 0; off < size; off += MINCORE_BATCH * page) {
         size_t len = size - off < MINCORE_BATCH * page ? size - off : MINCORE_BATCH * page;
         if (mincore(base + off, len, vec) < 0)
@@ -114,9 +120,12 @@ size_t fiber__stack_high_water(const struct fiber_loop *loop,
         return 0;
     if (!find_resident(base, f->stack.size, scan.page, page_is_used, &scan))
         return 0;
+    if (scan.hit < base)
+        return f->stack.size;
     return (size_t)(base + f->stack.size - scan.hit);
 }
 
+#ifndef UNDER_ASAN
 struct paint {
     size_t page;
     char *end;
@@ -131,6 +140,7 @@ static bool zero_page(char *page_addr, void *arg)
         memset(page_addr, 0, (size_t)(end - page_addr));
     return false;
 }
+#endif
 
 void fiber__stack_paint(const struct fiber_loop *loop, struct fiber_task *f)
 {

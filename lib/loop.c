@@ -160,7 +160,7 @@ int fiber__block(struct fiber_loop *loop, enum fiber__state state,
 
 /* ---- switching --------------------------------------------------------- */
 
-/* Give a finished fiber's stack back, now that nobody runs on it. */
+/* Free a finished detached fiber, now that nobody runs on its stack. */
 static void reap_zombie(struct fiber_loop *loop)
 {
     struct fiber_task *f = loop->zombie;
@@ -168,7 +168,8 @@ static void reap_zombie(struct fiber_loop *loop)
     if (!f)
         return;
     loop->zombie = NULL;
-    fiber__stack_release(&loop->stacks, &f->stack);
+    /* The stack goes with the task, which lives at its top: a task that
+     * someone will await keeps both until then. */
     if (f->detached)
         fiber__free_task(loop, f);
 }
@@ -325,34 +326,57 @@ static void all_unlink(struct fiber_loop *loop, struct fiber_task *f)
         f->all_next->all_prev = f->all_prev;
 }
 
-/* Finished tasks are kept for reuse, so that spawning rarely calls malloc.
- * They are linked through next_ready, unused once a task is done. */
+/*
+ * A task lives at the top of its own stack mapping, above the part the
+ * fiber runs on.  The page holding it is touched by the fiber's first
+ * frames anyway, so a sleeping fiber costs one page in all, and freeing a
+ * task hands stack and task back to the stack pool together, for the next
+ * spawn of the same size to reuse at once.
+ */
+#define TASK_AREA (((sizeof(struct fiber_task) + 63) / 64) * 64)
+
+void fiber__release_task(struct fiber_loop *loop, struct fiber_task *f)
+{
+    struct fiber__stack slot = {f->slot_base, f->slot_size};
+
+    fiber__stack_release(&loop->stacks, &slot);
+}
+
 void fiber__free_task(struct fiber_loop *loop, struct fiber_task *f)
 {
     all_unlink(loop, f);
     /* Debug mode keeps it out of reuse, to recognise its handle later. */
     if (loop->debug && fiber__debug_quarantine(loop, f))
         return;
-    f->next_ready = loop->free_tasks;
-    loop->free_tasks = f;
+    fiber__release_task(loop, f);
 }
 
-static struct fiber_task *alloc_task(struct fiber_loop *loop)
+/* A task and its stack of stack_size usable bytes, or NULL. */
+static struct fiber_task *alloc_task(struct fiber_loop *loop, size_t stack_size,
+                                     int *rc)
 {
-    struct fiber_task *f = loop->free_tasks;
+    size_t usable = fiber__stack_round(&loop->stacks, stack_size);
+    struct fiber__stack slot;
 
-    if (!f)
-        return calloc(1, sizeof(*f));
-    loop->free_tasks = f->next_ready;
-    /* The saved context is rebuilt by fiber__context_make; clear the rest. */
+    if (usable == 0 || usable > SIZE_MAX - TASK_AREA) {
+        *rc = -ENOMEM;
+        return NULL;
+    }
+    *rc = fiber__stack_alloc(&loop->stacks, usable + TASK_AREA, &slot);
+    if (*rc < 0)
+        return NULL;
+    char *task_at = (char *)slot.base + slot.size - TASK_AREA;
+    struct fiber_task *f = (struct fiber_task *)(void *)task_at;
+    /* A reused slot holds an old task: clear all but the saved context,
+     * which fiber__context_make rebuilds. */
     memset((char *)f + sizeof(f->ctx), 0, sizeof(*f) - sizeof(f->ctx));
+    /* The fiber runs on exactly the size asked for, just below the task;
+     * what page rounding leaves over lies between it and the guard. */
+    f->stack.base = task_at - usable;
+    f->stack.size = usable;
+    f->slot_base = slot.base;
+    f->slot_size = slot.size;
     return f;
-}
-
-static void unalloc_task(struct fiber_loop *loop, struct fiber_task *f)
-{
-    f->next_ready = loop->free_tasks;
-    loop->free_tasks = f;
 }
 
 const char *fiber__task_name(const struct fiber_task *f)
@@ -383,18 +407,12 @@ int fiber__spawn(struct fiber_loop *loop, struct fiber_task **out, fiber_fn fn,
     if (rc < 0)
         return rc;
 
-    struct fiber_task *f = alloc_task(loop);
+    struct fiber_task *f = alloc_task(loop, stack_size, &rc);
     if (!f)
-        return -ENOMEM;
-    rc = fiber__stack_alloc(&loop->stacks, stack_size, &f->stack);
-    if (rc < 0) {
-        unalloc_task(loop, f);
         return rc;
-    }
     rc = fiber__context_make(&f->ctx, f->stack.base, f->stack.size, fiber_entry);
     if (rc < 0) {
-        fiber__stack_release(&loop->stacks, &f->stack);
-        unalloc_task(loop, f);
+        fiber__release_task(loop, f);
         return rc;
     }
 
@@ -454,7 +472,7 @@ static void cancel_all(struct fiber_loop *loop)
     }
 }
 
-/* Give up on fibers that can never run again: free their stacks without
+/* Give up on fibers that can never run again: mark them finished without
  * resuming them.  Whatever they hold on the heap is lost. */
 static void abandon_all(struct fiber_loop *loop)
 {
@@ -465,7 +483,7 @@ static void abandon_all(struct fiber_loop *loop)
         /* A wait queue lives in the user's memory (a mutex, a queue) and
          * outlives the loop: leave no pointer to a freed task in it. */
         fiber__waitq_unlink(f);
-        fiber__stack_release(&loop->stacks, &f->stack);
+        /* Its stack, which holds the task, goes when the loop frees it. */
         f->state = FIBER__DONE;
         f->status = -EDEADLK;
         f->waiter = NULL;
@@ -529,11 +547,6 @@ static void loop_destroy(struct fiber_loop *loop)
     fiber__collectors_free(loop);
     while (loop->all_head)
         fiber__free_task(loop, loop->all_head);
-    while (loop->free_tasks) {
-        struct fiber_task *f = loop->free_tasks;
-        loop->free_tasks = f->next_ready;
-        free(f);
-    }
     fiber__poller_destroy(loop);
     fiber__timer_heap_destroy(&loop->timers);
     fiber__stack_pool_destroy(&loop->stacks);

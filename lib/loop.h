@@ -45,7 +45,9 @@ struct fiber_task {
     bool marked;           /* scratch bit for fiber_gather's checks */
     uint64_t id;
     struct fiber__timer timer;
-    struct fiber__stack stack;
+    struct fiber__stack stack;       /* the part the fiber runs on */
+    void *slot_base;                 /* the whole mapping: stack and task */
+    size_t slot_size;
     struct fiber_task *next_ready;   /* run queue link */
     struct fiber_task *waiter;       /* the fiber awaiting this one */
     struct fiber_task *awaiting;     /* the task this one awaits */
@@ -83,7 +85,6 @@ struct fiber_loop {
     struct fiber__stack_pool stacks;
     size_t stack_size;
     struct fiber_task *all_head;  /* every task not yet freed */
-    struct fiber_task *free_tasks; /* freed tasks, kept for reuse */
     size_t nalive;                /* tasks not DONE */
     struct fiber_task *zombie;    /* finished; its stack awaits release */
     struct fiber_task *main;
@@ -131,6 +132,9 @@ int fiber__spawn(struct fiber_loop *loop, struct fiber_task **out, fiber_fn fn,
 
 /* Unlink a finished task from the loop and free it. */
 void fiber__free_task(struct fiber_loop *loop, struct fiber_task *f);
+
+/* Hand an unlinked task's memory, its stack with it, back for reuse. */
+void fiber__release_task(struct fiber_loop *loop, struct fiber_task *f);
 
 /*
  * The check at the start of every blocking call: returns -ECANCELED (and

@@ -69,6 +69,12 @@ static _Thread_local struct {
     void *alt_stack;                /* ours, if the thread had none */
 } thread_state __attribute__((tls_model("initial-exec")));
 
+/* Frees a thread's alternate stack when it exits: the stack stays from
+ * one loop to the next, as mapping it costs more than a whole fiber_run. */
+static pthread_key_t alt_stack_key;
+static pthread_once_t alt_stack_once = PTHREAD_ONCE_INIT;
+static bool alt_stack_key_made;
+
 /* ---- writing in a signal handler --------------------------------------- */
 
 struct line {
@@ -281,7 +287,11 @@ static void on_segv(int sig, siginfo_t *info, void *ucontext)
         /* Without us, only a handler on an alternate stack of the
          * program's own could have run on a stack used up; otherwise the
          * kernel kills the process with SIGSEGV. */
-        if ((previous.sa_flags & SA_ONSTACK) && !thread_state.alt_stack &&
+        stack_t current;
+        bool programs_stack = sigaltstack(NULL, &current) == 0 &&
+                              !(current.ss_flags & SS_DISABLE) &&
+                              current.ss_sp != thread_state.alt_stack;
+        if ((previous.sa_flags & SA_ONSTACK) && programs_stack &&
             previous.sa_handler != SIG_DFL && previous.sa_handler != SIG_IGN)
             pass_on(sig, info, ucontext);
         else
@@ -295,24 +305,55 @@ static bool is_ours(const struct sigaction *sa)
     return (sa->sa_flags & SA_SIGINFO) && sa->sa_sigaction == on_segv;
 }
 
-int fiber__overflow_arm(void)
+static void free_alt_stack(void *mem)
+{
+    stack_t current;
+
+    /* At thread exit: take it down first if it is still the thread's. */
+    if (sigaltstack(NULL, &current) == 0 && current.ss_sp == mem) {
+        stack_t off = {.ss_sp = NULL, .ss_size = 0, .ss_flags = SS_DISABLE};
+        sigaltstack(&off, NULL);
+    }
+    munmap(mem, ALT_STACK_SIZE);
+}
+
+static void make_alt_stack_key(void)
+{
+    alt_stack_key_made = pthread_key_create(&alt_stack_key, free_alt_stack) == 0;
+}
+
+/* Give the thread an alternate signal stack if it has none: ours from an
+ * earlier loop, or a new one.  A stack the program set up stays. */
+static int ensure_alt_stack(void)
 {
     stack_t old;
 
-    if (thread_state.armed)
+    if (sigaltstack(NULL, &old) < 0 || !(old.ss_flags & SS_DISABLE))
         return 0;
-    if (sigaltstack(NULL, &old) == 0 && (old.ss_flags & SS_DISABLE)) {
-        void *mem = mmap(NULL, ALT_STACK_SIZE, PROT_READ | PROT_WRITE,
-                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void *mem = thread_state.alt_stack;
+    if (!mem) {
+        pthread_once(&alt_stack_once, make_alt_stack_key);
+        mem = mmap(NULL, ALT_STACK_SIZE, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (mem == MAP_FAILED)
             return -ENOMEM;
-        stack_t ss = {.ss_sp = mem, .ss_size = ALT_STACK_SIZE, .ss_flags = 0};
-        if (sigaltstack(&ss, NULL) < 0) {
+        if (!alt_stack_key_made || pthread_setspecific(alt_stack_key, mem) != 0) {
             munmap(mem, ALT_STACK_SIZE);
             return -ENOMEM;
         }
         thread_state.alt_stack = mem;
     }
+    stack_t ss = {.ss_sp = mem, .ss_size = ALT_STACK_SIZE, .ss_flags = 0};
+    return sigaltstack(&ss, NULL) < 0 ? -ENOMEM : 0;
+}
+
+int fiber__overflow_arm(void)
+{
+    if (thread_state.armed)
+        return 0;
+    int rc = ensure_alt_stack();
+    if (rc < 0)
+        return rc;
 
     pthread_mutex_lock(&handler_lock);
     if (loops_running++ == 0) {
@@ -346,16 +387,8 @@ void fiber__overflow_disarm(void)
             sigaction(SIGSEGV, &previous, NULL);
     }
     pthread_mutex_unlock(&handler_lock);
-
-    if (thread_state.alt_stack) {
-        stack_t current;
-        if (sigaltstack(NULL, &current) == 0 && current.ss_sp == thread_state.alt_stack) {
-            stack_t off = {.ss_sp = NULL, .ss_size = 0, .ss_flags = SS_DISABLE};
-            sigaltstack(&off, NULL);
-        }
-        munmap(thread_state.alt_stack, ALT_STACK_SIZE);
-        thread_state.alt_stack = NULL;
-    }
+    /* The alternate stack stays, for the thread's next loop; it does no
+     * harm meanwhile, and goes when the thread exits. */
     thread_state.armed = false;
 }
 

@@ -82,10 +82,10 @@ bool fiber__poller_pending(const struct fiber_loop *loop);
  * is over.  Returns the number of fibers made ready.
  *
  * Under the virtual clock the loop waits for I/O for at most
- * FIBER__VIRTUAL_IO_GRACE_NS of real time; if none came, the clock jumps to
- * the deadline.  I/O between fibers of the loop is ready at once, so it
- * never lets time pass; only I/O from outside the loop can lose a race with
- * a virtual deadline.
+ * FIBER__VIRTUAL_IO_GRACE_NS of real time; if nothing came that woke a
+ * fiber, the clock jumps to the deadline.  I/O between fibers of the loop
+ * is ready at once, so it never lets time pass; only I/O from outside the
+ * loop can lose a race with a virtual deadline.
  */
 int fiber__poller_wait(struct fiber_loop *loop, int64_t deadline);
 

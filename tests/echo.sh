@@ -7,17 +7,21 @@ set -u
 
 check "echo_server says where it listens" start_server echo_server
 
-out=$("$demo_dir/echo_client" "$port" hello "two words" "" 2>&1)
-check "lines given as arguments come back" [ "$out" = $'hello\ntwo words\n' ]
+"$demo_dir/echo_client" "$port" hello "two words" "" >"$scratch/args.out" 2>&1
+printf 'hello\ntwo words\n\n' >"$scratch/args.expected"
+check "lines given as arguments come back, an empty one too" \
+    cmp -s "$scratch/args.out" "$scratch/args.expected"
 
 out=$(printf 'one\ntwo\nthree' | "$demo_dir/echo_client" "127.0.0.1:$port" 2>&1)
 check "lines read from stdin come back" [ "$out" = $'one\ntwo\nthree' ]
 
+client_pids=()
 for i in $(seq 1 50); do
     "$demo_dir/echo_client" "$port" "client $i line 1" "client $i line 2" \
         >"$scratch/client.$i" 2>&1 &
+    client_pids+=($!)
 done
-wait
+wait "${client_pids[@]}"
 bad=0
 for i in $(seq 1 50); do
     [ "$(cat "$scratch/client.$i")" = "client $i line 1
@@ -31,11 +35,13 @@ check "echo_server counts the connections it served" \
     grep -q '^echo_server: got SIGTERM, stopping after 52 connections$' "$server_out"
 
 "$demo_dir/echo_client" "$port" hi >"$scratch/gone.out" 2>"$scratch/gone.err"
+status=$?
 check "echo_client to a stopped server exits 1" \
-    eval '[ $? -eq 1 ] && grep -q "Connection refused" "$scratch/gone.err"'
+    eval '[ $status -eq 1 ] && grep -q "Connection refused" "$scratch/gone.err"'
 
 "$demo_dir/echo_client" >"$scratch/bad.out" 2>"$scratch/bad.err"
+status=$?
 check "echo_client without an address exits 2" \
-    eval '[ $? -eq 2 ] && [ "$(wc -l <"$scratch/bad.err")" -eq 1 ]'
+    eval '[ $status -eq 2 ] && [ "$(wc -l <"$scratch/bad.err")" -eq 1 ]'
 
 finish

@@ -6,7 +6,7 @@
 set -u
 . "${top_srcdir:-.}/tests/server_helpers.sh"
 
-# fetched_in: the total and the sum printed by the last fetch, in seconds.
+# totals: the total and the sum printed by the last fetch, in seconds.
 totals() {
     sed -n 's/^Fetched [0-9]* URLs* in \([0-9.]*\) s (sum of individual times: \([0-9.]*\) s)$/\1 \2/p' \
         "$scratch/fetch.out"
@@ -69,7 +69,8 @@ check "httpd stops on SIGINT (status $server_status)" \
     eval '[ "$server_status" -eq 0 ] && grep -q "^httpd: got SIGINT" "$server_out"'
 
 "$demo_dir/httpd" 70000 >"$scratch/bad.out" 2>"$scratch/bad.err"
+status=$?
 check "httpd rejects a bad port with status 2" \
-    eval '[ $? -eq 2 ] && [ ! -s "$scratch/bad.out" ] && [ "$(wc -l <"$scratch/bad.err")" -eq 1 ]'
+    eval '[ $status -eq 2 ] && [ ! -s "$scratch/bad.out" ] && [ "$(wc -l <"$scratch/bad.err")" -eq 1 ]'
 
 finish

@@ -55,7 +55,7 @@ int main(void)
 }
 PROG
 # shellcheck disable=SC2046
-${CC:-cc} "$tmp/prog.c" -o "$tmp/prog" $(pkg-config --cflags --libs libfiber) >"$tmp/cc.log" 2>&1
+${CC:-cc} ${FIBER_SANITIZE_FLAGS:-} "$tmp/prog.c" -o "$tmp/prog" $(pkg-config --cflags --libs libfiber) >"$tmp/cc.log" 2>&1
 result $? "a program outside the tree builds with pkg-config --cflags --libs libfiber"
 
 out=$(LD_LIBRARY_PATH="$root$libdir" "$tmp/prog")

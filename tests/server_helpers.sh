@@ -43,6 +43,7 @@ finish() {
 start_server() {
     local name=$1 i
     server_out="$scratch/$name.$RANDOM.out"
+    : >"$server_out"   # before the server does, so that sed finds it
     "$demo_dir/$name" 0 >"$server_out" 2>"$server_out.err" &
     server_pid=$!
     server_pids+=("$server_pid")

@@ -172,7 +172,7 @@ __attribute__((noinline)) static void *dump_the_scene(void *arg)
     CHECK(strstr(dump, "fiber 1 ") < strstr(dump, "fiber 2 "));
     CHECK(strstr(dump, "fiber 3 ") < strstr(dump, "fiber 4 "));
     /* A fiber that never ran shows what it will run. */
-    CHECK_CONTAINS(dump, "#0 never_started+0x0");
+    CHECK_CONTAINS(dump, HAVE_BACKTRACES ? "#0 never_started+0x0" : "#0 0x");
     if (HAVE_BACKTRACES) {
         /* Each fiber from the function that called into libfiber down to
          * its entry function: none of libfiber's own frames. */

@@ -227,6 +227,29 @@ static void test_peer_close_wakes_blocked_reader_with_eof(void **state)
     run_virtual(scenario_peer_close_while_reading, NULL);
 }
 
+/* A timeout scope's deadline cuts a read short like the read's own. */
+static void *scenario_scope_cuts_read(void *arg)
+{
+    int sv[2];
+    char c;
+    fiber_scope_t scope;
+
+    (void)arg;
+    make_pair(sv);
+    CHECK_EQ(fiber_scope_enter_after(&scope, 2), 0);
+    CHECK_EQ(fiber_read(sv[0], &c, 1), -ETIMEDOUT);
+    CHECK_EQ(fiber_scope_exit(&scope), -ETIMEDOUT);
+    CHECK_EQ(elapsed_ns(), 2 * SEC);
+    close_pair(sv);
+    return NULL;
+}
+
+static void test_timeout_scope_cuts_a_read_short(void **state)
+{
+    (void)state;
+    run_virtual(scenario_scope_cuts_read, NULL);
+}
+
 /* ---- whole and partial writes ------------------------------------------- */
 
 #define BIG (4 * 1024 * 1024)
@@ -656,7 +679,8 @@ static void *scenario_bad_arguments(void *arg)
     CHECK_EQ(fiber_write(sv[0], NULL, 1), -EINVAL);
     CHECK_EQ(fiber_wait_fd(sv[0], 0), -EINVAL);
     CHECK_EQ(fiber_wait_fd(sv[0], 4), -EINVAL);
-    CHECK_EQ(fiber_accept(sv[0], (struct sockaddr *)&c, NULL), -EINVAL);
+    struct sockaddr_storage ss;
+    CHECK_EQ(fiber_accept(sv[0], (struct sockaddr *)&ss, NULL), -EINVAL);
     CHECK_EQ(fiber_connect(sv[0], NULL, 0), -EINVAL);
     CHECK_EQ(fiber_close(-1), -EBADF);
     CHECK_EQ(fiber_write(sv[0], "", 0), 0);
@@ -854,6 +878,7 @@ int main(void)
         cmocka_unit_test(test_cancelled_fiber_reads_and_writes_nothing),
         cmocka_unit_test(test_peer_close_gives_eof_and_epipe),
         cmocka_unit_test(test_peer_close_wakes_blocked_reader_with_eof),
+        cmocka_unit_test(test_timeout_scope_cuts_a_read_short),
         cmocka_unit_test(test_write_sends_the_whole_buffer_to_a_slow_reader),
         cmocka_unit_test(test_partial_write_on_deadline_reports_bytes_written),
         cmocka_unit_test(test_partial_write_on_cancel_reports_bytes_written),

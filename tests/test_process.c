@@ -295,6 +295,22 @@ static void test_sigchld_fallback_without_pidfd(void **state)
 
 /* ---- errors ------------------------------------------------------------------ */
 
+/* Whether spawning argv says the program does not exist.  Valgrind runs
+ * posix_spawn's vfork as a fork, which cannot report a failed exec: the
+ * child exits 127 instead, as a shell's would. */
+static bool not_found(const char *const argv[])
+{
+    fiber_process_t *proc = NULL;
+    int status = -1;
+    int rc = fiber_process_spawn(&proc, argv, 0, NULL);
+
+    if (rc == -ENOENT)
+        return proc == NULL;
+    if (rc != 0 || !under_tool() || fiber_process_wait(proc, &status) != 0)
+        return false;
+    return WIFEXITED(status) && WEXITSTATUS(status) == 127;
+}
+
 static void *scenario_spawn_errors(void *arg)
 {
     fiber_process_t *proc = NULL;
@@ -302,14 +318,18 @@ static void *scenario_spawn_errors(void *arg)
 
     (void)arg;
     const char *const missing[] = {"/nonexistent/program", NULL};
-    CHECK_EQ(fiber_process_spawn(&proc, missing, FIBER_PIPE_STDOUT, pipes), -ENOENT);
+    const char *const not_in_path[] = {"no-such-program-anywhere", NULL};
+    CHECK(not_found(missing));
+    CHECK(not_found(not_in_path));
     /* Counted after the first call, which set up the loop's epoll. */
     int fds = count_fds();
-    CHECK_EQ(fiber_process_spawn(&proc, missing, FIBER_PIPE_STDOUT, pipes), -ENOENT);
-    const char *const not_in_path[] = {"no-such-program-anywhere", NULL};
-    CHECK_EQ(fiber_process_spawn(&proc, not_in_path, 0, NULL), -ENOENT);
-    CHECK_EQ(count_fds(), fds);
-    CHECK_PTR(proc, NULL);
+    if (!under_tool()) {
+        CHECK_EQ(fiber_process_spawn(&proc, missing, FIBER_PIPE_STDOUT, pipes),
+                 -ENOENT);
+        CHECK_EQ(fiber_process_spawn(&proc, not_in_path, 0, NULL), -ENOENT);
+        CHECK_EQ(count_fds(), fds);
+        CHECK_PTR(proc, NULL);
+    }
 
     const char *const ok[] = {"true", NULL};
     const char *const empty[] = {NULL};

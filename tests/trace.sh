@@ -105,16 +105,20 @@ for program in "${programs[@]}"; do
               [[ "$out" == *$'"'"'\n# ran  ~ ready  - sleeping  . awaiting or waiting'"'"' ]]'
 done
 
+# A sleeper's row: its label (with its function where it can be named),
+# then its cells.
+sleeper="^[0-9]+ 'Task-[0-9]+'( \(wait_one\))? *\|"
+
 run 1-concurrent_coroutines --seed 3 --timeline 4 3
-rows=$(grep -c "^[0-9]* 'Task-[0-9]*' (wait_one) *|#-" <<<"$out")
+rows=$(grep -Ec "$sleeper#-" <<<"$out")
 check "1-concurrent_coroutines --timeline: four fibers sleeping side by side from the start" \
     [ "$rows" -eq 4 ]
 
 run 2-measure_runtime --seed 3 --timeline 5 2
 # The total is the longest sleep, not the sum: every row starts sleeping at
 # once, and one of them lasts to the end.
-rows=$(grep -c "^[0-9]* 'Task-[0-9]*' (wait_one) *|#-" <<<"$out")
-last=$(grep -c "^[0-9]* 'Task-[0-9]*' (wait_one) *|#-*#|$" <<<"$out")
+rows=$(grep -Ec "$sleeper#-" <<<"$out")
+last=$(grep -Ec "$sleeper#-*#\|$" <<<"$out")
 check "2-measure_runtime --timeline: the sleeps overlap, and the longest ends the run" \
     eval '[ "$rows" -eq 5 ] && [ "$last" -ge 1 ]'
 
@@ -132,7 +136,7 @@ status=$(cat "$scratch/status")
 err=$(cat "$scratch/err")
 out=$(cat "$scratch/out")
 check "FIBER_DUMP_SIGNAL=SIGQUIT: the signal dumps every fiber to stderr" \
-    eval '[[ "$err" == "libfiber: dump on signal 3 (1 live fiber):"*"fiber 1 '"'"'main'"'"'"*"sleeping, wakes in 0."* ]]'
+    eval '[[ "$err" == "libfiber: dump on signal 3 (1 live fiber)"*"fiber 1 '"'"'main'"'"'"*"sleeping, wakes in 0."* ]]'
 check "and the program goes on to its normal end" \
     eval '[ "$status" -eq 0 ] && [[ "$out" == *"World"* ]]'
 

@@ -212,7 +212,8 @@ static void *spawn_main(void *arg)
         for (long i = 0; i < s->count; i++) {
             fiber_task_t *t;
             void *res = NULL;
-            int rc = fiber_spawn(&t, return_arg, (void *)(uintptr_t)(i + 1), NULL);
+            int rc = fiber_spawn(&t, return_arg, (void *)(uintptr_t)(i + 1),
+                                 NULL);
             if (rc == 0)
                 rc = fiber_await(t, &res, NULL);
             if (rc < 0) {
@@ -276,7 +277,8 @@ static void *sleepers_main(void *arg)
 
     int64_t t0 = mono_ns();
     while (spawned < s->n) {
-        rc = fiber_spawn(&s->tasks[spawned], sleeper, &s->delay[spawned], NULL);
+        rc = fiber_spawn(&s->tasks[spawned], sleeper, &s->delay[spawned],
+                         NULL);
         if (rc < 0)
             break;
         spawned++;

@@ -6,11 +6,11 @@ its peers from Debian's packages, then writes a report: a Markdown table and
 a CSV with every figure beside libfiber's and the ratio, and a plot of how
 the costs grow with the number of fibers.
 
-  peer            Debian package          program
-  Go goroutines   golang-go               tests/bench/peers/go_bench.go
-  Python asyncio  python3                 tests/bench/peers/asyncio_bench.py
-  GNU Pth         libpth-dev              tests/bench/peers/pth_bench.c
-  Boost.Context   libboost-context-dev    tests/bench/peers/boost_context_bench.cpp
+  peer            Debian package          program in tests/bench/peers/
+  Go goroutines   golang-go               go_bench.go
+  Python asyncio  python3                 asyncio_bench.py
+  GNU Pth         libpth-dev              pth_bench.c
+  Boost.Context   libboost-context-dev    boost_context_bench.cpp
 
 A peer whose compiler, interpreter or headers are missing is reported as
 skipped; a peer that fails is reported as failed.  Neither fails the suite:
@@ -111,13 +111,15 @@ def runners_table():
                         "the scheduler would otherwise run (and end) early "
                         "ones while later ones are spawned",
         }),
-        Runner("asyncio", "asyncio", "python3", {"switch", "spawn", "sleepers"}, {
+        Runner("asyncio", "asyncio", "python3",
+               {"switch", "spawn", "sleepers"}, {
             "switch": "two tasks, `await asyncio.sleep(0)`",
             "spawn": "`await asyncio.create_task(coro)`",
             "sleepers": "`await asyncio.sleep()`, then `asyncio.gather()`; "
                         "default loop and garbage collector",
         }),
-        Runner("pth", "GNU Pth", "libpth-dev", {"switch", "spawn", "sleepers"}, {
+        Runner("pth", "GNU Pth", "libpth-dev",
+               {"switch", "spawn", "sleepers"}, {
             "switch": "two threads, `pth_yield(NULL)`",
             "spawn": "`pth_spawn()` then `pth_join()`",
             "sleepers": "`pth_nap()` (whole µs), then `pth_join()` of each",
@@ -134,7 +136,7 @@ def runners_table():
     ]
 
 
-# ---- helpers -----------------------------------------------------------------
+# ---- helpers ----------------------------------------------------------------
 
 def log(msg=""):
     print(msg, flush=True)
@@ -207,7 +209,7 @@ def short_n(n):
     return str(n)
 
 
-# ---- the machine -----------------------------------------------------------------
+# ---- the machine ------------------------------------------------------------
 
 def machine_info(args):
     info = {}
@@ -230,7 +232,8 @@ def machine_info(args):
         with open("/proc/meminfo") as f:
             for line in f:
                 if line.startswith("MemTotal:"):
-                    info["memory"] = f"{int(line.split()[1]) / 1048576:.0f} GiB"
+                    kib = int(line.split()[1])
+                    info["memory"] = f"{kib / 1048576:.0f} GiB"
                     break
     except OSError:
         pass
@@ -241,7 +244,7 @@ def machine_info(args):
     return info
 
 
-# ---- building the peers ----------------------------------------------------------
+# ---- building the peers -----------------------------------------------------
 
 def header_present(compiler, header, lang):
     """Whether compiler finds header; False if the compiler is missing."""
@@ -282,7 +285,8 @@ def prepare(runner, args, workdir):
     if args.peers is not None and runner.key not in args.peers:
         runner.status, runner.note = "skipped", "not selected (--peers)"
         return
-    missing = f"not installed (Debian package {runner.package}; make bench-deps)"
+    missing = (f"not installed (Debian package {runner.package}; "
+               "make bench-deps)")
 
     if runner.key == "go":
         if not shutil.which(args.go):
@@ -312,7 +316,8 @@ def prepare(runner, args, workdir):
                                    else "")
     elif runner.key == "pth":
         if not shutil.which(args.cc):
-            runner.status, runner.note = "skipped", f"no C compiler ({args.cc})"
+            runner.status = "skipped"
+            runner.note = f"no C compiler ({args.cc})"
             return
         if not header_present(args.cc, "pth.h", "c"):
             runner.status, runner.note = "skipped", f"pth.h: {missing}"
@@ -339,7 +344,7 @@ def prepare(runner, args, workdir):
             runner.version = versioned("Boost.Context", "libboost-context-dev")
 
 
-# ---- running -------------------------------------------------------------------
+# ---- running ----------------------------------------------------------------
 
 def run_once(runner, workload, a, b, timeout):
     """One process; returns a Result with its key=value figures."""
@@ -373,7 +378,8 @@ def run_once(runner, workload, a, b, timeout):
         else [f"{workload}_ns"]
     missing = [k for k in expected if k not in metrics]
     if missing:
-        return Result("failed", note="no " + ", ".join(missing) + " in its output")
+        return Result("failed",
+                      note="no " + ", ".join(missing) + " in its output")
     metrics["_elapsed"] = elapsed
     return Result("ok", metrics, runs=1)
 
@@ -415,7 +421,7 @@ def describe(result):
     return f"{result.status}: {result.note}" if result.note else result.status
 
 
-# ---- the report ----------------------------------------------------------------
+# ---- the report -------------------------------------------------------------
 
 def cell(result, metric):
     """The Markdown cell of one figure, or the reason there is none."""
@@ -492,7 +498,8 @@ def side_by_side(runners, results, cfg):
         line = f"| {label} | {cell(base_res, metric)} |"
         for r in peers:
             res = results.get((workload, n, r.key))
-            line += f" {cell(res, metric)} | {fmt_ratio(value(res, metric), base)} |"
+            ratio = fmt_ratio(value(res, metric), base)
+            line += f" {cell(res, metric)} | {ratio} |"
         lines.append(line)
     return lines
 
@@ -509,7 +516,8 @@ def growth_table(runners, results, cfg):
         for n in cfg["sizes"]:
             base_res = results.get(("sleepers", n, "libfiber"))
             base = value(base_res, metric)
-            line = f"| {short_n(n)} | {label}, {unit} | {cell(base_res, metric)} |"
+            line = (f"| {short_n(n)} | {label}, {unit} | "
+                    f"{cell(base_res, metric)} |")
             for r in peers:
                 res = results.get(("sleepers", n, r.key))
                 line += f" {cell(res, metric)} | " \
@@ -598,12 +606,13 @@ def notes_for(runners, results, cfg):
         if r.status != "ok":
             notes.append(f"- {r.title}: {r.status} — {r.note}")
             continue
-        for (workload, n, key), res in sorted(results.items(),
-                                              key=lambda kv: (kv[0][0], kv[0][1])):
+        points = sorted(results.items(), key=lambda kv: kv[0][:2])
+        for (workload, n, key), res in points:
             if key == r.key and res.status not in ("ok", "n/a"):
                 what = workload if workload != "sleepers" else \
                     f"{short_n(n)} sleepers"
-                notes.append(f"- {r.title}, {what}: {res.status} — {res.note}")
+                notes.append(f"- {r.title}, {what}: {res.status} — "
+                             f"{res.note}")
     return notes
 
 
@@ -696,13 +705,15 @@ def write_markdown(path, info, runners, results, cfg, svg, plot_note,
         f.write("\n".join(L))
 
 
-# ---- main ----------------------------------------------------------------------
+# ---- main -------------------------------------------------------------------
 
 def parse_args(argv):
     here = os.path.dirname(os.path.abspath(__file__))
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--srcdir", default=os.path.normpath(os.path.join(here, "..", "..")),
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--srcdir",
+                   default=os.path.normpath(os.path.join(here, "..", "..")),
                    help="the source tree (default: this script's)")
     p.add_argument("--builddir", default=".",
                    help="the build tree holding tests/bench/fiber_workloads")
@@ -710,14 +721,16 @@ def parse_args(argv):
                    help="report prefix: PREFIX.md, PREFIX.csv, "
                         "PREFIX-growth.svg (default bench-report)")
     p.add_argument("--workdir", default=None,
-                   help="where peers are built (default BUILDDIR/tests/bench/peers)")
+                   help="where peers are built "
+                        "(default BUILDDIR/tests/bench/peers)")
     p.add_argument("--quick", action="store_true",
                    help="tiny counts: a smoke run of a few seconds")
     p.add_argument("--peers", default=None,
                    help="comma-separated subset of go,asyncio,pth,boost; "
                         "'none' for libfiber alone")
     p.add_argument("--sizes", default=None,
-                   help="comma-separated sleeper counts (default 1k,10k,100k,1M)")
+                   help="comma-separated sleeper counts "
+                        "(default 1000,10000,100000,1000000)")
     p.add_argument("--no-detail", action="store_true",
                    help="do not run tests/bench/fiber_bench")
     p.add_argument("--cc", default=os.environ.get("CC") or "cc")
@@ -770,7 +783,9 @@ def main(argv):
         bench = os.path.join(args.builddir, "tests", "bench", "fiber_bench")
         detail_csv = args.out + "-fiber_bench.csv"
         log("\nlibfiber alone: tests/bench/fiber_bench")
-        cmd = [bench, "--csv", detail_csv] + (["--quick"] if args.quick else [])
+        cmd = [bench, "--csv", detail_csv]
+        if args.quick:
+            cmd.append("--quick")
         try:
             out = subprocess.run(cmd, capture_output=True, text=True,
                                  timeout=cfg["timeout"])
@@ -795,7 +810,8 @@ def main(argv):
             if workload not in r.workloads:
                 continue
             if r.status != "ok":
-                results[(workload, count, r.key)] = Result("skipped", note=r.note)
+                results[(workload, count, r.key)] = Result("skipped",
+                                                           note=r.note)
                 continue
             res = run_point(r, workload, count, reps, 1, cfg)
             results[(workload, count, r.key)] = res

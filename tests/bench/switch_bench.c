@@ -129,12 +129,14 @@ static __attribute__((noinline)) void context_pingpong(struct fiber__context *mi
 
 static void context_entry_a(void)
 {
+    fiber__context_started(&ctx_a);
     context_pingpong(&ctx_a, &ctx_b);
     fiber__context_switch(&ctx_a, &ctx_main);
 }
 
 static void context_entry_b(void)
 {
+    fiber__context_started(&ctx_b);
     context_pingpong(&ctx_b, &ctx_a);
 }
 

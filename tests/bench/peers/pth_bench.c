@@ -180,7 +180,8 @@ static void *sleeper(void *arg)
     int64_t *slot = arg;
     int64_t start = mono_ns();
 
-    pth_nap(pth_time((long)(*slot / 1000000000), (long)(*slot % 1000000000 / 1000)));
+    pth_nap(pth_time((long)(*slot / 1000000000),
+                     (long)(*slot % 1000000000 / 1000)));
     *slot = mono_ns() - (start + *slot);
     return NULL;
 }
