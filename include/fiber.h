@@ -1427,16 +1427,20 @@ FIBER_API int fiber_signal_wait_until(const int signals[], size_t n,
  * Debug mode (checks = 1 or FIBER_DEBUG=1) reports, on the report stream,
  * each naming the fiber concerned:
  *   - a task handle used after fiber_await, fiber_gather, fiber_wait_for
- *     or fiber_detach consumed it ("awaited twice"): the call returns
- *     -EINVAL instead of undefined behaviour.  Freed tasks are kept out of
- *     reuse for the last FIBER_DEBUG_QUARANTINE of them, so that such a
- *     handle is recognised;
+ *     or fiber_detach consumed it ("awaited twice"): fiber_await and its
+ *     variants, fiber_gather, fiber_cancel, fiber_detach, fiber_result
+ *     and fiber_stack_usage then return -EINVAL instead of undefined
+ *     behaviour.  Freed tasks are kept out of reuse for the last
+ *     FIBER_DEBUG_QUARANTINE of them, so that such a handle is recognised;
  *   - at the end of the loop, every task that was never awaited nor
  *     detached, as asyncio's "Task was destroyed but it is pending!" (it
  *     still ran when main returned) and "never retrieved" (it finished);
  *   - a fiber that held the CPU longer than slow_seconds without a
  *     blocking call, as asyncio's slow-callback warning;
- *   - a fiber-only call (sleep, await, spawn, ...) made outside a fiber.
+ *   - a fiber-only call (fiber_sleep and its variants, fiber_yield,
+ *     fiber_spawn, fiber_await and its variants, fiber_gather,
+ *     fiber_detach) made outside a fiber; FIBER_DEBUG=1 turns this on
+ *     where no loop runs as well.
  * A loop in debug mode is slower: each switch reads the clock.
  *
  * Tracing.  trace_path (or FIBER_TRACE=path.json) makes the loop write a

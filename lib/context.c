@@ -25,6 +25,7 @@
 #include "context.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -248,6 +249,11 @@ void fiber__context_switch(struct fiber__context *from,
 #if SWITCH_ASM
     fiber__switch_x86_64(as_ucontext(from), as_ucontext(to));
 #else
+    /* swapcontext also installs the signal mask saved with the target.
+     * Hand it the thread's current mask, so that a switch never changes
+     * the mask, as with the asm switch: a signal blocked by one fiber
+     * (a watched signal) stays blocked whichever fiber runs. */
+    pthread_sigmask(SIG_SETMASK, NULL, &as_ucontext(to)->uc_sigmask);
     /* swapcontext fails only for an invalid context, which would be a bug
      * in the scheduler, not a user's mistake. */
     int rc = swapcontext(as_ucontext(from), as_ucontext(to));

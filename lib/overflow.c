@@ -118,12 +118,14 @@ static void flush(struct line *l)
 
 /* ---- the report -------------------------------------------------------- */
 
+/* The live fiber whose guard page holds addr: the page just below its
+ * stack's mapping (the fiber's stack proper may start a little higher). */
 static struct fiber_task *guard_owner(struct fiber_loop *loop, uintptr_t addr)
 {
     uintptr_t page = loop->stacks.page_size;
 
     for (struct fiber_task *f = loop->all_head; f; f = f->all_next) {
-        uintptr_t base = (uintptr_t)f->stack.base;
+        uintptr_t base = (uintptr_t)f->slot_base;
         if (f->state != FIBER__DONE && base && addr >= base - page && addr < base)
             return f;
     }

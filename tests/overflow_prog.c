@@ -3,6 +3,8 @@
  *
  *   overflow_prog overflow       a fiber named "deep" recurses until its
  *                                stack runs into the guard page
+ *   overflow_prog big-frames     the same with frames of 3000 bytes, so
+ *                                that the fault lands deep in the guard
  *   overflow_prog null           a fiber writes through a null pointer
  *   overflow_prog user-handler   the same, with a SIGSEGV handler of the
  *                                program's own installed first: it must be
@@ -15,7 +17,7 @@
  *   overflow_prog user-altstack  the same with the program's own
  *                                alternate stack: its handler runs
  *
- * overflow, null and user-overflow die of SIGSEGV; user-handler and
+ * overflow, big-frames, null and user-overflow die of SIGSEGV; user-handler and
  * user-altstack exit 42 from the program's handler.
  */
 #include <signal.h>
@@ -44,6 +46,28 @@ static void *deep(void *arg)
 {
     (void)arg;
     return (void *)(intptr_t)recurse(NULL);
+}
+
+/* Each frame is written from its lowest byte up: the first write past
+ * the end of the stack lands anywhere in the guard page.  Not inlined
+ * into itself: two frames at once would be larger than the guard page,
+ * and jump over it (what -fstack-clash-protection is for). */
+__attribute__((noinline)) static int recurse_big(int depth)
+{
+    volatile char frame[3000];
+
+    for (size_t i = 0; i < sizeof(frame); i += 512)
+        frame[i] = (char)depth;
+    __asm__ volatile("" : : "r"(frame) : "memory");
+    if (frame[0] == 42 && depth < 0)
+        return 0;
+    return recurse_big(depth + 1) + frame[sizeof(frame) - 1];
+}
+
+static void *deep_big(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)recurse_big(1);
 }
 
 static void *write_null(void *arg)
@@ -84,6 +108,8 @@ int main(int argc, char **argv)
 
     if (strcmp(what, "null") == 0 || strcmp(what, "user-handler") == 0)
         fn = write_null;
+    if (strcmp(what, "big-frames") == 0)
+        fn = deep_big;
     if (strncmp(what, "user-", 5) == 0) {
         struct sigaction sa;
         memset(&sa, 0, sizeof(sa));
