@@ -5,7 +5,7 @@
 # given as arguments are installed too (CI adds valgrind, for example).
 set -eu
 
-packages="gcc make autoconf automake libtool pkg-config libunwind-dev libcmocka-dev $*"
+packages="gcc make autoconf automake libtool pkg-config libunwind-dev libcmocka-dev python3 $*"
 
 missing=""
 for p in $packages; do
