@@ -13,28 +13,6 @@
 #include "loop.h"
 #include "task.h"
 
-/* Check every handle before touching any: an argument error changes
- * nothing.  A duplicate is found with each task's scratch mark. */
-static int check_all(struct fiber_task *self, fiber_task_t *const tasks[],
-                     size_t n)
-{
-    int rc = 0;
-    size_t i;
-
-    for (i = 0; i < n && rc == 0; i++) {
-        rc = fiber__check_awaitable(self, tasks[i]);
-        if (rc == 0 && tasks[i]->marked)
-            rc = -EINVAL;
-        if (rc == 0)
-            tasks[i]->marked = true;
-    }
-    /* Clear the marks set so far (on error, the failing one was not). */
-    size_t marked = rc == 0 ? n : i - 1;
-    for (size_t j = 0; j < marked; j++)
-        tasks[j]->marked = false;
-    return rc;
-}
-
 FIBER_API int fiber_gather(fiber_task_t *const tasks[], size_t n,
                            void *results[], int statuses[])
 {
@@ -47,7 +25,7 @@ FIBER_API int fiber_gather(fiber_task_t *const tasks[], size_t n,
             return -EINVAL;
     if (!self)
         return fiber__outside_fiber("fiber_gather");
-    int rc = check_all(self, tasks, n);
+    int rc = fiber__check_awaitable_all(self, tasks, n);
     if (rc < 0)
         return rc;
 

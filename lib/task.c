@@ -46,6 +46,28 @@ int fiber__check_awaitable(const struct fiber_task *self,
     return 0;
 }
 
+/* Check every handle before touching any: an argument error changes
+ * nothing.  A task listed twice is found with each task's scratch mark. */
+int fiber__check_awaitable_all(struct fiber_task *self,
+                               fiber_task_t *const tasks[], size_t n)
+{
+    int rc = 0;
+    size_t i;
+
+    for (i = 0; i < n && rc == 0; i++) {
+        rc = fiber__check_awaitable(self, tasks[i]);
+        if (rc == 0 && tasks[i]->marked)
+            rc = -EINVAL;
+        if (rc == 0)
+            tasks[i]->marked = true;
+    }
+    /* Clear the marks set so far (on error, the failing one was not). */
+    size_t marked = rc == 0 ? n : i - 1;
+    for (size_t j = 0; j < marked; j++)
+        tasks[j]->marked = false;
+    return rc;
+}
+
 /* Wait until t has finished, whatever cancels arrive meanwhile: t has been
  * cancelled and is unwinding, and its handle must not be left behind. */
 static void wait_done(struct fiber_loop *loop, struct fiber_task *self,

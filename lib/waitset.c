@@ -207,27 +207,6 @@ static const struct fiber__collector_ops any_ops = {
     .what = "any of several tasks",
 };
 
-/* Check every handle (none NULL) before touching any, as fiber_gather
- * does: a task listed twice is found with the tasks' scratch marks. */
-static int check_tasks(struct fiber_task *self, fiber_task_t *const tasks[],
-                       size_t n)
-{
-    size_t i;
-    int rc = 0;
-
-    for (i = 0; i < n && rc == 0; i++) {
-        rc = fiber__check_awaitable(self, tasks[i]);
-        if (rc == 0 && tasks[i]->marked)
-            rc = -EINVAL;
-        if (rc == 0)
-            tasks[i]->marked = true;
-    }
-    size_t marked = rc == 0 ? n : i - 1;
-    for (size_t j = 0; j < marked; j++)
-        tasks[j]->marked = false;
-    return rc;
-}
-
 static int index_of(fiber_task_t *const tasks[], size_t n,
                     const struct fiber_task *t)
 {
@@ -253,7 +232,7 @@ FIBER_API int fiber_wait_any(fiber_task_t *const tasks[], size_t n,
         return rc;
     if (!self)
         return -EPERM;
-    rc = check_tasks(self, tasks, n);
+    rc = fiber__check_awaitable_all(self, tasks, n);
     if (rc < 0)
         return rc;
     rc = fiber__enter_blocking(self);
