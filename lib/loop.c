@@ -78,8 +78,18 @@ void fiber__make_ready(struct fiber_loop *loop, struct fiber_task *f,
     ready_push(loop, f);
 }
 
+static bool is_blocked(const struct fiber_task *f)
+{
+    return f->state == FIBER__SLEEPING || f->state == FIBER__AWAITING ||
+           f->state == FIBER__WAITING;
+}
+
 void fiber__wake(struct fiber_loop *loop, struct fiber_task *f, int result)
 {
+    /* Only a blocked fiber can be woken: one already ready keeps the result
+     * it was first woken with, and must not be queued twice. */
+    if (!is_blocked(f))
+        return;
     fiber__timer_heap_remove(&loop->timers, &f->timer);
     if (f->state == FIBER__AWAITING && f->awaiting) {
         if (f->awaiting->waiter == f)
@@ -90,11 +100,6 @@ void fiber__wake(struct fiber_loop *loop, struct fiber_task *f, int result)
     fiber__make_ready(loop, f, result);
 }
 
-static bool is_blocked(const struct fiber_task *f)
-{
-    return f->state == FIBER__SLEEPING || f->state == FIBER__AWAITING ||
-           f->state == FIBER__WAITING;
-}
 
 int fiber__cancel(struct fiber_loop *loop, struct fiber_task *f)
 {
