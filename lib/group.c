@@ -66,7 +66,11 @@ static int group_wait(struct fiber_group *g, struct fiber_task *self)
     while (stop == 0 && g->coll.nlive > 0) {
         int rc = fiber__waitq_wait(&g->coll.waiters, FIBER__FOREVER,
                                    g->coll.ops->what);
-        if (rc < 0)
+        /* Children that all ended at the instant the scope's deadline
+         * came (the block gives them that turn) completed first: the
+         * completion wins, and the scope stops the next call instead.  A
+         * cancel that woke this fiber came before them and wins. */
+        if (rc < 0 && !(rc == -ETIMEDOUT && g->coll.nlive == 0))
             stop = rc;
     }
     if (stop < 0) {

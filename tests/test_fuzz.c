@@ -1,7 +1,8 @@
 /*
  * test_fuzz.c - random programs of spawn, sleep, yield, cancel, await,
- * wait_for and gather, run for real under the virtual clock and checked
- * against a reference model of what fiber.h promises.
+ * wait_for, gather, timeout scopes and task groups, run for real under the
+ * virtual clock and checked against a reference model of what fiber.h
+ * promises.
  *
  * The generator is seeded (splitmix64), not libFuzzer: every seed gives
  * the same program, so a failure is replayed with FIBER_FUZZ_SEED=<seed>
@@ -12,9 +13,20 @@
  * A program is a tree of scripts.  Each script is the body of one fiber:
  * a list of operations run one after another whatever they return, each
  * logging (fiber, operation, result, time).  A fiber awaits or gathers
- * every child it spawned before it returns, so main ends last.  The real
- * run logs through the API; the model replays the program on its own
- * simulation of the documented semantics:
+ * every child it spawned before it returns, so main ends last.  Besides
+ * the task operations, a script may:
+ *
+ *   - enter a timeout scope of 0 to 3 units (fiber_scope_enter_after),
+ *     nested two deep at most, and exit it, logging what fiber_scope_exit
+ *     returns; every scope is exited before the script ends;
+ *   - create a task group and spawn 1 to 3 child scripts into it, some of
+ *     which end with fiber_fail(-EIO); later fiber_group_wait, logging its
+ *     result, then each child's result and status, then what
+ *     fiber_group_destroy returns.  A script has one group open at a time
+ *     and waits for it before it ends.
+ *
+ * The real run logs through the API; the model replays the program on
+ * its own simulation of the documented semantics:
  *
  *   - a FIFO run queue; a spawned fiber is queued at the tail and starts
  *     at its parent's next blocking call;
@@ -30,7 +42,21 @@
  *   - await, wait_for and gather as fiber.h describes them, including the
  *     reaping of a task cancelled on timeout or cancellation, completion
  *     winning over a timeout at the same instant, and gather cancelling
- *     the rest when it is cancelled.
+ *     the rest when it is cancelled;
+ *   - scopes: a blocking call waits until the earlier of its own deadline
+ *     and its scopes'; once a scope has expired every blocking call fails
+ *     with -ETIMEDOUT until it exits; the fiber's cancel wins over any
+ *     scope and the outermost expired scope over inner ones; at a tie the
+ *     call's own outcome wins.  A call cut short by a scope first takes one
+ *     more turn at the tail of the run queue, so that a cancel coming at
+ *     the same instant wins;
+ *   - groups: the first child to fail (a status below 0 other than
+ *     -ECANCELED) cancels the others; the owner's cancel or expired scope
+ *     at or during the wait cancels the children still running; the wait
+ *     always reaps every child, uncancellably.
+ *
+ * fiber_group_wait departs from fiber.h in one case, which the test leaves
+ * out: see check_program.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -52,6 +78,8 @@
 #define MAX_SLOTS 4
 #define MAX_DEPTH 3
 #define MAX_UNITS 3
+#define MAX_NEST 2     /* timeout scopes open at once in one script */
+#define MAX_GROUP 3    /* children of one task group */
 #define MAX_LOG 2048
 /* Time unit of sleeps and timeouts: a quarter second, exact in binary, so
  * that units * 0.25 * 1e9 is an exact number of nanoseconds. */
@@ -61,23 +89,32 @@
 
 /* ---- programs ------------------------------------------------------------ */
 
-enum op_kind { OP_SPAWN, OP_SLEEP, OP_YIELD, OP_CANCEL, OP_AWAIT, OP_WAIT_FOR, OP_GATHER };
+enum op_kind {
+    OP_SPAWN, OP_SLEEP, OP_YIELD, OP_CANCEL, OP_AWAIT, OP_WAIT_FOR, OP_GATHER,
+    OP_SCOPE_ENTER, OP_SCOPE_EXIT, OP_GROUP, OP_GROUP_WAIT
+};
 
 static const char *const op_names[] = {"spawn", "sleep", "yield", "cancel",
-                                       "await", "wait_for", "gather"};
+                                       "await", "wait_for", "gather",
+                                       "scope_enter", "scope_exit", "group",
+                                       "group_wait"};
 
 struct op {
     uint8_t kind;
     uint8_t slot;      /* SPAWN, CANCEL, AWAIT, WAIT_FOR: the child's slot */
-    uint8_t units;     /* SLEEP, WAIT_FOR: time in units */
+    uint8_t units;     /* SLEEP, WAIT_FOR, SCOPE_ENTER: time in units */
     uint8_t nslots;    /* GATHER: how many slots, listed in slots */
     uint8_t slots[MAX_SLOTS];
+    uint8_t nchildren; /* GROUP, GROUP_WAIT: how many children */
+    uint8_t children[MAX_GROUP]; /* GROUP: their scripts */
     int child;         /* SPAWN: the child's script */
 };
 
 struct script {
-    struct op ops[MAX_OPS + MAX_SLOTS];
+    /* Room for the closing ops: a group wait, scope exits and reaping. */
+    struct op ops[MAX_OPS + 1 + MAX_NEST + MAX_SLOTS];
     int nops;
+    bool fails;        /* ends with fiber_fail(-EIO) (group children only) */
 };
 
 struct program {
@@ -108,7 +145,8 @@ static int generate(struct program *p, int depth)
     int index = p->nscripts++;
     struct script *s = &p->scripts[index];
     bool spawned[MAX_SLOTS] = {false}, consumed[MAX_SLOTS] = {false};
-    int nslots = 0;
+    int nslots = 0, nscopes = 0;
+    int group = -1;    /* the op that created the open group, or -1 */
     int nops = (int)below(MAX_OPS + 1);
 
     s->nops = 0;
@@ -118,7 +156,7 @@ static int generate(struct program *p, int depth)
         for (int k = 0; k < nslots; k++)
             if (spawned[k] && !consumed[k])
                 open[nopen++] = k;
-        unsigned pick = below(10);
+        unsigned pick = below(13);
 
         if (pick < 3 && depth < MAX_DEPTH && nslots < MAX_SLOTS &&
             p->nscripts < MAX_SCRIPTS) {
@@ -146,13 +184,42 @@ static int generate(struct program *p, int depth)
             }
         } else if (pick == 7) {
             op.kind = OP_YIELD;
+        } else if (pick == 10 && nscopes < MAX_NEST) {
+            op.kind = OP_SCOPE_ENTER;
+            op.units = (uint8_t)below(MAX_UNITS + 1);
+            nscopes++;
+        } else if (pick == 11 && nscopes > 0) {
+            op.kind = OP_SCOPE_EXIT;
+            nscopes--;
+        } else if (pick == 12 && group >= 0) {
+            op.kind = OP_GROUP_WAIT;
+            op.nchildren = s->ops[group].nchildren;
+            group = -1;
+        } else if (pick == 12 && depth < MAX_DEPTH) {
+            /* A group may end up with no child when the program is full:
+             * waiting for an empty group is worth checking too. */
+            op.kind = OP_GROUP;
+            unsigned n = 1 + below(MAX_GROUP);
+            for (unsigned k = 0; k < n && p->nscripts < MAX_SCRIPTS; k++) {
+                bool fails = below(3) == 0;
+                int child = generate(p, depth + 1);
+                p->scripts[child].fails = fails;
+                op.children[op.nchildren++] = (uint8_t)child;
+            }
+            group = s->nops;
         } else {
             op.kind = OP_SLEEP;
             op.units = (uint8_t)below(MAX_UNITS + 1);
         }
         s->ops[s->nops++] = op;
     }
-    /* Reap every child still running: gathered, or awaited one by one. */
+    /* Wait for the open group, leave the open scopes, then reap every
+     * child still running: gathered, or awaited one by one. */
+    if (group >= 0)
+        s->ops[s->nops++] = (struct op){.kind = OP_GROUP_WAIT,
+                                        .nchildren = s->ops[group].nchildren};
+    while (nscopes-- > 0)
+        s->ops[s->nops++] = (struct op){.kind = OP_SCOPE_EXIT};
     struct op last = {.kind = OP_GATHER};
     for (int k = 0; k < nslots; k++)
         if (!consumed[k])
@@ -176,8 +243,15 @@ static void print_program(const struct program *p)
             fprintf(stderr, " %s", op_names[op->kind]);
             if (op->kind == OP_SPAWN)
                 fprintf(stderr, "(slot %d: script %d)", op->slot, op->child);
-            else if (op->kind == OP_SLEEP)
+            else if (op->kind == OP_SLEEP || op->kind == OP_SCOPE_ENTER)
                 fprintf(stderr, "(%d)", op->units);
+            else if (op->kind == OP_GROUP) {
+                fputc('(', stderr);
+                for (int k = 0; k < op->nchildren; k++)
+                    fprintf(stderr, "%sscript %d", k ? ", " : "", op->children[k]);
+                fputc(')', stderr);
+            } else if (op->kind == OP_SCOPE_EXIT || op->kind == OP_GROUP_WAIT)
+                ;
             else if (op->kind == OP_WAIT_FOR)
                 fprintf(stderr, "(slot %d, %d)", op->slot, op->units);
             else if (op->kind == OP_GATHER)
@@ -185,6 +259,8 @@ static void print_program(const struct program *p)
             else if (op->kind != OP_YIELD)
                 fprintf(stderr, "(slot %d)", op->slot);
         }
+        if (s->fails)
+            fputs(" fail(-EIO)", stderr);
         fputc('\n', stderr);
     }
 }
@@ -247,6 +323,10 @@ static void *interpret(void *arg)
     int index = (int)(intptr_t)arg;
     const struct script *s = &program->scripts[index];
     fiber_task_t *slots[MAX_SLOTS] = {NULL};
+    fiber_scope_t scopes[MAX_NEST];
+    int nscopes = 0;
+    fiber_group_t *group = NULL;
+    fiber_task_t *members[MAX_GROUP] = {NULL};
 
     if (index == 0)
         real_start = fiber_now_ns();
@@ -288,20 +368,51 @@ static void *interpret(void *arg)
                 real_add(i, k, 0, (intptr_t)results[k], statuses[k]);
             break;
         }
+        case OP_SCOPE_ENTER:
+            real_add(i, -1, fiber_scope_enter_after(&scopes[nscopes++],
+                                                    op->units * UNIT_SECONDS), 0, 0);
+            break;
+        case OP_SCOPE_EXIT:
+            real_add(i, -1, fiber_scope_exit(&scopes[--nscopes]), 0, 0);
+            break;
+        case OP_GROUP:
+            real_add(i, -1, fiber_group_create(&group), 0, 0);
+            for (int k = 0; k < op->nchildren; k++) {
+                rc = fiber_group_spawn(group, &members[k], interpret,
+                                       (void *)(intptr_t)op->children[k], NULL);
+                real_add(i, k, rc, rc == 0 ? (intptr_t)fiber_id(members[k]) : 0, 0);
+            }
+            break;
+        case OP_GROUP_WAIT:
+            /* The wait, every child's result and status, then the destroy,
+             * which waits again and so reports a later cancel or expiry. */
+            real_add(i, -1, fiber_group_wait(group), 0, 0);
+            for (int k = 0; k < op->nchildren; k++) {
+                rc = fiber_result(members[k], &result, &status);
+                real_add(i, k, rc, (intptr_t)result, status);
+            }
+            real_add(i, op->nchildren, fiber_group_destroy(group), 0, 0);
+            group = NULL;
+            break;
         default:
             break;
         }
     }
-    real_add(s->nops, -1, 0, result_of(index), 0);
+    if (s->fails)
+        fiber_fail(-EIO);
+    real_add(s->nops, -1, s->fails ? -EIO : 0, result_of(index), 0);
     return (void *)result_of(index);
 }
 
 /* ---- the model --------------------------------------------------------------- */
 
-enum mstate { M_READY, M_RUNNING, M_SLEEPING, M_AWAITING, M_DONE };
+enum mstate { M_READY, M_RUNNING, M_SLEEPING, M_AWAITING, M_WAITING, M_DONE };
 
 /* Where a fiber is inside an await (also each of a gather's). */
 enum await_phase { AWAIT_START, AWAIT_BLOCKED, AWAIT_REAPING };
+
+/* Where a fiber is inside a group wait. */
+enum group_phase { GROUP_START, GROUP_BLOCKED, GROUP_REAPING };
 
 struct mfiber {
     int script;
@@ -314,15 +425,36 @@ struct mfiber {
     bool timer;           /* in the timer heap */
     int64_t deadline;     /* of its timer */
     uint64_t seq;
+    /* The blocking call under way, as fiber__block saw it: whether a
+     * scope's deadline came before the call's own, the earlier of the
+     * two, what the timer returns, and whether the fiber is taking the
+     * extra turn given before a scope's expiry is delivered. */
+    bool block_scope_first, rescheduled;
+    int64_t block_until;
+    int block_timer_rc, block_rc;
     int64_t await_deadline; /* of the wait_for under way */
     int waiter;           /* the fiber awaiting it, or -1 */
     int awaiting;         /* the fiber it awaits, or -1 */
     int slots[MAX_SLOTS]; /* its children, by fiber index */
     enum await_phase phase;
-    bool cancelled, timed_out;
+    int stop;             /* await: the error that stopped it, or 0 */
+    bool timed_out, own_deadline;
     int gather_next;      /* gather: the element being awaited */
     int gather_stop;      /* gather: its result so far */
     bool gathering;
+    /* Its timeout scopes, outermost first. */
+    int nscopes;
+    int64_t scope_deadline[MAX_NEST];
+    int scope_cause[MAX_NEST];
+    bool scope_caught[MAX_NEST];
+    /* The group it owns: its children by fiber index, how many still
+     * run, the first failure.  Every child is spawned when the group is
+     * created, so none can start in a group already cancelled. */
+    int members[MAX_GROUP];
+    int nmembers, group_live, group_error;
+    enum group_phase group_phase;
+    int group_stop;
+    int group_owner;      /* the owner of the group it is in, or -1 */
     intptr_t result;
     int status;
 };
@@ -375,15 +507,34 @@ static void wake_up(struct model *m, int fi, int wake)
     make_ready(m, fi, wake);
 }
 
+/* The earliest deadline of the fiber's scopes. */
+static int64_t scope_earliest(const struct mfiber *f)
+{
+    int64_t earliest = FOREVER;
+
+    for (int k = 0; k < f->nscopes; k++)
+        if (f->scope_deadline[k] < earliest)
+            earliest = f->scope_deadline[k];
+    return earliest;
+}
+
+/* A blocking call's wait until deadline, or until the earlier deadline of
+ * a scope, which then expires on wake-up (see model_run). */
 static void block(struct model *m, int fi, enum mstate state, int64_t deadline)
 {
     struct mfiber *f = &m->f[fi];
+    int64_t until = scope_earliest(f);
 
+    f->block_scope_first = until < deadline;
+    if (!f->block_scope_first)
+        until = deadline;
+    f->block_until = until;
+    f->block_timer_rc = state == M_SLEEPING ? 0 : -ETIMEDOUT;
     f->state = state;
     f->cancellable = true;
-    if (deadline != FOREVER) {
+    if (until != FOREVER) {
         f->timer = true;
-        f->deadline = deadline;
+        f->deadline = until;
         f->seq = m->next_seq++;
     }
 }
@@ -395,16 +546,33 @@ static int cancel(struct model *m, int fi)
     if (f->state == M_DONE)
         return -EALREADY;
     f->cancel_requested = true;
-    if ((f->state == M_SLEEPING || f->state == M_AWAITING) && f->cancellable)
+    if ((f->state == M_SLEEPING || f->state == M_AWAITING || f->state == M_WAITING) &&
+        f->cancellable)
         wake_up(m, fi, -ECANCELED);
     return 0;
 }
 
-static int enter_blocking(struct mfiber *f)
+/* What a blocking call meets at its start: the fiber's cancellation,
+ * outermost of all, else the outermost scope expired, which is then
+ * marked as having cut the block short. */
+static int enter_blocking(struct model *m, int fi)
 {
+    struct mfiber *f = &m->f[fi];
+    int outermost = -1;
+
+    for (int k = f->nscopes - 1; k >= 0; k--) {
+        if (f->scope_cause[k] == 0 && f->scope_deadline[k] <= m->now)
+            f->scope_cause[k] = -ETIMEDOUT;
+        if (f->scope_cause[k] != 0)
+            outermost = k;
+    }
     if (f->cancel_requested) {
         f->cancel_delivered = true;
         return -ECANCELED;
+    }
+    if (outermost >= 0) {
+        f->scope_caught[outermost] = true;
+        return f->scope_cause[outermost];
     }
     return 0;
 }
@@ -445,16 +613,89 @@ static int spawn(struct model *m, int script)
     int fi = m->nfibers++;
 
     m->f[fi] = (struct mfiber){
-        .script = script, .id = (uint64_t)fi + 1, .waiter = -1, .awaiting = -1};
+        .script = script, .id = (uint64_t)fi + 1, .waiter = -1, .awaiting = -1,
+        .group_owner = -1};
     m->nalive++;
     make_ready(m, fi, 0);
     return fi;
 }
 
+/* The group of owner cancels its children still running. */
+static void group_cancel(struct model *m, int owner)
+{
+    struct mfiber *g = &m->f[owner];
+
+    for (int k = 0; k < g->nmembers; k++)
+        if (m->f[g->members[k]].state != M_DONE)
+            cancel(m, g->members[k]);
+}
+
+/* Child fi of a group has ended: the first failure cancels the others,
+ * the last child's end wakes the owner waiting. */
+static void group_task_done(struct model *m, int fi)
+{
+    int owner = m->f[fi].group_owner;
+    struct mfiber *g = &m->f[owner];
+    int status = m->f[fi].status;
+
+    g->group_live--;
+    if (status < 0 && status != -ECANCELED && g->group_error == 0) {
+        g->group_error = status;
+        group_cancel(m, owner);
+    }
+    if (g->group_live == 0 && g->state == M_WAITING)
+        wake_up(m, owner, 0);
+}
+
+/*
+ * One fiber_group_wait.  Returns true when it has finished, with *rc;
+ * false when the fiber blocked (it comes back here on resume, with woke
+ * and whether a scope's expiry woke it).
+ */
+static bool group_wait_step(struct model *m, int fi, int woke, bool scope_expired, int *rc)
+{
+    struct mfiber *f = &m->f[fi];
+
+    if (f->group_phase == GROUP_START) {
+        f->group_stop = enter_blocking(m, fi);
+    } else if (f->group_phase == GROUP_BLOCKED) {
+        /* fiber.h: children that all ended at the scope's deadline
+         * completed first; the scope stops the next call instead. */
+        if (woke < 0 && !(scope_expired && woke == -ETIMEDOUT && f->group_live == 0))
+            f->group_stop = woke;
+    }
+    if (f->group_phase != GROUP_REAPING) {
+        if (f->group_stop == 0 && f->group_live > 0) {
+            /* The wait queue's own check at the start of the wait. */
+            int stop = enter_blocking(m, fi);
+            if (stop < 0) {
+                f->group_stop = stop;
+            } else {
+                block(m, fi, M_WAITING, FOREVER);
+                f->group_phase = GROUP_BLOCKED;
+                return false;
+            }
+        }
+        if (f->group_stop < 0)
+            group_cancel(m, fi);
+    }
+    if (f->group_live > 0) {
+        /* Reaping cannot be cancelled: only the last child's end wakes it. */
+        f->state = M_WAITING;
+        f->cancellable = false;
+        f->group_phase = GROUP_REAPING;
+        return false;
+    }
+    f->group_phase = GROUP_START;
+    *rc = f->group_stop < 0 ? f->group_stop : f->group_error;
+    return true;
+}
+
 /*
  * One await of child t until deadline, as fiber_await and fiber_wait_for
- * do it.  Returns true when it has finished, with *rc, *result, *status;
- * false when the fiber blocked (it comes back here on resume, with woke).
+ * do it, under the fiber's scopes.  Returns true when it has finished,
+ * with *rc, *result, *status; false when the fiber blocked (it comes back
+ * here on resume, with woke).
  */
 static bool await_step(struct model *m, int fi, int t, int64_t deadline, int woke,
                        int *rc, intptr_t *result, int *status)
@@ -463,15 +704,20 @@ static bool await_step(struct model *m, int fi, int t, int64_t deadline, int wok
     struct mfiber *task = &m->f[t];
 
     if (f->phase == AWAIT_START) {
-        f->cancelled = enter_blocking(f) == -ECANCELED;
+        f->stop = enter_blocking(m, fi);
         f->timed_out = false;
-        if (task->state != M_DONE && !f->cancelled) {
-            if (deadline != FOREVER && deadline <= m->now) {
+        /* It waits until the earlier of its own deadline and its scopes';
+         * at a tie its own wins. */
+        int64_t scope_deadline = scope_earliest(f);
+        f->own_deadline = deadline <= scope_deadline;
+        int64_t until = f->own_deadline ? deadline : scope_deadline;
+        if (task->state != M_DONE && f->stop == 0) {
+            if (until != FOREVER && until <= m->now) {
                 f->timed_out = true;
             } else {
                 task->waiter = fi;
                 f->awaiting = t;
-                block(m, fi, M_AWAITING, deadline);
+                block(m, fi, M_AWAITING, until);
                 f->phase = AWAIT_BLOCKED;
                 return false;
             }
@@ -481,9 +727,11 @@ static bool await_step(struct model *m, int fi, int t, int64_t deadline, int wok
             f->phase = AWAIT_REAPING;
         }
     } else if (f->phase == AWAIT_BLOCKED) {
-        f->cancelled = woke == -ECANCELED;
-        f->timed_out = woke == -ETIMEDOUT;
-        if (f->cancelled || f->timed_out) {
+        if (woke == -ETIMEDOUT)
+            f->timed_out = true;
+        else if (woke < 0)
+            f->stop = woke;
+        if (f->stop < 0 || f->timed_out) {
             cancel(m, t);
             f->phase = AWAIT_REAPING;
         }
@@ -499,13 +747,23 @@ static bool await_step(struct model *m, int fi, int t, int64_t deadline, int wok
     f->phase = AWAIT_START;
     *result = task->result;
     *status = task->status;
-    if (f->cancelled || (f->timed_out && f->cancel_requested)) {
+    if (f->stop < 0) {
+        *rc = f->stop;
+    } else if (!f->timed_out) {
+        *rc = 0;
+    } else if (f->cancel_requested) {
+        /* A cancel that came meanwhile wins over the timeout. */
         f->cancel_delivered = true;
         *rc = -ECANCELED;
-    } else if (f->timed_out && task->cancel_delivered) {
+    } else if (!task->cancel_delivered) {
+        /* The task finished without seeing the cancel: it came first. */
+        *rc = 0;
+    } else if (f->own_deadline) {
         *rc = -ETIMEDOUT;
     } else {
-        *rc = 0;
+        /* A scope's deadline cut the wait short: it is the scope's. */
+        int stop = enter_blocking(m, fi);
+        *rc = stop < 0 ? stop : -ETIMEDOUT;
     }
     return true;
 }
@@ -516,13 +774,32 @@ static void model_run(struct model *m, int fi)
     struct mfiber *f = &m->f[fi];
     const struct script *s = &m->p->scripts[f->script];
     bool resuming = f->suspended;
+    bool scope_expired = false;
     int woke = 0;
 
     f->state = M_RUNNING;
     if (resuming) {
         woke = f->wake;
-        if (woke == -ECANCELED)
-            f->cancel_delivered = true;
+        if (f->rescheduled) {
+            f->rescheduled = false;
+            woke = f->block_rc;
+            scope_expired = true;
+        } else if (f->block_scope_first && woke == f->block_timer_rc &&
+                   m->now >= f->block_until) {
+            /* Woken at a scope's deadline: first let the fibers woken at
+             * the same instant have a turn, so that a cancel among them
+             * wins. */
+            f->block_rc = woke;
+            f->rescheduled = true;
+            make_ready(m, fi, 0);
+            return;
+        }
+        f->block_scope_first = false;
+        if (woke == -ECANCELED || scope_expired) {
+            int stop = enter_blocking(m, fi);
+            if (stop < 0)
+                woke = stop;
+        }
         f->suspended = false;
     }
     for (; f->pc < s->nops; f->pc++, resuming = false) {
@@ -541,7 +818,7 @@ static void model_run(struct model *m, int fi)
                 model_add(m, fi, f->pc, -1, woke, 0, 0);
                 break;
             }
-            if ((rc = enter_blocking(f)) < 0) {
+            if ((rc = enter_blocking(m, fi)) < 0) {
                 model_add(m, fi, f->pc, -1, rc, 0, 0);
                 break;
             }
@@ -597,6 +874,51 @@ static void model_run(struct model *m, int fi)
                 model_add(m, fi, f->pc, k, 0, t->result, t->status);
             }
             break;
+        case OP_SCOPE_ENTER: {
+            int k = f->nscopes++;
+            f->scope_deadline[k] = m->now + (int64_t)op->units * UNIT_NS;
+            f->scope_cause[k] = 0;
+            f->scope_caught[k] = false;
+            model_add(m, fi, f->pc, -1, 0, 0, 0);
+            break;
+        }
+        case OP_SCOPE_EXIT: {
+            int k = --f->nscopes;
+            if (f->scope_cause[k] == 0 && f->scope_deadline[k] <= m->now)
+                f->scope_cause[k] = -ETIMEDOUT;
+            model_add(m, fi, f->pc, -1, f->scope_caught[k] ? f->scope_cause[k] : 0, 0, 0);
+            break;
+        }
+        case OP_GROUP:
+            f->nmembers = 0;
+            f->group_live = 0;
+            f->group_error = 0;
+            f->group_phase = GROUP_START;
+            model_add(m, fi, f->pc, -1, 0, 0, 0);
+            for (int k = 0; k < op->nchildren; k++) {
+                int c = spawn(m, op->children[k]);
+                m->f[c].group_owner = fi;
+                f->members[f->nmembers++] = c;
+                f->group_live++;
+                model_add(m, fi, f->pc, k, 0, (intptr_t)m->f[c].id, 0);
+            }
+            break;
+        case OP_GROUP_WAIT:
+            if (!group_wait_step(m, fi, woke, scope_expired, &rc)) {
+                f->suspended = true;
+                return;
+            }
+            model_add(m, fi, f->pc, -1, rc, 0, 0);
+            for (int k = 0; k < f->nmembers; k++) {
+                const struct mfiber *t = &m->f[f->members[k]];
+                model_add(m, fi, f->pc, k, 0, t->result, t->status);
+            }
+            /* fiber_group_destroy waits again: every child has ended, so
+             * only a cancel or an expired scope can stop it. */
+            if ((rc = enter_blocking(m, fi)) < 0)
+                group_cancel(m, fi);
+            model_add(m, fi, f->pc, f->nmembers, rc < 0 ? rc : f->group_error, 0, 0);
+            break;
         default:
             break;
         }
@@ -604,13 +926,15 @@ static void model_run(struct model *m, int fi)
 
     /* It returns. */
     f->result = result_of(f->script);
-    model_add(m, fi, s->nops, -1, 0, f->result, 0);
-    f->status = f->cancel_delivered ? -ECANCELED : 0;
+    model_add(m, fi, s->nops, -1, s->fails ? -EIO : 0, f->result, 0);
+    f->status = s->fails ? -EIO : f->cancel_delivered ? -ECANCELED : 0;
     f->state = M_DONE;
     f->timer = false;
     m->nalive--;
     if (f->waiter >= 0)
         wake_up(m, f->waiter, 0);
+    if (f->group_owner >= 0)
+        group_task_done(m, fi);
 }
 
 /* Run the whole program on the model.  Returns false on a deadlock,
@@ -776,10 +1100,64 @@ static void test_the_model_agrees_with_a_worked_example(void **state)
     check_program(p, 0);
 }
 
+/* Scopes and groups, worked out by hand: main enters a scope of 1 unit
+ * and waits for a group of two children, A sleeping 3 units and B
+ * sleeping 2 then failing.  The scope expires at 1 during the wait, which
+ * cancels both; B still fails, but the wait returns the scope's
+ * -ETIMEDOUT, and so do the destroy and the scope's exit. */
+static void test_the_model_agrees_on_a_group_in_a_scope(void **state)
+{
+    struct program *p = &programs[0];
+    (void)state;
+
+    memset(p, 0, sizeof(*p));
+    p->nscripts = 3;
+    p->scripts[0].nops = 4;
+    p->scripts[0].ops[0] = (struct op){.kind = OP_SCOPE_ENTER, .units = 1};
+    p->scripts[0].ops[1] = (struct op){.kind = OP_GROUP, .nchildren = 2,
+                                       .children = {1, 2}};
+    p->scripts[0].ops[2] = (struct op){.kind = OP_GROUP_WAIT, .nchildren = 2};
+    p->scripts[0].ops[3] = (struct op){.kind = OP_SCOPE_EXIT};
+    p->scripts[1].nops = 1;
+    p->scripts[1].ops[0] = (struct op){.kind = OP_SLEEP, .units = 3};
+    p->scripts[2].nops = 1;
+    p->scripts[2].ops[0] = (struct op){.kind = OP_SLEEP, .units = 2};
+    p->scripts[2].fails = true;
+
+    assert_true(model_run_program(&model, p));
+    assert_int_equal(model.log.n, 14);
+    const struct entry *e = model.log.entries;
+    /* main enters the scope, creates the group, spawns A (2) and B (3) */
+    assert_int_equal(e[2].result, 2);
+    assert_int_equal(e[3].result, 3);
+    /* at 1, A's sleep and then B's are cancelled; B still fails */
+    assert_int_equal(e[4].fiber, 2);
+    assert_int_equal(e[4].rc, -ECANCELED);
+    assert_int_equal(e[4].time, UNIT_NS);
+    assert_int_equal(e[6].fiber, 3);
+    assert_int_equal(e[6].rc, -ECANCELED);
+    assert_int_equal(e[7].rc, -EIO);
+    /* the wait returns the scope's error, with both children's statuses */
+    assert_int_equal(e[8].fiber, 1);
+    assert_int_equal(e[8].rc, -ETIMEDOUT);
+    assert_int_equal(e[8].time, UNIT_NS);
+    assert_int_equal(e[9].status, -ECANCELED);
+    assert_int_equal(e[10].result, result_of(2));
+    assert_int_equal(e[10].status, -EIO);
+    /* the destroy meets the expired scope, which the exit owns up to */
+    assert_int_equal(e[11].rc, -ETIMEDOUT);
+    assert_int_equal(e[12].op, 3);
+    assert_int_equal(e[12].rc, -ETIMEDOUT);
+    assert_int_equal(e[13].op, 4);
+    /* And the library agrees. */
+    check_program(p, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_the_model_agrees_with_a_worked_example),
+        cmocka_unit_test(test_the_model_agrees_on_a_group_in_a_scope),
         cmocka_unit_test(test_random_programs_match_the_model),
     };
 
