@@ -6,55 +6,18 @@
 # real.  Run by 'make check' from the build directory, with top_builddir set;
 # to run it by hand: top_builddir=. tests/demos.sh
 set -u
+. "${top_srcdir:-$(dirname "$0")/..}/tests/tap_helpers.sh"
 
 demo_dir=${top_builddir:-.}/demo
 programs=(0-basic_async_syntax 1-concurrent_coroutines 2-measure_runtime
           3-tasks 4-tasks hello gather create_task timeout random_int)
 
-for program in "${programs[@]}"; do
-    if [ ! -x "$demo_dir/$program" ]; then
-        echo "Bail out! $demo_dir/$program is not built (run make first)"
-        exit 1
-    fi
-done
+require_demos "${programs[@]}"
 
-scratch=$(mktemp -d) || { echo "Bail out! mktemp failed"; exit 1; }
-trap 'rm -rf "$scratch"' EXIT
+make_scratch
 
 export FIBER_CLOCK=virtual
 unset FIBER_SEED
-
-# Results are collected first so that the plan can lead the output.
-results=()
-failures=0
-
-# check DESCRIPTION COMMAND...: one test, passing when COMMAND succeeds.
-check() {
-    local description=$1
-    shift
-    if "$@"; then
-        results+=("ok $((${#results[@]} + 1)) - $description")
-    else
-        results+=("not ok $((${#results[@]} + 1)) - $description")
-        failures=$((failures + 1))
-    fi
-}
-
-# run PROGRAM ARGS...: run a demo; sets $out, $err (the texts) and $status.
-run() {
-    local program=$1
-    shift
-    "$demo_dir/$program" "$@" >"$scratch/out" 2>"$scratch/err"
-    status=$?
-    out=$(cat "$scratch/out")
-    err=$(cat "$scratch/err")
-}
-
-# succeeded EXPECTED_OUTPUT: the last run exited 0, silent on stderr, and
-# printed exactly EXPECTED_OUTPUT.
-succeeded() {
-    [ "$status" -eq 0 ] && [ -z "$err" ] && [ "$out" = "$1" ]
-}
 
 # is_list TEXT N MAX [sorted]: TEXT is a Python-style list of N floats, each
 # in [0, MAX] and printed as Python prints floats; with "sorted", also
@@ -227,14 +190,6 @@ for program in "${programs[@]}"; do
         eval '[ "$status" -eq 0 ] && [ -z "$err" ] && [[ "$out" == "usage: $program "* ]]'
 done
 
-# refused PROGRAM ARGS...: exit status 2, nothing on stdout, one line on
-# stderr naming the program.
-refused() {
-    run "$@"
-    [ "$status" -eq 2 ] && [ -z "$out" ] && [ "$(wc -l <"$scratch/err")" -eq 1 ] &&
-        [[ "$err" == "$1: "* ]]
-}
-
 bad_cases=(
     "1-concurrent_coroutines abc 1"
     "1-concurrent_coroutines 5x 1"
@@ -297,6 +252,5 @@ check "real clock: 1000 concurrent wait_random(1) end in ${elapsed} ms, well und
     eval '[ "$status" -eq 0 ] && is_list "$out" 1000 1 && [ "$elapsed" -lt 2000 ] &&
           awk -v e="$elapsed" -v m="$longest" "BEGIN { exit !(e >= m * 1000 - 1) }"'
 
-echo "1..${#results[@]}"
-printf '%s\n' "${results[@]}"
+print_results
 exit 0

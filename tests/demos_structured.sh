@@ -7,53 +7,19 @@
 # exact and instant, except one real-clock run.  Run by 'make check' from
 # the build directory; by hand: top_builddir=. tests/demos_structured.sh
 set -u
+. "${top_srcdir:-$(dirname "$0")/..}/tests/tap_helpers.sh"
 
 demo_dir=${top_builddir:-.}/demo
 programs=(taskgroup as_completed timeout_scope
           1-concurrent_coroutines_as_completed 4-tasks_as_completed
           1-concurrent_coroutines 4-tasks)
 
-for program in "${programs[@]}"; do
-    if [ ! -x "$demo_dir/$program" ]; then
-        echo "Bail out! $demo_dir/$program is not built (run make first)"
-        exit 1
-    fi
-done
+require_demos "${programs[@]}"
 
-scratch=$(mktemp -d) || { echo "Bail out! mktemp failed"; exit 1; }
-trap 'rm -rf "$scratch"' EXIT
+make_scratch
 
 export FIBER_CLOCK=virtual
 unset FIBER_SEED
-
-results=()
-
-# check DESCRIPTION COMMAND...: one test, passing when COMMAND succeeds.
-check() {
-    local description=$1
-    shift
-    if "$@"; then
-        results+=("ok $((${#results[@]} + 1)) - $description")
-    else
-        results+=("not ok $((${#results[@]} + 1)) - $description")
-    fi
-}
-
-# run PROGRAM ARGS...: run a demo; sets $out, $err and $status.
-run() {
-    local program=$1
-    shift
-    "$demo_dir/$program" "$@" >"$scratch/out" 2>"$scratch/err"
-    status=$?
-    out=$(cat "$scratch/out")
-    err=$(cat "$scratch/err")
-}
-
-# succeeded EXPECTED: the last run exited 0, silent on stderr, and printed
-# exactly EXPECTED.
-succeeded() {
-    [ "$status" -eq 0 ] && [ -z "$err" ] && [ "$out" = "$1" ]
-}
 
 # ran_cleanly: the last run exited 0 with nothing on stderr.
 ran_cleanly() {
@@ -63,14 +29,6 @@ ran_cleanly() {
 # has_line LINE: the last run printed exactly this line.
 has_line() {
     grep -qxF -- "$1" <<<"$out"
-}
-
-# refused PROGRAM ARGS...: exit status 2, nothing on stdout, one line on
-# stderr naming the program.
-refused() {
-    run "$@"
-    [ "$status" -eq 2 ] && [ -z "$out" ] && [ "$(wc -l <"$scratch/err")" -eq 1 ] &&
-        [[ "$err" == "$1: "* ]]
 }
 
 # ---- taskgroup ---------------------------------------------------------
@@ -250,6 +208,5 @@ check "real clock: timeout_scope 0.3 cuts the block at 0.3 s, in ${elapsed_ms} m
     eval 'ran_cleanly && [[ "$(sed -n 1p <<<"$out")" == "[0.3"*"] connect: Connection timed out" ]] &&
           [ "$elapsed_ms" -ge 790 ] && [ "$elapsed_ms" -lt 2000 ]'
 
-echo "1..${#results[@]}"
-printf '%s\n' "${results[@]}"
+print_results
 exit 0

@@ -1,12 +1,15 @@
 /*
- * event_log.h - an event log with virtual times, for the tests of
- * structured concurrency (test_scope, test_group, test_waitset).
+ * event_log.h - an event log with virtual times, shared by the scenario
+ * tests (test_tasks, test_scope, test_group, test_waitset, test_sync,
+ * test_queue).
  *
  * Each scenario runs as the main fiber of a loop on the virtual clock.
  * Fibers append "<text> @<elapsed>" lines with log_event, and the test
  * compares the whole log with the exact sequence expected (ASSERT_EVENTS).
  * Checks inside fibers use fiber_check.h; run_scenario fails the test
  * once fiber_run has returned if any failed.
+ * Scenarios that end in a deadlock report run with stderr captured
+ * (stderr_capture.h), so that the test can search the report.
  *
  * Include after <cmocka.h> and "fiber.h".
  */
@@ -22,6 +25,7 @@
 #include <string.h>
 
 #include "fiber_check.h"
+#include "stderr_capture.h"
 
 #define MS INT64_C(1000000)
 #define SEC INT64_C(1000000000)
@@ -31,7 +35,8 @@
 
 #define EVENT_LOG_UNUSED __attribute__((unused))
 
-#define LOG_CAPACITY 64
+/* Room for the longest scenario and the longest line any test logs. */
+#define LOG_CAPACITY 96
 #define LOG_ENTRY_SIZE 80
 
 static struct {
@@ -45,6 +50,13 @@ EVENT_LOG_UNUSED
 static int64_t elapsed_ns(void)
 {
     return fiber_now_ns() - events.origin_ns;
+}
+
+/* The loop-clock deadline seconds from now (which may be negative). */
+EVENT_LOG_UNUSED
+static int64_t deadline_in(double seconds)
+{
+    return fiber_now_ns() + (int64_t)(seconds * (double)SEC);
 }
 
 /* "ok", the name of a return code the tests expect, or the number.  A few
@@ -63,6 +75,9 @@ static const char *rc_name(int rc)
     case -EPIPE: return "EPIPE";
     case -ECHILD: return "ECHILD";
     case -EBUSY: return "EBUSY";
+    case -EAGAIN: return "EAGAIN";
+    case -EPERM: return "EPERM";
+    case -EINVAL: return "EINVAL";
     }
     char *buf = other[next_other++ % 4];
     snprintf(buf, sizeof(other[0]), "%d", rc);
@@ -135,19 +150,71 @@ static void *scenario_main(void *arg)
     return s->fn(s->arg);
 }
 
+/* Run fn(arg) as the main fiber with opts; returns what fiber_run
+ * returned.  Checks failed inside fibers are only counted, for the tests
+ * that expect some to fail. */
+EVENT_LOG_UNUSED
+static int run_loop_unchecked(fiber_fn fn, void *arg,
+                              const fiber_options_t *opts, void **result,
+                              int *status)
+{
+    struct scenario s = {fn, arg};
+
+    events.len = 0;
+    failed_checks = 0;
+    return fiber_run(scenario_main, &s, opts, result, status);
+}
+
+/* As run_loop_unchecked, then fail the test if a check inside a fiber
+ * failed. */
+EVENT_LOG_UNUSED
+static int run_loop(fiber_fn fn, void *arg, const fiber_options_t *opts,
+                    void **result, int *status)
+{
+    int rc = run_loop_unchecked(fn, arg, opts, result, status);
+
+    if (failed_checks > 0)
+        fail_msg("%d check(s) failed inside fibers", failed_checks);
+    return rc;
+}
+
+static const fiber_options_t virtual_clock_options = {
+    .clock = FIBER_CLOCK_VIRTUAL};
+
+/* Run fn(arg) as the main fiber on the virtual clock, counting failed
+ * checks only. */
+EVENT_LOG_UNUSED
+static int run_virtual_unchecked(fiber_fn fn, void *arg, void **result,
+                                 int *status)
+{
+    return run_loop_unchecked(fn, arg, &virtual_clock_options, result,
+                              status);
+}
+
 /* Run fn(arg) as the main fiber on the virtual clock, then fail the test
  * if a check inside a fiber failed.  Returns what fiber_run returned. */
 EVENT_LOG_UNUSED
 static int run_virtual(fiber_fn fn, void *arg, void **result, int *status)
 {
-    const fiber_options_t virtual_clock = {.clock = FIBER_CLOCK_VIRTUAL};
-    struct scenario s = {fn, arg};
+    return run_loop(fn, arg, &virtual_clock_options, result, status);
+}
 
-    events.len = 0;
-    failed_checks = 0;
-    int rc = fiber_run(scenario_main, &s, &virtual_clock, result, status);
+/* Run fn(arg) on the virtual clock with stderr captured into report, for
+ * scenarios that end in a deadlock report; fail the test, showing the
+ * report, if a check inside a fiber failed.  Returns what fiber_run
+ * returned. */
+EVENT_LOG_UNUSED
+static int run_virtual_capturing_stderr(fiber_fn fn, void *arg, int *status,
+                                        char *report, size_t size)
+{
+    struct captured_stderr captured;
+
+    capture_stderr(&captured);
+    int rc = run_virtual_unchecked(fn, arg, NULL, status);
+    release_stderr(&captured, report, size);
     if (failed_checks > 0)
-        fail_msg("%d check(s) failed inside fibers", failed_checks);
+        fail_msg("%d check(s) failed inside fibers:\n%s", failed_checks,
+                 report);
     return rc;
 }
 
@@ -172,6 +239,7 @@ struct job {
     intptr_t result;
     int fail;           /* a negative errno to fail with, or 0 */
     int sleep_rc;       /* what its sleep returned */
+    int64_t woke_at_ns; /* elapsed time when its sleep returned */
 };
 
 EVENT_LOG_UNUSED
@@ -182,6 +250,7 @@ static void *run_job(void *arg)
     log_event("%s start", job->label);
     if (!job->no_block) {
         job->sleep_rc = fiber_sleep(job->sleep_s);
+        job->woke_at_ns = elapsed_ns();
         log_event("%s slept %s", job->label, rc_name(job->sleep_rc));
     }
     if (job->fail)
@@ -205,6 +274,14 @@ static fiber_task_t *spawn_job(struct job *job)
     return spawn_named(run_job, job, job->label);
 }
 
+/* Spawn every job of the array, handles in the same order. */
+EVENT_LOG_UNUSED
+static void spawn_jobs(struct job jobs[], fiber_task_t *tasks[], size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        tasks[i] = spawn_job(&jobs[i]);
+}
+
 /* Await a task and check it returned result with status. */
 EVENT_LOG_UNUSED
 static void await_expecting(fiber_task_t *task, int expected_rc,
@@ -216,6 +293,47 @@ static void await_expecting(fiber_task_t *task, int expected_rc,
     CHECK_EQ(fiber_await(task, &result, &status), expected_rc);
     CHECK_PTR(result, RESULT(expected_result));
     CHECK_EQ(status, expected_status);
+}
+
+/* The most tasks GATHER_EXPECTING takes at once. */
+#define GATHER_MAX 8
+
+/* Gather the n tasks and check that each ended with its expected status;
+ * file and line name the caller in a failed check. */
+EVENT_LOG_UNUSED
+static void gather_expecting_at(fiber_task_t *const tasks[], size_t n,
+                                const int expected[], const char *file,
+                                int line)
+{
+    int statuses[GATHER_MAX];
+    char expr[32];
+
+    if (n > GATHER_MAX) {
+        check_failed(file, line, "too many tasks to gather");
+        return;
+    }
+    check_equal(fiber_gather(tasks, n, NULL, statuses), 0,
+                "fiber_gather(tasks, n, NULL, statuses)", file, line);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(expr, sizeof(expr), "statuses[%zu]", i);
+        check_equal(statuses[i], expected[i], expr, file, line);
+    }
+}
+
+/* GATHER_EXPECTING(tasks, status0, status1, ...): one status per task. */
+#define GATHER_EXPECTING(tasks, ...)                                          \
+    gather_expecting_at((tasks),                                              \
+                        sizeof((const int[]){__VA_ARGS__}) / sizeof(int),     \
+                        (const int[]){__VA_ARGS__}, __FILE__, __LINE__)
+
+/* Await a task and return its status (1 if the await itself failed). */
+EVENT_LOG_UNUSED
+static int await_status(fiber_task_t *task)
+{
+    int status = 1;
+
+    CHECK_EQ(fiber_await(task, NULL, &status), 0);
+    return status;
 }
 
 #endif

@@ -1,13 +1,15 @@
 /*
  * io_helpers.h - what the I/O tests share: running a scenario on a loop
  * and failing the test when a check inside a fiber failed, times relative
- * to the scenario's start, and spawning named fibers.
+ * to the scenario's start, spawning named fibers, and counting what a
+ * /proc directory lists.
  *
  * Include after <cmocka.h> and "fiber_check.h".
  */
 #ifndef IO_HELPERS_H
 #define IO_HELPERS_H
 
+#include <dirent.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -88,6 +90,23 @@ static int await_status(fiber_task_t *task)
         return -1;
     CHECK_EQ(fiber_await(task, NULL, &status), 0);
     return status;
+}
+
+/* How many entries directory path lists, "." and ".." left out, or -1 if
+ * it cannot be opened: under /proc, a count of the process's descriptors
+ * or threads. */
+FIBER_CHECK_UNUSED
+static int count_dir_entries(const char *path)
+{
+    DIR *dir = opendir(path);
+    int n = 0;
+
+    if (!dir)
+        return -1;
+    for (struct dirent *d; (d = readdir(dir));)
+        n += d->d_name[0] != '.';
+    closedir(dir);
+    return n;
 }
 
 /* True when the tests run under Valgrind or a sanitizer. */

@@ -2,6 +2,8 @@
 # results, start a server demo and learn its port, stop it with a signal.
 # Every wait is bounded, so a broken server fails a test instead of hanging.
 
+. "${top_srcdir:-$(dirname "${BASH_SOURCE[0]}")/..}/tests/tap_helpers.sh"
+
 demo_dir=${top_builddir:-.}/demo
 scratch=$(mktemp -d) || { echo "Bail out! mktemp failed"; exit 1; }
 server_pids=()
@@ -15,25 +17,10 @@ cleanup() {
 trap cleanup EXIT
 
 unset FIBER_CLOCK
-results=()
-failures=0
-
-# check DESCRIPTION COMMAND...: one test, passing when COMMAND succeeds.
-check() {
-    local description=$1
-    shift
-    if "$@"; then
-        results+=("ok $((${#results[@]} + 1)) - $description")
-    else
-        results+=("not ok $((${#results[@]} + 1)) - $description")
-        failures=$((failures + 1))
-    fi
-}
 
 # finish: print the plan and the results; the exit status says if all passed.
 finish() {
-    echo "1..${#results[@]}"
-    printf '%s\n' "${results[@]}"
+    print_results
     [ "$failures" -eq 0 ]
 }
 

@@ -23,6 +23,8 @@
 
 #include "fiber.h"
 #include "fiber_check.h"
+#include "stack_use.h"
+#include "stderr_capture.h"
 
 /* " (function)", as reports name a fiber's entry function: static
  * functions have names only where libunwind reads the symbol table. */
@@ -72,15 +74,6 @@ static void debug_run_close(struct debug_run *r)
 {
     fclose(r->stream);
     free(r->report);
-}
-
-static size_t count_occurrences(const char *text, const char *part)
-{
-    size_t n = 0;
-
-    for (const char *p = strstr(text, part); p; p = strstr(p + 1, part))
-        n++;
-    return n;
 }
 
 static void *return_seven(void *arg)
@@ -260,34 +253,9 @@ static void test_a_fiber_holding_the_cpu_too_long_is_reported(void **state)
 
 /* ---- calls outside a fiber ---------------------------------------------- */
 
-struct captured {
-    FILE *file;
-    int saved;
-};
-
-static void capture_stderr(struct captured *c)
-{
-    fflush(stderr);
-    c->file = tmpfile();
-    assert_non_null(c->file);
-    c->saved = dup(STDERR_FILENO);
-    dup2(fileno(c->file), STDERR_FILENO);
-}
-
-static void release_stderr(struct captured *c, char *text, size_t size)
-{
-    fflush(stderr);
-    dup2(c->saved, STDERR_FILENO);
-    close(c->saved);
-    rewind(c->file);
-    size_t len = fread(text, 1, size - 1, c->file);
-    text[len] = '\0';
-    fclose(c->file);
-}
-
 static void test_calls_outside_a_fiber_are_reported_in_debug_mode(void **state)
 {
-    struct captured c;
+    struct captured_stderr c;
     char text[2048];
     fiber_task_t *t;
     (void)state;
@@ -317,24 +285,6 @@ static void test_calls_outside_a_fiber_are_reported_in_debug_mode(void **state)
 }
 
 /* ---- stacks measured afresh --------------------------------------------- */
-
-__attribute__((noinline)) static int use_stack(int kib)
-{
-    volatile char frame[1024];
-
-    frame[0] = (char)kib;
-    frame[sizeof(frame) - 1] = (char)kib;
-    /* The frame's address escapes, so the compiler must keep it whole. */
-    __asm__ volatile("" : : "r"(frame) : "memory");
-    if (kib <= 1)
-        return frame[0];
-    return use_stack(kib - 1) + frame[sizeof(frame) - 1];
-}
-
-static void *recurse_kib(void *arg)
-{
-    return RESULT(use_stack(*(int *)arg));
-}
 
 static void *measure_own_stack(void *arg)
 {
@@ -380,7 +330,7 @@ static void test_bad_debug_options_and_environment_are_einval(void **state)
 {
     fiber_debug_options_t debug = {0};
     fiber_options_t opts = {.clock = FIBER_CLOCK_VIRTUAL, .debug = &debug};
-    struct captured c;
+    struct captured_stderr c;
     char text[2048];
     (void)state;
 
@@ -422,7 +372,7 @@ static void *leave_one_behind(void *arg)
 
 static void test_environment_turns_debug_mode_on_and_options_off(void **state)
 {
-    struct captured c;
+    struct captured_stderr c;
     char text[2048];
     fiber_debug_options_t off = {.checks = -1};
     fiber_options_t opts = {.clock = FIBER_CLOCK_VIRTUAL, .debug = &off};

@@ -27,6 +27,8 @@
 
 #include "fiber.h"
 #include "fiber_check.h"
+#include "stack_use.h"
+#include "stderr_capture.h"
 
 /* " (function)", as reports name a fiber's entry function: static
  * functions have names only where libunwind reads the symbol table. */
@@ -304,25 +306,6 @@ static void test_symbolize_names_functions_static_or_not(void **state)
 
 /* ---- stack use ---------------------------------------------------------- */
 
-/* Touch about kib KiB of stack, in a way the compiler cannot flatten. */
-__attribute__((noinline)) static int use_stack(int kib)
-{
-    volatile char frame[1024];
-
-    frame[0] = (char)kib;
-    frame[sizeof(frame) - 1] = (char)kib;
-    /* The frame's address escapes, so the compiler must keep it whole. */
-    __asm__ volatile("" : : "r"(frame) : "memory");
-    if (kib <= 1)
-        return frame[0];
-    return use_stack(kib - 1) + frame[sizeof(frame) - 1];
-}
-
-static void *recurse_kib(void *arg)
-{
-    return (void *)(intptr_t)use_stack(*(int *)arg);
-}
-
 struct usage {
     size_t deep_used, shallow_used, size;
 };
@@ -390,21 +373,12 @@ static void *await_for_ever(void *arg)
 static void test_deadlock_report_shows_backtraces(void **state)
 {
     char report[8192] = "";
-    FILE *capture = tmpfile();
-    int saved = dup(STDERR_FILENO);
+    struct captured_stderr captured;
     (void)state;
 
-    assert_non_null(capture);
-    fflush(stderr);
-    dup2(fileno(capture), STDERR_FILENO);
+    capture_stderr(&captured);
     int rc = fiber_run(await_for_ever, NULL, &virtual_clock, NULL, NULL);
-    fflush(stderr);
-    dup2(saved, STDERR_FILENO);
-    close(saved);
-    rewind(capture);
-    size_t len = fread(report, 1, sizeof(report) - 1, capture);
-    report[len] = '\0';
-    fclose(capture);
+    release_stderr(&captured, report, sizeof(report));
 
     assert_int_equal(rc, -EDEADLK);
     assert_non_null(strstr(report, "libfiber: deadlock:"));

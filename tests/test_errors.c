@@ -38,6 +38,7 @@
 #define UNMAPPABLE_STACK_SIZE ((size_t)1 << 62)
 
 #include "fiber_check.h"
+#include "stderr_capture.h"
 
 /* ---- running scenarios -------------------------------------------------- */
 
@@ -127,44 +128,6 @@ static void run_scenario_in_child(fiber_fn fn, void *arg)
         fail_msg("%d check(s) failed in the child", WEXITSTATUS(wstatus));
 }
 
-/* ---- capturing stderr --------------------------------------------------- */
-
-struct captured_stderr {
-    FILE *file;
-    int saved_fd;
-};
-
-static void capture_stderr(struct captured_stderr *c)
-{
-    fflush(stderr);
-    c->file = tmpfile();
-    assert_non_null(c->file);
-    c->saved_fd = dup(STDERR_FILENO);
-    assert_true(c->saved_fd >= 0);
-    assert_true(dup2(fileno(c->file), STDERR_FILENO) >= 0);
-}
-
-/* Restore stderr and read what was written to it into text. */
-static void release_stderr(struct captured_stderr *c, char *text, size_t size)
-{
-    fflush(stderr);
-    dup2(c->saved_fd, STDERR_FILENO);
-    close(c->saved_fd);
-    rewind(c->file);
-    size_t n = fread(text, 1, size - 1, c->file);
-    text[n] = '\0';
-    fclose(c->file);
-}
-
-static size_t count_occurrences(const char *text, const char *part)
-{
-    size_t n = 0;
-
-    for (const char *p = strstr(text, part); p; p = strstr(p + 1, part))
-        n++;
-    return n;
-}
-
 /* Cut text before the line holding part; return that line and the rest. */
 static const char *split_at_line_of(char *text, const char *part)
 {
@@ -177,12 +140,6 @@ static const char *split_at_line_of(char *text, const char *part)
     if (line > text)
         line[-1] = '\0';
     return line;
-}
-
-static void assert_contains(const char *text, const char *part)
-{
-    if (!strstr(text, part))
-        fail_msg("\"%s\" is not in:\n%s", part, text);
 }
 
 /* ---- building blocks ---------------------------------------------------- */

@@ -64,15 +64,21 @@ static void *read_once(void *arg)
     return NULL;
 }
 
+/* Make a socket pair and start a fiber reading from its first end. */
+static fiber_task_t *start_reader_on_pair(struct reader *r, int sv[2])
+{
+    make_pair(sv);
+    r->fd = sv[0];
+    return spawn(read_once, r);
+}
+
 static void *scenario_read_waits_for_writer(void *arg)
 {
     int sv[2];
     struct reader r = {.deadline = INT64_MAX};
 
     (void)arg;
-    make_pair(sv);
-    r.fd = sv[0];
-    fiber_task_t *t = spawn(read_once, &r);
+    fiber_task_t *t = start_reader_on_pair(&r, sv);
     CHECK_EQ(fiber_sleep(2), 0);
     CHECK_EQ(fiber_write(sv[1], "hello", 5), 5);
     CHECK_EQ(await_status(t), 0);
@@ -121,9 +127,7 @@ static void *scenario_read_cancelled(void *arg)
     struct reader r = {.deadline = INT64_MAX};
 
     (void)arg;
-    make_pair(sv);
-    r.fd = sv[0];
-    fiber_task_t *t = spawn(read_once, &r);
+    fiber_task_t *t = start_reader_on_pair(&r, sv);
     CHECK_EQ(fiber_sleep(1), 0);
     CHECK_EQ(fiber_cancel(t), 0);
     CHECK_EQ(await_status(t), -ECANCELED);

@@ -13,7 +13,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -44,15 +43,7 @@ static ssize_t read_all(int fd, char *buf, size_t size)
 
 static int count_fds(void)
 {
-    DIR *dir = opendir("/proc/self/fd");
-    int n = 0;
-
-    if (!dir)
-        return -1;
-    for (struct dirent *d; (d = readdir(dir));)
-        n += d->d_name[0] != '.';
-    closedir(dir);
-    return n;
+    return count_dir_entries("/proc/self/fd");
 }
 
 /* Run argv with the pipes of flags; return its wait status (-1 on error).

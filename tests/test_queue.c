@@ -30,8 +30,7 @@
 #define ITEM(n) ((void *)(intptr_t)(n))
 #define NUMBER(item) ((int)(intptr_t)(item))
 
-#include "fiber_check.h"
-#include "sync_scenario.h"
+#include "event_log.h"
 
 /* ---- without waiting ----------------------------------------------------- */
 
@@ -370,6 +369,15 @@ static void test_queue_deadlines(void **state)
 
 /* ---- cancellation -------------------------------------------------------- */
 
+/* Two queues of one slot: empty, where gets wait, and full, holding item 0,
+ * where puts wait. */
+static void init_empty_and_full(fiber_queue_t *empty, fiber_queue_t *full)
+{
+    CHECK_EQ(fiber_queue_init(empty, 1), 0);
+    CHECK_EQ(fiber_queue_init(full, 1), 0);
+    CHECK_EQ(fiber_queue_try_put(full, ITEM(0)), 0);
+}
+
 static void *queue_cancel_waiters(void *arg)
 {
     fiber_queue_t empty, full;
@@ -377,13 +385,10 @@ static void *queue_cancel_waiters(void *arg)
                                    {"B", &empty, INT64_MAX, 0}};
     struct producer putter = {"P", &full, 1, 1, 0};
     fiber_task_t *tasks[3];
-    int statuses[3];
     void *item;
     (void)arg;
 
-    CHECK_EQ(fiber_queue_init(&empty, 1), 0);
-    CHECK_EQ(fiber_queue_init(&full, 1), 0);
-    CHECK_EQ(fiber_queue_try_put(&full, ITEM(0)), 0);
+    init_empty_and_full(&empty, &full);
     tasks[0] = spawn_named(get_one, &consumers[0], "A");
     tasks[1] = spawn_named(get_one, &consumers[1], "B");
     tasks[2] = spawn_named(put_numbers, &putter, "P");
@@ -394,10 +399,7 @@ static void *queue_cancel_waiters(void *arg)
     /* A left the line: the item goes to B.  P's item never went in. */
     log_event("main puts 5");
     CHECK_EQ(fiber_queue_put(&empty, ITEM(5)), 0);
-    CHECK_EQ(fiber_gather(tasks, 3, NULL, statuses), 0);
-    CHECK_EQ(statuses[0], -ECANCELED);
-    CHECK_EQ(statuses[1], 0);
-    CHECK_EQ(statuses[2], -ECANCELED);
+    GATHER_EXPECTING(tasks, -ECANCELED, 0, -ECANCELED);
     CHECK_EQ(fiber_queue_try_get(&full, &item), 0);
     CHECK_PTR(item, ITEM(0));
     CHECK_EQ(fiber_queue_try_get(&full, &item), -EAGAIN);
@@ -422,9 +424,7 @@ static void *queue_handed_then_cancelled(void *arg)
     void *item;
     (void)arg;
 
-    CHECK_EQ(fiber_queue_init(&empty, 1), 0);
-    CHECK_EQ(fiber_queue_init(&full, 1), 0);
-    CHECK_EQ(fiber_queue_try_put(&full, ITEM(0)), 0);
+    init_empty_and_full(&empty, &full);
     fiber_task_t *g = spawn_named(get_one, &getter, "G");
     fiber_task_t *p = spawn_named(put_numbers, &putter, "P");
     CHECK_EQ(fiber_sleep(1), 0);
@@ -468,9 +468,7 @@ static void *queue_close(void *arg)
     void *item;
     (void)arg;
 
-    CHECK_EQ(fiber_queue_init(&empty, 1), 0);
-    CHECK_EQ(fiber_queue_init(&full, 1), 0);
-    CHECK_EQ(fiber_queue_try_put(&full, ITEM(0)), 0);
+    init_empty_and_full(&empty, &full);
     tasks[0] = spawn_named(get_one, &consumers[0], "G1");
     tasks[1] = spawn_named(get_one, &consumers[1], "G2");
     tasks[2] = spawn_named(put_numbers, &producers[0], "P1");
@@ -707,17 +705,13 @@ static void *get_and_await_putter(void *arg)
 static void test_deadlock_report_names_queue_waits(void **state)
 {
     fiber_queue_t q;
-    struct captured_stderr captured;
     char report[16384];
     int status = 1;
     (void)state;
 
     assert_int_equal(fiber_queue_init(&q, 1), 0);
-    capture_stderr(&captured);
-    int rc = run_virtual_unchecked(get_and_await_putter, &q, NULL, &status);
-    release_stderr(&captured, report, sizeof(report));
-    if (failed_checks > 0)
-        fail_msg("%d check(s) failed inside fibers:\n%s", failed_checks, report);
+    int rc = run_virtual_capturing_stderr(get_and_await_putter, &q, &status, report,
+                                          sizeof(report));
     assert_int_equal(rc, -EDEADLK);
     assert_int_equal(status, -ECANCELED);
     assert_contains(report, "deadlock");

@@ -26,8 +26,7 @@
 
 #define GROUP_NAME "sync"
 
-#include "fiber_check.h"
-#include "sync_scenario.h"
+#include "event_log.h"
 
 /* ---- mutex --------------------------------------------------------------- */
 
@@ -57,6 +56,17 @@ static void *lock_hold_unlock(void *arg)
     return NULL;
 }
 
+/* Initialize m, lock it, and start n lockers that line up behind main in
+ * array order. */
+static void queue_lockers_behind_main(fiber_mutex_t *m, struct locker lockers[],
+                                      fiber_task_t *tasks[], size_t n)
+{
+    CHECK_EQ(fiber_mutex_init(m), 0);
+    CHECK_EQ(fiber_mutex_lock(m), 0);
+    for (size_t i = 0; i < n; i++)
+        tasks[i] = spawn_named(lock_hold_unlock, &lockers[i], lockers[i].name);
+}
+
 static void *mutex_fifo(void *arg)
 {
     fiber_mutex_t m;
@@ -64,10 +74,7 @@ static void *mutex_fifo(void *arg)
     fiber_task_t *tasks[3];
     (void)arg;
 
-    CHECK_EQ(fiber_mutex_init(&m), 0);
-    CHECK_EQ(fiber_mutex_lock(&m), 0);
-    for (size_t i = 0; i < 3; i++)
-        tasks[i] = spawn_named(lock_hold_unlock, &lockers[i], lockers[i].name);
+    queue_lockers_behind_main(&m, lockers, tasks, 3);
     CHECK_EQ(fiber_sleep(1), 0);
     log_event("main unlocks");
     CHECK_EQ(fiber_mutex_unlock(&m), 0);
@@ -199,22 +206,15 @@ static void *mutex_cancel_waiter(void *arg)
     fiber_mutex_t m;
     struct locker lockers[] = {{"A", &m, 1, 1}, {"B", &m, 1, 1}, {"C", &m, 1, 1}};
     fiber_task_t *tasks[3];
-    int statuses[3];
     (void)arg;
 
-    CHECK_EQ(fiber_mutex_init(&m), 0);
-    CHECK_EQ(fiber_mutex_lock(&m), 0);
-    for (size_t i = 0; i < 3; i++)
-        tasks[i] = spawn_named(lock_hold_unlock, &lockers[i], lockers[i].name);
+    queue_lockers_behind_main(&m, lockers, tasks, 3);
     CHECK_EQ(fiber_sleep(1), 0);
     CHECK_EQ(fiber_cancel(tasks[1]), 0);
     CHECK_EQ(fiber_sleep(1), 0);
     log_event("main unlocks");
     CHECK_EQ(fiber_mutex_unlock(&m), 0);
-    CHECK_EQ(fiber_gather(tasks, 3, NULL, statuses), 0);
-    CHECK_EQ(statuses[0], 0);
-    CHECK_EQ(statuses[1], -ECANCELED);
-    CHECK_EQ(statuses[2], 0);
+    GATHER_EXPECTING(tasks, 0, -ECANCELED, 0);
     CHECK_EQ(fiber_mutex_destroy(&m), 0);
     return NULL;
 }
@@ -412,7 +412,6 @@ static void *event_cancel_and_timeout(void *arg)
     struct event_waiter waiters[] = {
         {"A", &e, INT64_MAX}, {"B", &e, INT64_MAX}, {"T", &e, 0}};
     fiber_task_t *tasks[3];
-    int statuses[3];
     (void)arg;
 
     CHECK_EQ(fiber_event_init(&e), 0);
@@ -424,10 +423,7 @@ static void *event_cancel_and_timeout(void *arg)
     CHECK_EQ(fiber_sleep(1), 0);
     log_event("main sets");
     CHECK_EQ(fiber_event_set(&e), 0);
-    CHECK_EQ(fiber_gather(tasks, 3, NULL, statuses), 0);
-    CHECK_EQ(statuses[0], -ECANCELED);
-    CHECK_EQ(statuses[1], 0);
-    CHECK_EQ(statuses[2], 0);
+    GATHER_EXPECTING(tasks, -ECANCELED, 0, 0);
     CHECK_EQ(fiber_event_destroy(&e), 0);
     return NULL;
 }
@@ -558,7 +554,6 @@ static void *sem_cancel_waiters(void *arg)
     fiber_sem_t s;
     struct sem_worker workers[] = {{"A", &s}, {"B", &s}, {"C", &s}};
     fiber_task_t *tasks[3];
-    int statuses[3];
     (void)arg;
 
     CHECK_EQ(fiber_sem_init(&s, 0), 0);
@@ -577,10 +572,7 @@ static void *sem_cancel_waiters(void *arg)
     CHECK_EQ(fiber_sem_destroy(&s), -EBUSY);
     log_event("main releases");
     CHECK_EQ(fiber_sem_release(&s), 0);
-    CHECK_EQ(fiber_gather(tasks, 3, NULL, statuses), 0);
-    CHECK_EQ(statuses[0], -ECANCELED);
-    CHECK_EQ(statuses[1], -ECANCELED);
-    CHECK_EQ(statuses[2], 0);
+    GATHER_EXPECTING(tasks, -ECANCELED, -ECANCELED, 0);
     /* Both units released by main came back. */
     CHECK_EQ(fiber_sem_value(&s), 2);
     CHECK_EQ(fiber_sem_destroy(&s), 0);
@@ -773,7 +765,6 @@ static void *cond_timeout_and_cancel_own_the_mutex(void *arg)
     struct box box = {.tokens = 0};
     struct cond_waiter waiters[] = {{"T", &box, 0, 0}, {"K", &box, INT64_MAX, 0}};
     fiber_task_t *tasks[2];
-    int statuses[2];
     (void)arg;
 
     CHECK_EQ(fiber_mutex_init(&box.m), 0);
@@ -789,9 +780,7 @@ static void *cond_timeout_and_cancel_own_the_mutex(void *arg)
     CHECK_EQ(fiber_sleep(2), 0);
     log_event("main unlocks");
     CHECK_EQ(fiber_mutex_unlock(&box.m), 0);
-    CHECK_EQ(fiber_gather(tasks, 2, NULL, statuses), 0);
-    CHECK_EQ(statuses[0], 0);
-    CHECK_EQ(statuses[1], -ECANCELED);
+    GATHER_EXPECTING(tasks, 0, -ECANCELED);
     CHECK_EQ(fiber_cond_destroy(&box.c), 0);
     CHECK_EQ(fiber_mutex_destroy(&box.m), 0);
     return NULL;
@@ -941,17 +930,13 @@ static void *await_a_blocked_locker(void *arg)
 static void test_deadlock_report_names_the_mutex_waiter(void **state)
 {
     fiber_mutex_t m;
-    struct captured_stderr captured;
     char report[16384];
     int status = 1;
     (void)state;
 
     assert_int_equal(fiber_mutex_init(&m), 0);
-    capture_stderr(&captured);
-    int rc = run_virtual_unchecked(await_a_blocked_locker, &m, NULL, &status);
-    release_stderr(&captured, report, sizeof(report));
-    if (failed_checks > 0)
-        fail_msg("%d check(s) failed inside fibers:\n%s", failed_checks, report);
+    int rc = run_virtual_capturing_stderr(await_a_blocked_locker, &m, &status, report,
+                                          sizeof(report));
     assert_int_equal(rc, -EDEADLK);
     assert_int_equal(status, -ECANCELED);
     assert_contains(report, "deadlock");
@@ -991,18 +976,14 @@ static void *await_the_cond_waiter(void *arg)
 static void test_deadlock_on_taking_a_mutex_back_is_abandoned_cleanly(void **state)
 {
     struct box box;
-    struct captured_stderr captured;
     char report[16384];
     int status = 1;
     (void)state;
 
     assert_int_equal(fiber_mutex_init(&box.m), 0);
     assert_int_equal(fiber_cond_init(&box.c), 0);
-    capture_stderr(&captured);
-    int rc = run_virtual_unchecked(await_the_cond_waiter, &box, NULL, &status);
-    release_stderr(&captured, report, sizeof(report));
-    if (failed_checks > 0)
-        fail_msg("%d check(s) failed inside fibers:\n%s", failed_checks, report);
+    int rc = run_virtual_capturing_stderr(await_the_cond_waiter, &box, &status, report,
+                                          sizeof(report));
     assert_int_equal(rc, -EDEADLK);
     assert_int_equal(status, -EDEADLK);
     assert_reported_waiting(report, "waiter", "condition");

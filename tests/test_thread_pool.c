@@ -13,7 +13,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -364,15 +363,7 @@ static void test_a_thousand_jobs_from_a_hundred_fibers(void **state)
 
 static int count_threads(void)
 {
-    DIR *dir = opendir("/proc/self/task");
-    int n = 0;
-
-    if (!dir)
-        return -1;
-    for (struct dirent *d; (d = readdir(dir));)
-        n += d->d_name[0] != '.';
-    closedir(dir);
-    return n;
+    return count_dir_entries("/proc/self/task");
 }
 
 static atomic_int slow_job_started, slow_job_done;

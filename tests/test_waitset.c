@@ -347,8 +347,7 @@ static void *wait_for_any(void *arg)
     struct job *jobs = arg;
     fiber_task_t *tasks[3];
 
-    for (int i = 0; i < 3; i++)
-        tasks[i] = spawn_job(&jobs[i]);
+    spawn_jobs(jobs, tasks, 3);
     log_event("any %d", fiber_wait_any(tasks, 3, INFINITY));
     /* Nothing was consumed: the finished one is awaited as usual. */
     await_expecting(tasks[1], 0, 2, 0);
@@ -383,8 +382,7 @@ static void *wait_for_any_finished(void *arg)
     struct job *jobs = arg;
     fiber_task_t *tasks[3];
 
-    for (int i = 0; i < 3; i++)
-        tasks[i] = spawn_job(&jobs[i]);
+    spawn_jobs(jobs, tasks, 3);
     CHECK_EQ(fiber_yield(), 0);
     log_event("any %d", fiber_wait_any(tasks, 3, 0));
     CHECK_EQ(fiber_gather(tasks, 3, NULL, NULL), 0);

@@ -6,48 +6,19 @@
 #
 # Run by 'make check' with top_builddir set; by hand: top_builddir=. tests/trace.sh
 set -u
+. "${top_srcdir:-$(dirname "$0")/..}/tests/tap_helpers.sh"
 
 demo_dir=${top_builddir:-.}/demo
 programs=(0-basic_async_syntax 1-concurrent_coroutines 2-measure_runtime
           3-tasks 4-tasks hello gather create_task timeout random_int)
-for program in "${programs[@]}"; do
-    if [ ! -x "$demo_dir/$program" ]; then
-        echo "Bail out! $demo_dir/$program is not built (run make first)"
-        exit 1
-    fi
-done
+require_demos "${programs[@]}"
 if ! command -v python3 >/dev/null 2>&1; then
     echo "1..0 # SKIP python3 is needed to parse the traces"
     exit 0
 fi
 
-scratch=$(mktemp -d) || { echo "Bail out! mktemp failed"; exit 1; }
-trap 'rm -rf "$scratch"' EXIT
+make_scratch
 unset FIBER_SEED FIBER_TRACE FIBER_DEBUG FIBER_DUMP_SIGNAL
-
-results=()
-failures=0
-# check DESCRIPTION COMMAND...: one test, passing when COMMAND succeeds.
-check() {
-    local description=$1
-    shift
-    if "$@"; then
-        results+=("ok $((${#results[@]} + 1)) - $description")
-    else
-        results+=("not ok $((${#results[@]} + 1)) - $description")
-        failures=$((failures + 1))
-    fi
-}
-
-# run PROGRAM ARGS...: run a demo; sets $out, $err and $status.
-run() {
-    local program=$1
-    shift
-    "$demo_dir/$program" "$@" >"$scratch/out" 2>"$scratch/err"
-    status=$?
-    out=$(cat "$scratch/out")
-    err=$(cat "$scratch/err")
-}
 
 # summarize FILE: parse FILE as JSON; print, per loop (process), its
 # fibers (tracks), the fibers that have a run slice, and whether every
@@ -140,6 +111,5 @@ check "FIBER_DUMP_SIGNAL=SIGQUIT: the signal dumps every fiber to stderr" \
 check "and the program goes on to its normal end" \
     eval '[ "$status" -eq 0 ] && [[ "$out" == *"World"* ]]'
 
-echo "1..${#results[@]}"
-printf '%s\n' "${results[@]}"
+print_results
 exit 0
