@@ -44,16 +44,6 @@ const char *fiber__state_name(enum fiber__state state)
 
 /* ---- run queue --------------------------------------------------------- */
 
-static void ready_push(struct fiber_loop *loop, struct fiber_task *f)
-{
-    f->next_ready = NULL;
-    if (loop->ready_tail)
-        loop->ready_tail->next_ready = f;
-    else
-        loop->ready_head = f;
-    loop->ready_tail = f;
-    loop->nready++;
-}
 
 static struct fiber_task *ready_pop(struct fiber_loop *loop)
 {
@@ -69,14 +59,6 @@ static struct fiber_task *ready_pop(struct fiber_loop *loop)
     return f;
 }
 
-void fiber__make_ready(struct fiber_loop *loop, struct fiber_task *f,
-                       int wake_result)
-{
-    f->state = FIBER__READY;
-    f->wake_result = wake_result;
-    f->cancellable = false;
-    ready_push(loop, f);
-}
 
 static bool is_blocked(const struct fiber_task *f)
 {
@@ -116,11 +98,10 @@ int fiber__cancel(struct fiber_loop *loop, struct fiber_task *f)
 
 /* ---- blocking ---------------------------------------------------------- */
 
-int fiber__enter_blocking(struct fiber_task *self)
+/* A cancel or a timeout scope is pending: let the scopes decide what the
+ * blocking call returns. */
+int fiber__enter_blocking_slow(struct fiber_task *self)
 {
-    /* One test in the common case: no cancel, no timeout scope. */
-    if (!self->cancel_requested && !self->scope)
-        return 0;
     return fiber__scope_deliver(self);
 }
 
@@ -246,14 +227,18 @@ int fiber__suspend(struct fiber_loop *loop)
 {
     struct fiber_task *self = loop->current;
 
-    self->saved_errno = errno;
+    /* errno is per thread; each fiber keeps its own across the switch.
+     * The loop caches its address: errno itself is a function call. */
+    int *errno_at = loop->errno_at;
+    self->saved_errno = *errno_at;
     struct fiber__context *to = next_context(loop);
     if (to != &self->ctx)
         switch_context(loop, self, &self->ctx, to);
     /* Resumed: whoever switched here set loop->current to self. */
-    reap_zombie(loop);
+    if (loop->zombie)
+        reap_zombie(loop);
     self->state = FIBER__RUNNING;
-    errno = self->saved_errno;
+    *errno_at = self->saved_errno;
     return self->wake_result;
 }
 
@@ -609,6 +594,7 @@ FIBER_API int fiber_run(fiber_fn main, void *arg, const fiber_options_t *opts,
         prctl(PR_SET_TIMERSLACK, 1, 0, 0, 0);
     }
 
+    loop->errno_at = &errno;
     fiber__loop = loop;
     rc = run_scheduler(loop);
     fiber__loop = NULL;

@@ -92,6 +92,7 @@ struct fiber_loop {
     bool main_done;
     bool shutting_down;           /* every live fiber has been cancelled */
     bool observed;                /* call the observe.h hooks */
+    int *errno_at;                /* this thread's errno */
     struct fiber__poller *poller; /* NULL until a fiber first waits on I/O */
     struct fiber__debug *debug;   /* debugging aids (debug.h); NULL if none */
 };
@@ -107,10 +108,29 @@ static inline struct fiber_task *fiber__current(void)
     return fiber__loop ? fiber__loop->current : NULL;
 }
 
+/* Append f to the run queue. */
+static inline void fiber__ready_push(struct fiber_loop *loop,
+                                     struct fiber_task *f)
+{
+    f->next_ready = NULL;
+    if (loop->ready_tail)
+        loop->ready_tail->next_ready = f;
+    else
+        loop->ready_head = f;
+    loop->ready_tail = f;
+    loop->nready++;
+}
+
 /* Make a blocked or new fiber ready, with the result its blocking call
  * will return. */
-void fiber__make_ready(struct fiber_loop *loop, struct fiber_task *f,
-                       int wake_result);
+static inline void fiber__make_ready(struct fiber_loop *loop,
+                                     struct fiber_task *f, int wake_result)
+{
+    f->state = FIBER__READY;
+    f->wake_result = wake_result;
+    f->cancellable = false;
+    fiber__ready_push(loop, f);
+}
 
 /*
  * Suspend the running fiber, whose state the caller has set (ready, sleeping
@@ -143,7 +163,15 @@ void fiber__release_task(struct fiber_loop *loop, struct fiber_task *f);
  * scopes that is cancelled (-ECANCELED) or past its deadline (-ETIMEDOUT),
  * else 0.  See scope.h.
  */
-int fiber__enter_blocking(struct fiber_task *self);
+int fiber__enter_blocking_slow(struct fiber_task *self);
+
+static inline int fiber__enter_blocking(struct fiber_task *self)
+{
+    /* One test in the common case: no cancel, no timeout scope. */
+    if (!self->cancel_requested && !self->scope)
+        return 0;
+    return fiber__enter_blocking_slow(self);
+}
 
 /*
  * Block the running fiber in state (SLEEPING, AWAITING or WAITING, with
