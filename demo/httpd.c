@@ -134,26 +134,7 @@ static void handle_connection(int fd, void *ctx)
     fiber_close(fd);
 }
 
-struct options {
-    const struct demo_cli *cli;
-    int port;
-};
-
-static void *serve(void *arg)
-{
-    const struct options *o = arg;
-    int rc = demo_serve(o->cli, o->port, handle_connection, NULL);
-
-    return rc < 0 ? fiber_fail(rc) : NULL;
-}
-
 int main(int argc, char **argv)
 {
-    struct demo_cli cli;
-    struct options o = {&cli, 8080};
-
-    demo_parse_args(argc, argv, &program, &cli);
-    if (cli.nargs > 0)
-        o.port = demo_port_arg(&cli, 0);
-    return demo_finish(&cli, demo_run(&cli, serve, &o));
+    return demo_server_main(argc, argv, &program, 8080, handle_connection);
 }

@@ -129,3 +129,29 @@ int demo_serve(const struct demo_cli *cli, int port, demo_connection_fn *handle,
            signal_name(signo), s.accepted, s.accepted == 1 ? "" : "s");
     return 0;
 }
+
+struct server_options {
+    const struct demo_cli *cli;
+    int port;
+    demo_connection_fn *handle;
+};
+
+static void *serve_main(void *arg)
+{
+    const struct server_options *o = arg;
+    int rc = demo_serve(o->cli, o->port, o->handle, NULL);
+
+    return rc < 0 ? fiber_fail(rc) : NULL;
+}
+
+int demo_server_main(int argc, char **argv, const struct demo_program *program,
+                     int default_port, demo_connection_fn *handle)
+{
+    struct demo_cli cli;
+    struct server_options o = {&cli, default_port, handle};
+
+    demo_parse_args(argc, argv, program, &cli);
+    if (cli.nargs > 0)
+        o.port = demo_port_arg(&cli, 0);
+    return demo_finish(&cli, demo_run(&cli, serve_main, &o));
+}

@@ -34,4 +34,12 @@ typedef void demo_connection_fn(int fd, void *ctx);
 int demo_serve(const struct demo_cli *cli, int port, demo_connection_fn *handle,
                void *ctx);
 
+/*
+ * demo_server_main - the whole main() of a server demo: parse the command
+ * line (an optional port, default_port without one), then serve with
+ * handle until SIGINT or SIGTERM.  Returns the exit status.
+ */
+int demo_server_main(int argc, char **argv, const struct demo_program *program,
+                     int default_port, demo_connection_fn *handle);
+
 #endif

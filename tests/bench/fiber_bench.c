@@ -20,6 +20,8 @@
 
 #include "fiber.h"
 
+#include "bench_util.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -89,14 +91,6 @@ static FILE *csv;
 
 /* ---- small helpers ----------------------------------------------------- */
 
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* Peak resident set size of the process so far, in KiB. */
 static long max_rss_kib(void)
 {
@@ -105,49 +99,6 @@ static long max_rss_kib(void)
     if (getrusage(RUSAGE_SELF, &ru) < 0)
         return 0;
     return ru.ru_maxrss;
-}
-
-/* VmHWM from /proc/self/status in KiB, or -1: the peak RSS of this process
- * image alone.  ru_maxrss also keeps the peak of whatever exec'd us (such
- * as libtool's wrapper shell), which can hide a small benchmark. */
-static long vm_hwm_kib(void)
-{
-    char line[256];
-    long kib = -1;
-    FILE *f = fopen("/proc/self/status", "r");
-
-    if (!f)
-        return -1;
-    while (fgets(line, sizeof(line), f))
-        if (sscanf(line, "VmHWM: %ld kB", &kib) == 1)
-            break;
-    fclose(f);
-    return kib;
-}
-
-/* Write one byte per page, so that memory allocated for bookkeeping is
- * resident before a baseline is taken and does not count as the fibers'.
- * The writes are volatile so that they cannot be elided. */
-static void touch_pages(void *p, size_t len)
-{
-    volatile unsigned char *b = p;
-
-    for (size_t i = 0; i < len; i += 4096)
-        b[i] = 0;
-    if (len > 0)
-        b[len - 1] = 0;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
 }
 
 /* Median, minimum and maximum of REPS timings (the array gets sorted). */

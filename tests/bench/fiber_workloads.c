@@ -27,6 +27,8 @@
 
 #include "fiber.h"
 
+#include "bench_util.h"
+
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -40,14 +42,6 @@
 /* The most repetitions accepted; the median needs them all in memory. */
 #define MAX_REPS 101
 
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* User plus system CPU time of the process so far, in ns. */
 static int64_t cpu_ns(void)
 {
@@ -57,35 +51,6 @@ static int64_t cpu_ns(void)
         return 0;
     return ((int64_t)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000 +
            ((int64_t)ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000;
-}
-
-/* VmHWM from /proc/self/status in KiB: the peak RSS of this process image
- * alone (ru_maxrss would also keep the peak of a wrapper that exec'd us). */
-static long vm_hwm_kib(void)
-{
-    char line[256];
-    long kib = -1;
-    FILE *f = fopen("/proc/self/status", "r");
-
-    if (!f)
-        return -1;
-    while (fgets(line, sizeof(line), f))
-        if (sscanf(line, "VmHWM: %ld kB", &kib) == 1)
-            break;
-    fclose(f);
-    return kib;
-}
-
-/* Fault in every page, so that bookkeeping arrays are resident before the
- * RSS baseline is taken and do not count as the fibers' memory. */
-static void touch_pages(void *p, size_t len)
-{
-    volatile unsigned char *b = p;
-
-    for (size_t i = 0; i < len; i += 4096)
-        b[i] = 0;
-    if (len > 0)
-        b[len - 1] = 0;
 }
 
 /*
@@ -99,24 +64,6 @@ static int64_t sleep_delay_ns(uint64_t i, int64_t max_ns)
     double u = (double)(x >> 11) / 9007199254740992.0; /* 2^53 */
 
     return (int64_t)(u * (double)max_ns);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof(*v), cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 static void fail(const char *what, int rc)

@@ -19,6 +19,8 @@
 
 #include "timer_heap.h"
 
+#include "bench_util.h"
+
 #define RUNS 5
 
 struct slot {
@@ -33,13 +35,6 @@ struct plain_heap {
     size_t len;
     unsigned arity;
 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static int before(const struct slot *a, const struct slot *b)
 {
@@ -148,17 +143,6 @@ static double run_library(const int64_t *deadlines, const uint32_t *cancel,
     return elapsed;
 }
 
-static int compare_doubles(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v)
-{
-    qsort(v, RUNS, sizeof(*v), compare_doubles);
-    return v[RUNS / 2];
-}
 
 int main(int argc, char **argv)
 {
@@ -208,7 +192,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "timer_heap_bench: the heaps disagree\n");
         return 1;
     }
-    double m_lib = median(lib), m_four = median(four), m_two = median(two);
+    double m_lib = median(lib, RUNS), m_four = median(four, RUNS), m_two = median(two, RUNS);
     double best = m_four < m_two ? m_four : m_two;
     double ops = (double)n + (double)(n / 2) + (double)(n - n / 2);
     printf("timer heap: %zu inserts, %zu cancelled, %zu popped (median of %d runs)\n",
