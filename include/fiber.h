@@ -41,6 +41,7 @@
 #ifndef FIBER_H
 #define FIBER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -117,6 +118,26 @@ typedef struct fiber_attr {
     /* A name shown in reports and descriptions; copied and cut to
      * FIBER_NAME_MAX bytes.  NULL means "Task-<id>". */
     const char *name;
+    /*
+     * Run as a compact fiber: on a stack shared with the loop's other
+     * compact fibers, of the loop's stack size (stack_size must be 0).
+     * While another compact fiber runs, the frames this one has in use are
+     * kept in a buffer of their own, so a sleeping compact fiber costs about
+     * 1 KiB in all instead of at least a page: a million fit in about 1 GiB.
+     * Switching from one compact fiber to another copies those frames (a
+     * few hundred bytes each way); switching with other fibers copies
+     * nothing.
+     *
+     * The price: a compact fiber's local variables are at their addresses
+     * only while it runs.  Never give another fiber or thread a pointer to
+     * one (an argument of fiber_spawn or fiber_to_thread, a mutex, queue or
+     * scope on its stack that another fiber uses); give them heap or static
+     * memory.  Pointers a compact fiber keeps to its own locals, and
+     * libfiber's own waits, are safe.  Out of memory while saving the frames
+     * stops the program with a message, as running out of stack does.
+     * Supported on x86-64; elsewhere fiber_spawn returns -ENOTSUP.
+     */
+    bool compact;
 } fiber_attr_t;
 
 /* ------------------------------------------------------------------------
@@ -168,10 +189,11 @@ FIBER_API int fiber_run(fiber_fn main, void *arg, const fiber_options_t *opts,
  * the caller's next blocking call, after fibers already ready.  attr may be
  * NULL.  On success *task holds the handle.
  *
- * Returns 0, -EINVAL if task or fn is NULL or attr->stack_size is below
- * FIBER_MIN_STACK_SIZE, -EPERM outside a running fiber, -ENOMEM when no
- * stack or task could be allocated (nothing is leaked and *task is left
- * untouched).
+ * Returns 0, -EINVAL if task or fn is NULL, or attr->stack_size is below
+ * FIBER_MIN_STACK_SIZE or given for a compact fiber, -ENOTSUP for a compact
+ * fiber where they are not supported, -EPERM outside a running fiber,
+ * -ENOMEM when no stack or task could be allocated (nothing is leaked and
+ * *task is left untouched).
  */
 FIBER_API int fiber_spawn(fiber_task_t **task, fiber_fn fn, void *arg,
                           const fiber_attr_t *attr);
@@ -538,8 +560,15 @@ FIBER_API int fiber_scope_exit(fiber_scope_t *scope);
  * call until the scope exits.  A scope whose deadline has already passed
  * stays timed out; cancelling again changes nothing.
  *
+ * To cancel a compact fiber's scope from another fiber, the scope must be
+ * in heap or static memory, as fiber_attr.compact says of all shared
+ * memory.
+ *
  * Returns 0, -EALREADY if the scope has exited, -EINVAL for NULL, a scope
- * never entered or one of another loop, -EPERM outside a running loop.
+ * never entered or one of another loop, -EPERM outside a running loop,
+ * -EBUSY (nothing changed) when a compact fiber cancels a scope of another
+ * compact fiber that is suspended: the other's enclosing scopes are in its
+ * frames, off the stack they share.
  */
 FIBER_API int fiber_scope_cancel(fiber_scope_t *scope);
 
@@ -746,7 +775,8 @@ FIBER_API int fiber_waitset_destroy(fiber_waitset_t *set);
  * -EINVAL for NULL tasks, n of 0 or above INT_MAX, a NULL handle, a task
  * listed twice, the main fiber, a task of another loop, a negative or NaN
  * timeout; -EPERM outside a fiber; -EDEADLK if the caller is listed;
- * -EBUSY for a task awaited, gathered, detached, or in a group or waitset.
+ * -EBUSY for a task awaited, gathered, detached, or in a group or waitset;
+ * -ENOMEM.
  */
 FIBER_API int fiber_wait_any(fiber_task_t *const tasks[], size_t n,
                              double timeout);
@@ -1379,7 +1409,7 @@ FIBER_API int fiber_signal_watch(const int signals[], size_t n);
  * return its number.  Every fiber waiting for a signal when it arrives is
  * woken by it; one arriving while none waits is kept (once, as the kernel
  * keeps a pending signal) for the next wait.  Returns the signal number,
- * or the errors of fiber_signal_watch, -ETIMEDOUT, -ECANCELED.
+ * or the errors of fiber_signal_watch, -ETIMEDOUT, -ECANCELED, -ENOMEM.
  */
 FIBER_API int fiber_signal_wait(const int signals[], size_t n);
 FIBER_API int fiber_signal_wait_until(const int signals[], size_t n,
@@ -1518,7 +1548,9 @@ FIBER_API int fiber_dump(FILE *out);
  * Returns the number of frames stored in frames (at most max), 0 for a
  * finished task, -EINVAL if frames is NULL with max > 0 or task belongs to
  * another loop, -EPERM outside a running fiber, -ENOSYS without libunwind,
- * -ENOMEM if no room could be found to unwind more than 32 frames.
+ * -ENOMEM if no room could be found to unwind more than 32 frames, -EAGAIN
+ * when a compact fiber asks for another suspended compact fiber's frames,
+ * which are off the stack they share while the caller runs.
  */
 FIBER_API int fiber_backtrace(const fiber_task_t *task, void **frames,
                               size_t max);
@@ -1536,7 +1568,9 @@ FIBER_API int fiber_symbolize(const void *addr, char *buf, size_t size);
 
 /*
  * fiber_stack_usage - task's stack high-water mark in bytes (see above)
- * into *used and its usable size into *size (either may be NULL).  task
+ * into *used and its usable size into *size (either may be NULL).  For a
+ * compact fiber, *used is the size of the frames it has in use now, or had
+ * when it last stopped.  task
  * NULL means the calling fiber.  Returns 0, -EINVAL for a task of another
  * loop, -EPERM outside a running fiber, -EALREADY if the task has
  * finished (its stack is gone).

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "context.h"
+#include "compact.h"
 #include "loop.h"
 
 #if defined(HAVE_LIBUNWIND) && defined(__x86_64__)
@@ -25,8 +26,8 @@
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
 
-_Static_assert(sizeof(unw_context_t) <= sizeof(((struct fiber__context *)0)->storage),
-               "a saved context must hold an unw_context_t");
+_Static_assert(sizeof(unw_context_t) >= sizeof(((struct fiber__context *)0)->storage),
+               "a saved context must fit in an unw_context_t");
 #else
 #define USE_LIBUNWIND 0
 #endif
@@ -143,6 +144,9 @@ int fiber__backtrace(const struct fiber_loop *loop, const struct fiber_task *f,
         pcs[0] = (uintptr_t)f->fn;
         return 1;
     }
+    /* A compact fiber's frames may be off the stack its context names. */
+    if (f->compact && !fiber__compact_bring_in(loop, f))
+        return -EAGAIN;
 #if USE_LIBUNWIND
     uintptr_t lib_base = object_base((uintptr_t)fiber__entry_point);
     if (lib_base == object_base((uintptr_t)f->fn))
@@ -154,7 +158,8 @@ int fiber__backtrace(const struct fiber_loop *loop, const struct fiber_task *f,
      * and the saved context is the fiber's. */
     unw_context_t uc;
     unw_cursor_t cursor;
-    memcpy(&uc, f->ctx.storage, sizeof(uc));
+    memset(&uc, 0, sizeof(uc));
+    memcpy(&uc, f->ctx.storage, sizeof(f->ctx.storage));
     if (unw_init_local(&cursor, &uc) < 0)
         return 0;
     return unwind(&cursor, pcs, max, lib_base);

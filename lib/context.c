@@ -7,8 +7,9 @@
  *   and restores only what the System V ABI makes callee-saved: rbx, rbp,
  *   r12-r15, rsp, rip, the x87 control word and MXCSR.  It stores them in
  *   the ucontext_t's own slots (gregs and the fpregs area), so a saved
- *   context stays a valid ucontext_t for libunwind, setcontext and
- *   debuggers.  It makes no system call: glibc's swapcontext spends most of
+ *   context reads as a ucontext_t to libunwind and debuggers; only its
+ *   leading part is kept (see context.h), which backtrace.c copies into a
+ *   whole one before unwinding.  It makes no system call: glibc's swapcontext spends most of
  *   its time in rt_sigprocmask saving and restoring the signal mask, which
  *   fibers of one thread share anyway (the mask is per thread, not per
  *   fiber).  A new context is written directly into the same slots.
@@ -23,6 +24,7 @@
 #include "config.h"
 
 #include "context.h"
+#include "sanitizers.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -31,8 +33,6 @@
 #include <stdint.h>
 #include <ucontext.h>
 
-_Static_assert(sizeof(ucontext_t) <= sizeof(((struct fiber__context *)0)->storage),
-               "struct fiber__context is too small for a ucontext_t");
 
 #if defined(__x86_64__) && !defined(FIBER_SWITCH_UCONTEXT)
 #define SWITCH_ASM 1
@@ -40,25 +40,7 @@ _Static_assert(sizeof(ucontext_t) <= sizeof(((struct fiber__context *)0)->storag
 #define SWITCH_ASM 0
 #endif
 
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define FIBER_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-#define FIBER_ASAN 1
-#endif
-
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define FIBER_TSAN 1
-#endif
-#endif
-#if defined(__SANITIZE_THREAD__)
-#define FIBER_TSAN 1
-#endif
-
-#ifdef FIBER_TSAN
+#ifdef FIBER__TSAN
 #include <sanitizer/tsan_interface.h>
 
 /* A finished context's TSan fiber, destroyed by the context that runs
@@ -66,7 +48,7 @@ _Static_assert(sizeof(ucontext_t) <= sizeof(((struct fiber__context *)0)->storag
 static _Thread_local void *tsan_dead_fiber;
 #endif
 
-#ifdef FIBER_ASAN
+#ifdef FIBER__ASAN
 #include <sanitizer/common_interface_defs.h>
 
 /* The context being switched away from, so that the side that resumes can
@@ -79,6 +61,11 @@ static ucontext_t *as_ucontext(struct fiber__context *ctx)
 {
     return (ucontext_t *)(void *)ctx->storage;
 }
+
+#if !SWITCH_ASM
+_Static_assert(sizeof(ucontext_t) <= sizeof(((struct fiber__context *)0)->storage),
+               "struct fiber__context is too small for a ucontext_t");
+#endif
 
 #if SWITCH_ASM
 /*
@@ -110,6 +97,9 @@ _Static_assert(offsetof(ucontext_t, uc_mcontext.fpregs) == OFF_FPREGS, "ucontext
 _Static_assert(offsetof(ucontext_t, __fpregs_mem) == OFF_FPREGS_MEM, "ucontext_t layout");
 _Static_assert(offsetof(struct _libc_fpstate, mxcsr) == OFF_MXCSR, "fpstate layout");
 _Static_assert(offsetof(struct _libc_fpstate, cwd) == 0, "fpstate layout");
+/* The switch touches nothing past MXCSR, so the storage may end there. */
+_Static_assert(OFF_FPREGS_MEM + OFF_MXCSR + 4 <= FIBER__CONTEXT_STORAGE,
+               "struct fiber__context is too small for the switch");
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
@@ -219,7 +209,7 @@ int fiber__context_make(struct fiber__context *ctx, void *stack, size_t size,
     ctx->stack_size = size;
     ctx->finished = false;
     ctx->asan_fake_stack = NULL;
-#ifdef FIBER_TSAN
+#ifdef FIBER__TSAN
     ctx->tsan_fiber = __tsan_create_fiber(0);
 #else
     ctx->tsan_fiber = NULL;
@@ -230,12 +220,12 @@ int fiber__context_make(struct fiber__context *ctx, void *stack, size_t size,
 void fiber__context_switch(struct fiber__context *from,
                            struct fiber__context *to)
 {
-#ifdef FIBER_ASAN
+#ifdef FIBER__ASAN
     switching_from = from;
     __sanitizer_start_switch_fiber(from->finished ? NULL : &from->asan_fake_stack,
                                    to->stack, to->stack_size);
 #endif
-#ifdef FIBER_TSAN
+#ifdef FIBER__TSAN
     /* The thread's own context becomes a TSan fiber when first left. */
     if (!from->tsan_fiber)
         from->tsan_fiber = __tsan_get_current_fiber();
@@ -259,14 +249,14 @@ void fiber__context_switch(struct fiber__context *from,
     int rc = swapcontext(as_ucontext(from), as_ucontext(to));
     (void)rc;
 #endif
-#if defined(FIBER_ASAN) || defined(FIBER_TSAN)
+#if defined(FIBER__ASAN) || defined(FIBER__TSAN)
     fiber__context_started(from);
 #endif
 }
 
 void fiber__context_started(struct fiber__context *self)
 {
-#ifdef FIBER_ASAN
+#ifdef FIBER__ASAN
     const void *old_bottom;
     size_t old_size;
 
@@ -278,7 +268,7 @@ void fiber__context_started(struct fiber__context *self)
 #else
     (void)self;
 #endif
-#ifdef FIBER_TSAN
+#ifdef FIBER__TSAN
     if (tsan_dead_fiber) {
         __tsan_destroy_fiber(tsan_dead_fiber);
         tsan_dead_fiber = NULL;
@@ -302,6 +292,18 @@ void *fiber__context_sp(const struct fiber__context *ctx)
 #if defined(__x86_64__)
     const ucontext_t *uc = (const ucontext_t *)(const void *)ctx->storage;
     return (void *)uc->uc_mcontext.gregs[REG_RSP];
+#else
+    (void)ctx;
+    return NULL;
+#endif
+}
+
+void *fiber__context_stack_low(const struct fiber__context *ctx)
+{
+#if defined(__x86_64__)
+    /* Both switches resume through the word just below the saved rsp: the
+     * assembly one returns through it, setcontext pushes rip there. */
+    return (char *)fiber__context_sp(ctx) - 8;
 #else
     (void)ctx;
     return NULL;

@@ -9,9 +9,23 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/*
+ * The assembly switch on x86-64 uses only the leading part of a ucontext_t:
+ * the general registers and the floating-point control words.  Keeping just
+ * that part makes every task 560 bytes smaller, which matters to compact
+ * fibers (see compact.h), whose task is most of what they cost.  The
+ * glibc switch needs the whole ucontext_t.
+ */
+#if defined(__x86_64__) && !defined(FIBER_SWITCH_UCONTEXT)
+#define FIBER__CONTEXT_STORAGE 464
+#else
+#define FIBER__CONTEXT_STORAGE 1024
+#endif
+
 struct fiber__context {
-    /* A ucontext_t, kept opaque so that only context.c sees <ucontext.h>. */
-    _Alignas(16) unsigned char storage[1024];
+    /* A ucontext_t, or its leading part, kept opaque so that only
+     * context.c sees <ucontext.h>. */
+    _Alignas(16) unsigned char storage[FIBER__CONTEXT_STORAGE];
     /* The stack this context runs on; NULL for a thread's own stack, whose
      * bounds only the thread knows. */
     void *stack;
@@ -43,5 +57,15 @@ void fiber__context_started(struct fiber__context *self);
  * stack dumps; NULL where the machine's layout is not known. */
 void *fiber__context_pc(const struct fiber__context *ctx);
 void *fiber__context_sp(const struct fiber__context *ctx);
+
+/* The lowest stack address a suspended context still needs when resumed:
+ * its frames are [low, top of its stack).  Only where
+ * FIBER__CONTEXT_STACK_LOW is 1; elsewhere NULL, and no compact fibers. */
+#if defined(__x86_64__)
+#define FIBER__CONTEXT_STACK_LOW 1
+#else
+#define FIBER__CONTEXT_STACK_LOW 0
+#endif
+void *fiber__context_stack_low(const struct fiber__context *ctx);
 
 #endif

@@ -20,23 +20,10 @@
 #include <sys/mman.h>
 
 #include "backtrace.h"
+#include "compact.h"
 #include "debug.h"
 #include "loop.h"
-
-#ifdef HAVE_VALGRIND_VALGRIND_H
-#include <valgrind/valgrind.h>
-#else
-#define RUNNING_ON_VALGRIND 0
-#endif
-
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#endif
+#include "sanitizers.h"
 
 /* Frames shown per fiber; a deeper stack ends with a count of the rest. */
 #define DUMP_FRAMES 32
@@ -111,6 +98,14 @@ size_t fiber__stack_high_water(const struct fiber_loop *loop,
                                const struct fiber_task *f)
 {
     char *base = f->stack.base;
+
+    /* The shared stack's pages tell nothing of one compact fiber. */
+    if (f->compact) {
+        if (f != loop->current)
+            return fiber__compact_frames_size(f);
+        char here;
+        return (size_t)(base + f->stack.size - &here);
+    }
     struct scan scan = {
         .page = loop->stacks.page_size,
         .whole_pages = RUNNING_ON_VALGRIND,
@@ -125,7 +120,7 @@ size_t fiber__stack_high_water(const struct fiber_loop *loop,
     return (size_t)(base + f->stack.size - scan.hit);
 }
 
-#ifndef UNDER_ASAN
+#ifndef FIBER__ASAN
 struct paint {
     size_t page;
     char *end;
@@ -144,11 +139,14 @@ static bool zero_page(char *page_addr, void *arg)
 
 void fiber__stack_paint(const struct fiber_loop *loop, struct fiber_task *f)
 {
-#ifdef UNDER_ASAN
+#ifdef FIBER__ASAN
     /* ASan keeps its own shadow of these bytes; it measures stacks itself. */
     (void)loop;
     (void)f;
 #else
+    /* The shared stack holds other compact fibers' frames. */
+    if (f->compact)
+        return;
     char *base = f->stack.base;
     char *sp = fiber__context_sp(&f->ctx);
     struct paint paint = {.page = loop->stacks.page_size, .end = sp - PAINT_MARGIN};
@@ -264,8 +262,13 @@ static void write_entry(const struct fiber_loop *loop, const struct fiber_task *
     fiber__describe_state(loop, f, state, sizeof(state));
     fprintf(out, "%s%s: %s; stack %zu of %zu bytes\n", indent, label, state,
             fiber__stack_high_water(loop, f), f->stack.size);
-    if (pcs && (fiber__backtrace_available() || never_ran(loop, f)))
-        write_frames(loop, f, out, indent, pcs);
+    if (pcs && (fiber__backtrace_available() || never_ran(loop, f))) {
+        if (f->compact && !never_ran(loop, f) && !fiber__compact_bring_in(loop, f))
+            fprintf(out, "%s    (a compact fiber: its frames are saved off the "
+                         "stack while the dumping compact fiber runs)\n", indent);
+        else
+            write_frames(loop, f, out, indent, pcs);
+    }
 }
 
 size_t fiber__dump_fibers(struct fiber_loop *loop, FILE *out, const char *indent)

@@ -20,6 +20,7 @@
 #include <sys/prctl.h>
 
 #include "collector.h"
+#include "compact.h"
 #include "debug.h"
 #include "observe.h"
 #include "poller.h"
@@ -91,7 +92,7 @@ int fiber__cancel(struct fiber_loop *loop, struct fiber_task *f)
     /* A shield hides the request until it ends: the first blocking call
      * after it gets -ECANCELED. */
     if (is_blocked(f) && f->cancellable &&
-        !(f->scope && fiber__scope_shielded(f)))
+        !fiber__scope_shielded(f))
         fiber__wake(loop, f, -ECANCELED);
     return 0;
 }
@@ -200,16 +201,37 @@ static struct fiber_task *dispatch(struct fiber_loop *loop)
 }
 
 /*
- * The context to run after the current fiber stops: the next ready fiber,
- * starting a new round on the spot if this one is over, else the scheduler,
- * which waits when nothing is ready.
+ * The context that runs next, now current: the code switching from
+ * self (NULL for the scheduler) runs on the shared stack if self is
+ * compact, and then cannot copy another compact fiber's frames onto it; the
+ * scheduler does that, and runs it.
  */
-static struct fiber__context *next_context(struct fiber_loop *loop)
+static inline struct fiber__context *enter(struct fiber_loop *loop,
+                                           struct fiber_task *self,
+                                           struct fiber_task *next)
+{
+    if (__builtin_expect(next->compact, 0) && !fiber__compact_resident(loop, next)) {
+        if (self && self->compact) {
+            loop->handoff = next;
+            return &loop->sched_ctx;
+        }
+        fiber__compact_load(loop, next);
+    }
+    return &next->ctx;
+}
+
+/*
+ * The context to run after self stops: the next ready fiber, starting a
+ * new round on the spot if this one is over, else the scheduler, which
+ * waits when nothing is ready.
+ */
+static struct fiber__context *next_context(struct fiber_loop *loop,
+                                           struct fiber_task *self)
 {
     if (loop->round_left == 0 && loop->ready_head)
         begin_round(loop);
     if (loop->ready_head)
-        return &dispatch(loop)->ctx;
+        return enter(loop, self, dispatch(loop));
     loop->current = NULL;
     return &loop->sched_ctx;
 }
@@ -231,7 +253,7 @@ int fiber__suspend(struct fiber_loop *loop)
      * The loop caches its address: errno itself is a function call. */
     int *errno_at = loop->errno_at;
     self->saved_errno = *errno_at;
-    struct fiber__context *to = next_context(loop);
+    struct fiber__context *to = next_context(loop, self);
     if (to != &self->ctx)
         switch_context(loop, self, &self->ctx, to);
     /* Resumed: whoever switched here set loop->current to self. */
@@ -257,6 +279,7 @@ static void fiber_entry(void)
      * and waitsets it still owns are closed now, waiting for their tasks:
      * no fiber ends with tasks of its own still running. */
     self->scope = NULL;
+    self->shields = 0;
     if (self->owned)
         fiber__collectors_close(self);
 
@@ -282,12 +305,15 @@ static void fiber_entry(void)
      * at once, as asyncio.run does. */
     loop->zombie = self;
     self->ctx.finished = true;
+    /* Frames of a finished fiber are not worth saving. */
+    if (loop->shared_owner == self)
+        loop->shared_owner = NULL;
     struct fiber__context *to;
     if (self->is_main) {
         loop->current = NULL;
         to = &loop->sched_ctx;
     } else {
-        to = next_context(loop);
+        to = next_context(loop, self);
     }
     switch_context(loop, self, &self->ctx, to);
     abort(); /* A finished fiber is never resumed. */
@@ -327,9 +353,27 @@ static void all_unlink(struct fiber_loop *loop, struct fiber_task *f)
 
 void fiber__release_task(struct fiber_loop *loop, struct fiber_task *f)
 {
+    if (f->compact) {
+        /* Kept with its frame buffer for the next compact spawn. */
+        if (loop->shared_owner == f)
+            loop->shared_owner = NULL;
+        f->next_ready = loop->compact_free;
+        loop->compact_free = f;
+        return;
+    }
     struct fiber__stack slot = {f->slot_base, f->slot_size};
 
     fiber__stack_release(&loop->stacks, &slot);
+}
+
+static void free_compact_tasks(struct fiber_loop *loop)
+{
+    while (loop->compact_free) {
+        struct fiber_task *f = loop->compact_free;
+        loop->compact_free = f->next_ready;
+        fiber__compact_free_frames(f);
+        free(f);
+    }
 }
 
 void fiber__free_task(struct fiber_loop *loop, struct fiber_task *f)
@@ -339,6 +383,40 @@ void fiber__free_task(struct fiber_loop *loop, struct fiber_task *f)
     if (loop->debug && fiber__debug_quarantine(loop, f))
         return;
     fiber__release_task(loop, f);
+}
+
+/* Clear a reused task, all but its saved context, which is made anew,
+ * and a compact task's frame buffer, which is reused. */
+static void clear_task(struct fiber_task *f)
+{
+    void *frames = f->frames;
+    size_t frames_cap = f->frames_cap;
+
+    memset((char *)f + sizeof(f->ctx), 0, sizeof(*f) - sizeof(f->ctx));
+    f->frames = frames;
+    f->frames_cap = frames_cap;
+}
+
+/* A compact task: it has no stack of its own, so it comes from the heap,
+ * or from those of finished compact fibers. */
+static struct fiber_task *alloc_compact_task(struct fiber_loop *loop, int *rc)
+{
+    struct fiber_task *f = loop->compact_free;
+
+    if (f) {
+        loop->compact_free = f->next_ready;
+    } else {
+        f = malloc(sizeof(*f));
+        if (!f) {
+            *rc = -ENOMEM;
+            return NULL;
+        }
+        f->frames = NULL;
+        f->frames_cap = 0;
+    }
+    clear_task(f);
+    f->compact = true;
+    return f;
 }
 
 /* A task and its stack of stack_size usable bytes, or NULL. */
@@ -357,9 +435,10 @@ static struct fiber_task *alloc_task(struct fiber_loop *loop, size_t stack_size,
         return NULL;
     char *task_at = (char *)slot.base + slot.size - TASK_AREA;
     struct fiber_task *f = (struct fiber_task *)(void *)task_at;
-    /* A reused slot holds an old task: clear all but the saved context,
-     * which fiber__context_make rebuilds. */
-    memset((char *)f + sizeof(f->ctx), 0, sizeof(*f) - sizeof(f->ctx));
+    /* A reused slot holds an old task. */
+    f->frames = NULL;
+    f->frames_cap = 0;
+    clear_task(f);
     /* The fiber runs on exactly the size asked for, just below the task;
      * what page rounding leaves over lies between it and the guard. */
     f->stack.base = task_at - usable;
@@ -383,13 +462,17 @@ int fiber__spawn(struct fiber_loop *loop, struct fiber_task **out, fiber_fn fn,
                  void *arg, const fiber_attr_t *attr)
 {
     size_t stack_size = loop->stack_size;
+    bool compact = attr && attr->compact;
     int rc;
 
     if (attr && attr->stack_size) {
-        if (attr->stack_size < FIBER_MIN_STACK_SIZE)
+        /* A compact fiber runs on the shared stack, of the loop's size. */
+        if (attr->stack_size < FIBER_MIN_STACK_SIZE || compact)
             return -EINVAL;
         stack_size = attr->stack_size;
     }
+    if (compact && !fiber__compact_supported())
+        return -ENOTSUP;
 
     /* Room in the timer heap for every live fiber, so sleeping never
      * allocates. */
@@ -397,10 +480,14 @@ int fiber__spawn(struct fiber_loop *loop, struct fiber_task **out, fiber_fn fn,
     if (rc < 0)
         return rc;
 
-    struct fiber_task *f = alloc_task(loop, stack_size, &rc);
+    struct fiber_task *f = compact ? alloc_compact_task(loop, &rc)
+                                   : alloc_task(loop, stack_size, &rc);
     if (!f)
         return rc;
-    rc = fiber__context_make(&f->ctx, f->stack.base, f->stack.size, fiber_entry);
+    if (compact)
+        rc = fiber__compact_make(loop, f, fiber_entry);
+    else
+        rc = fiber__context_make(&f->ctx, f->stack.base, f->stack.size, fiber_entry);
     if (rc < 0) {
         fiber__release_task(loop, f);
         return rc;
@@ -482,6 +569,19 @@ static void abandon_all(struct fiber_loop *loop)
     }
 }
 
+/* A compact fiber that switched to the scheduler for the next compact
+ * fiber's frames to be copied in (see enter): copy them, and run it. */
+static void run_handoffs(struct fiber_loop *loop)
+{
+    struct fiber_task *next;
+
+    while ((next = loop->handoff)) {
+        loop->handoff = NULL;
+        fiber__compact_load(loop, next);
+        fiber__context_switch(&loop->sched_ctx, &next->ctx);
+    }
+}
+
 /* Run until every fiber has finished.  Returns 0 or -EDEADLK. */
 static int run_scheduler(struct fiber_loop *loop)
 {
@@ -493,7 +593,8 @@ static int run_scheduler(struct fiber_loop *loop)
             cancel_all(loop);
         if (start_round(loop)) {
             struct fiber_task *next = dispatch(loop);
-            switch_context(loop, NULL, &loop->sched_ctx, &next->ctx);
+            switch_context(loop, NULL, &loop->sched_ctx, enter(loop, NULL, next));
+            run_handoffs(loop);
             continue;
         }
         /* Nothing ready, nothing pending, yet fibers are alive. */
@@ -537,6 +638,7 @@ static void loop_destroy(struct fiber_loop *loop)
     fiber__collectors_free(loop);
     while (loop->all_head)
         fiber__free_task(loop, loop->all_head);
+    free_compact_tasks(loop);
     fiber__poller_destroy(loop);
     fiber__timer_heap_destroy(&loop->timers);
     fiber__stack_pool_destroy(&loop->stacks);

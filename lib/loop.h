@@ -43,11 +43,15 @@ struct fiber_task {
     bool detached;
     bool is_main;
     bool marked;           /* scratch bit for fiber_gather's checks */
+    bool compact;          /* runs on the loop's shared stack (compact.h) */
     uint64_t id;
     struct fiber__timer timer;
     struct fiber__stack stack;       /* the part the fiber runs on */
     void *slot_base;                 /* the whole mapping: stack and task */
     size_t slot_size;
+    /* A compact fiber's frames while they are off the shared stack. */
+    void *frames;
+    size_t frames_len, frames_cap;
     struct fiber_task *next_ready;   /* run queue link */
     struct fiber_task *waiter;       /* the fiber awaiting this one */
     struct fiber_task *awaiting;     /* the task this one awaits */
@@ -61,6 +65,7 @@ struct fiber_task {
      * scope entered; the group or waitset that owns this task, with its
      * list links; the groups and waitsets this fiber created. */
     struct fiber_scope *scope;
+    unsigned shields;              /* shielded scopes among them */
     struct fiber__collector *collector;
     struct fiber_task *coll_prev, *coll_next, *done_next;
     struct fiber__collector *owned;
@@ -87,6 +92,14 @@ struct fiber_loop {
     struct fiber_task *all_head;  /* every task not yet freed */
     size_t nalive;                /* tasks not DONE */
     struct fiber_task *zombie;    /* finished; its stack awaits release */
+    /* Compact fibers (compact.h): the stack they share, the one whose
+     * frames are on it, the one the scheduler must load and run next, and
+     * finished compact tasks kept for reuse. */
+    struct fiber__stack shared_stack;
+    struct fiber_task *shared_owner;
+    struct fiber_task *handoff;
+    struct fiber_task *compact_free;
+    size_t compact_hint;          /* bytes of frames last saved */
     struct fiber_task *main;
     uint64_t next_id;
     bool main_done;

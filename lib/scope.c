@@ -16,6 +16,8 @@
 #include <errno.h>
 #include <math.h>
 
+#include "compact.h"
+
 /* Tell an entered scope from an exited one, and both from garbage. */
 #define SCOPE_ENTERED 0x5c09e1u
 #define SCOPE_EXITED 0x5c09e0u
@@ -79,10 +81,10 @@ int64_t fiber__scope_earliest(const struct fiber_task *self)
 
 bool fiber__scope_shielded(const struct fiber_task *f)
 {
-    for (const fiber_scope_t *s = f->scope; s; s = s->private_outer)
-        if (s->private_shield)
-            return true;
-    return false;
+    /* A count, not a walk of the scopes: they are in f's frames, which
+     * are not where they belong while f is a suspended compact fiber, and
+     * other fibers ask this when they cancel f. */
+    return f->shields > 0;
 }
 
 /* True when scope is one that a blocking call of its owner obeys now:
@@ -145,6 +147,7 @@ static int scope_enter(fiber_scope_t *scope, int64_t deadline, bool shield)
     scope->private_caught = 0;
     scope->private_magic = SCOPE_ENTERED;
     self->scope = scope;
+    self->shields += shield;
     return 0;
 }
 
@@ -188,6 +191,7 @@ FIBER_API int fiber_scope_exit(fiber_scope_t *scope)
      * what the scope came to once it has ended. */
     scope_cause(scope, loop_now(self));
     self->scope = scope->private_outer;
+    self->shields -= scope->private_shield;
     scope->private_magic = SCOPE_EXITED;
     return scope->private_caught ? scope->private_cause : 0;
 }
@@ -207,6 +211,11 @@ FIBER_API int fiber_scope_cancel(fiber_scope_t *scope)
         return -EINVAL;
 
     struct fiber_task *owner = scope->private_owner;
+    /* Whether the scope reaches the owner's wait is read from its other
+     * scopes, which are in its frames: a compact owner's must be on the
+     * shared stack, which a compact caller is running on. */
+    if (owner->compact && !fiber__compact_bring_in(loop, owner))
+        return -EBUSY;
     if (scope_cause(scope, fiber__clock_now(&loop->clock)) == 0)
         scope->private_cause = -ECANCELED;
     /* A shield inside this scope keeps the owner's wait going; the call

@@ -171,15 +171,21 @@ static int wait_signal(struct fiber_loop *loop, uint64_t mask, bool consumes,
     if (deadline != FIBER__FOREVER && deadline <= fiber__clock_now(&loop->clock))
         return -ETIMEDOUT;
 
-    struct signal_waiter w = {.mask = mask, .consumes = consumes, .fiber = self,
-                              .next = s->waiters};
-    s->waiters = &w;
+    /* On the heap, not the stack: delivery writes to it while the fiber
+     * is suspended, when a compact fiber's stack is elsewhere. */
+    struct signal_waiter *w = malloc(sizeof(*w));
+    if (!w)
+        return -ENOMEM;
+    *w = (struct signal_waiter){.mask = mask, .consumes = consumes, .fiber = self,
+                                .next = s->waiters};
+    s->waiters = w;
     self->wait_what = "signal";
     fiber__poller_hold(loop);
     int rc = fiber__block(loop, FIBER__WAITING, deadline);
     fiber__poller_release(loop);
     if (rc <= 0)
-        unlink_waiter(s, &w);
+        unlink_waiter(s, w);
+    free(w);
     return rc;
 }
 

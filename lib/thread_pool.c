@@ -321,13 +321,20 @@ FIBER_API int fiber_to_thread(fiber_fn fn, void *arg, void **result)
     if (rc < 0)
         return rc;
 
-    /* The job lives on this stack: the fiber awaits it to the end. */
-    struct fiber__job job = {.fn = fn, .arg = arg};
-    rc = fiber__thread_pool_submit(self->loop, &job);
-    if (rc < 0)
-        return rc;
-    rc = fiber__thread_pool_await(self->loop, &job, FIBER__FOREVER);
-    if (job.done && result)
-        *result = job.result;
+    /* The fiber awaits the job to the end, but the job lives on the heap:
+     * the pool writes to it while the fiber is suspended, when a compact
+     * fiber's stack is elsewhere. */
+    struct fiber__job *job = calloc(1, sizeof(*job));
+    if (!job)
+        return -ENOMEM;
+    job->fn = fn;
+    job->arg = arg;
+    rc = fiber__thread_pool_submit(self->loop, job);
+    if (rc == 0) {
+        rc = fiber__thread_pool_await(self->loop, job, FIBER__FOREVER);
+        if (job->done && result)
+            *result = job->result;
+    }
+    free(job);
     return rc;
 }

@@ -180,7 +180,9 @@ FIBER_API int fiber_waitset_destroy(fiber_waitset_t *set)
 
 /* ---- fiber_wait_any ------------------------------------------------------ */
 
-/* One fiber_wait_any call: a collector on the caller's stack, never kept. */
+/* One fiber_wait_any call: a collector for the length of the call.  It is
+ * on the heap: finishing tasks write to it while the caller is suspended,
+ * when a compact fiber's stack is elsewhere. */
 struct any_wait {
     struct fiber__collector coll;
     struct fiber_task *first;       /* the first task to finish */
@@ -244,13 +246,18 @@ FIBER_API int fiber_wait_any(fiber_task_t *const tasks[], size_t n,
 
     /* Watch every task for the length of the wait: each one finishing
      * tells the collector, and nobody else may await it meanwhile. */
-    struct any_wait any;
-    fiber__collector_init(&any.coll, &any_ops, self);
-    any.first = NULL;
+    struct any_wait *any = malloc(sizeof(*any));
+    if (!any)
+        return -ENOMEM;
+    fiber__collector_init(&any->coll, &any_ops, self);
+    any->first = NULL;
     for (size_t i = 0; i < n; i++)
-        fiber__collector_add(&any.coll, tasks[i]);
-    rc = fiber__collector_wait_until(&any.coll, deadline, any_ready);
+        fiber__collector_add(&any->coll, tasks[i]);
+    rc = fiber__collector_wait_until(&any->coll, deadline, any_ready);
     for (size_t i = 0; i < n; i++)
-        fiber__collector_remove(&any.coll, tasks[i]);
-    return rc < 0 ? rc : index_of(tasks, n, any.first);
+        fiber__collector_remove(&any->coll, tasks[i]);
+    if (rc == 0)
+        rc = index_of(tasks, n, any->first);
+    free(any);
+    return rc;
 }

@@ -7,10 +7,10 @@
 set -u
 
 prog=${top_builddir:-.}/tests/overflow_prog
-echo "1..8"
+echo "1..9"
 if [ -n "${FIBER_TEST_UNDER_TOOL:-}" ]; then
     # Sanitizers and Valgrind catch the overflow their own way.
-    for i in 1 2 3 4 5 6 7 8; do echo "ok $i # SKIP under a sanitizer or Valgrind"; done
+    for i in 1 2 3 4 5 6 7 8 9; do echo "ok $i # SKIP under a sanitizer or Valgrind"; done
     exit 0
 fi
 if [ ! -x "$prog" ]; then
@@ -71,6 +71,10 @@ fi
 run big-frames
 check "a big frame that faults deep in the guard page is named too" \
     eval '[ "$status" -eq "$sigsegv" ] && [[ "$err" == *"fiber 2 '"'"'deep'"'"'"*"overflowed its 16384-byte stack"* ]]'
+
+run compact
+check "a compact fiber overflowing the stack it shares is named, with the shared stack's size" \
+    eval '[ "$status" -eq "$sigsegv" ] && [[ "$err" == *"fiber 3 '"'"'deep'"'"'"*"overflowed its 16384-byte stack"* ]]'
 
 run null
 check "a fault outside any guard page is not called an overflow, and kills" \

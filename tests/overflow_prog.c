@@ -21,6 +21,7 @@
  * user-altstack exit 42 from the program's handler.
  */
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -78,13 +79,32 @@ static void *write_null(void *arg)
     return NULL;
 }
 
+static bool compact;
+
+static void *nap(void *arg)
+{
+    (void)arg;
+    fiber_sleep(1);
+    return NULL;
+}
+
 static void *run_one(void *arg)
 {
     fiber_fn fn = (fiber_fn)(uintptr_t)arg;
+    /* A compact fiber runs on the loop's shared stack, of the loop's size;
+     * another compact fiber has its frames saved off it first. */
     fiber_attr_t attr = {.name = "deep", .stack_size = FIBER_MIN_STACK_SIZE};
+    fiber_attr_t compact_attr = {.name = "deep", .compact = true};
     fiber_task_t *task;
 
-    if (fiber_spawn(&task, fn, NULL, &attr) < 0)
+    if (compact) {
+        fiber_attr_t napper = {.compact = true};
+        if (fiber_spawn(&task, nap, NULL, &napper) < 0)
+            return NULL;
+        fiber_detach(task);
+        fiber_yield();
+    }
+    if (fiber_spawn(&task, fn, NULL, compact ? &compact_attr : &attr) < 0)
         return NULL;
     fiber_await(task, NULL, NULL);
     return NULL;
@@ -110,6 +130,10 @@ int main(int argc, char **argv)
         fn = write_null;
     if (strcmp(what, "big-frames") == 0)
         fn = deep_big;
+    if (strcmp(what, "compact") == 0) {
+        compact = true;
+        opts.stack_size = FIBER_MIN_STACK_SIZE;
+    }
     if (strncmp(what, "user-", 5) == 0) {
         struct sigaction sa;
         memset(&sa, 0, sizeof(sa));

@@ -8,7 +8,9 @@
  * the same program, so a failure is replayed with FIBER_FUZZ_SEED=<seed>
  * FIBER_FUZZ_SEEDS=1.  `make check` runs 3000 seeds (100 under sanitizers
  * or Valgrind); FIBER_FUZZ_SEEDS=N runs more.  Every third seed runs in
- * debug mode with tracing on, which must change nothing.
+ * debug mode with tracing on, and of every four seeds one runs every
+ * fiber but main as a compact fiber and one runs every other script so:
+ * neither may change anything.
  *
  * A program is a tree of scripts.  Each script is the body of one fiber:
  * a list of operations run one after another whatever they return, each
@@ -318,6 +320,17 @@ static void real_add(int op, int sub, int rc, intptr_t result, int status)
         .time = fiber_now_ns() - real_start, .result = result, .status = status});
 }
 
+/* Which scripts run as compact fibers: none, all, or the odd ones. */
+static enum { COMPACT_NONE, COMPACT_ALL, COMPACT_ODD } compact_mode;
+
+static const fiber_attr_t *attr_for(int script)
+{
+    static const fiber_attr_t compact = {.compact = true};
+    bool is_compact = compact_mode == COMPACT_ALL ||
+                      (compact_mode == COMPACT_ODD && script % 2 == 1);
+    return is_compact ? &compact : NULL;
+}
+
 static void *interpret(void *arg)
 {
     int index = (int)(intptr_t)arg;
@@ -336,7 +349,8 @@ static void *interpret(void *arg)
         int status = 0, rc;
         switch (op->kind) {
         case OP_SPAWN:
-            rc = fiber_spawn(&slots[op->slot], interpret, (void *)(intptr_t)op->child, NULL);
+            rc = fiber_spawn(&slots[op->slot], interpret, (void *)(intptr_t)op->child,
+                             attr_for(op->child));
             real_add(i, -1, rc, rc == 0 ? (intptr_t)fiber_id(slots[op->slot]) : 0, 0);
             break;
         case OP_SLEEP:
@@ -379,7 +393,8 @@ static void *interpret(void *arg)
             real_add(i, -1, fiber_group_create(&group), 0, 0);
             for (int k = 0; k < op->nchildren; k++) {
                 rc = fiber_group_spawn(group, &members[k], interpret,
-                                       (void *)(intptr_t)op->children[k], NULL);
+                                       (void *)(intptr_t)op->children[k],
+                                       attr_for(op->children[k]));
                 real_add(i, k, rc, rc == 0 ? (intptr_t)fiber_id(members[k]) : 0, 0);
             }
             break;
@@ -1000,6 +1015,7 @@ static void check_program(const struct program *p, uint64_t seed)
 {
     program = p;
     memset(&real_log, 0, sizeof(real_log));
+    compact_mode = seed % 4 == 1 ? COMPACT_ALL : seed % 4 == 2 ? COMPACT_ODD : COMPACT_NONE;
 
     fiber_trace_t *trace = NULL;
     fiber_debug_options_t debug = {.checks = 1};

@@ -1,0 +1,184 @@
+/*
+ * compact.c - compact fibers: the shared run stack, and the copies of
+ * frames on and off it.  See compact.h.
+ */
+#include "config.h"
+
+#include "compact.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "context.h"
+#include "sanitizers.h"
+
+#ifdef FIBER__ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
+/* Bytes at the top of a stack that making a first context may write: a
+ * return address and a word or two for the trampoline. */
+#define FIRST_FRAME_MAX 128
+
+bool fiber__compact_supported(void)
+{
+    return FIBER__CONTEXT_STACK_LOW;
+}
+
+static char *shared_top(const struct fiber_loop *loop)
+{
+    return (char *)loop->shared_stack.base + loop->shared_stack.size;
+}
+
+/*
+ * The copies below move one fiber's frames over memory that the memory
+ * checkers last saw holding another's.  AddressSanitizer's poisoned red
+ * zones there belong to frames that are gone, so the range is made
+ * addressable; Valgrind may count it as below a stack pointer, so it is
+ * made addressable (and undefined, until the copy defines it).
+ */
+static void open_for_frames(void *p, size_t n)
+{
+#ifdef FIBER__ASAN
+    __asan_unpoison_memory_region(p, n);
+#endif
+    VALGRIND_MAKE_MEM_UNDEFINED(p, n);
+}
+
+/* Reading a fiber's own frames needs only ASan's red zones lifted. */
+static void open_for_reading(const void *p, size_t n)
+{
+#ifdef FIBER__ASAN
+    __asan_unpoison_memory_region(p, n);
+#else
+    (void)p;
+    (void)n;
+#endif
+}
+
+static int reserve(struct fiber_loop *loop, struct fiber_task *f, size_t len)
+{
+    if (len <= f->frames_cap)
+        return 0;
+    /* As much as the last fiber saved, if more: fibers spawned together
+     * tend to stop at the same depth, and growing later costs a copy. */
+    size_t cap = len > loop->compact_hint ? len : loop->compact_hint;
+    cap = (cap + 63) & ~(size_t)63;
+    /* The old contents are dead: free and allocate rather than realloc. */
+    void *frames = malloc(cap);
+    if (!frames)
+        return -ENOMEM;
+    free(f->frames);
+    f->frames = frames;
+    f->frames_cap = cap;
+    return 0;
+}
+
+int fiber__compact_make(struct fiber_loop *loop, struct fiber_task *f,
+                        void (*entry)(void))
+{
+    int rc;
+
+    if (!loop->shared_stack.base) {
+        size_t size = fiber__stack_round(&loop->stacks, loop->stack_size);
+        rc = size ? fiber__stack_alloc(&loop->stacks, size, &loop->shared_stack)
+                  : -ENOMEM;
+        if (rc < 0)
+            return rc;
+    }
+    rc = reserve(loop, f, FIRST_FRAME_MAX);
+    if (rc < 0)
+        return rc;
+    f->stack = loop->shared_stack;
+
+    /* The first frame is written at the top of the shared stack, where
+     * the owner's outermost frames are (maybe the caller's own): keep
+     * those bytes aside, take the new frame into f's buffer, put them
+     * back.  Valgrind is told nothing of the two raw copies. */
+    char *top = shared_top(loop);
+    char *keep_at = top - FIRST_FRAME_MAX;
+    unsigned char keep[FIRST_FRAME_MAX];
+    bool owned = loop->shared_owner != NULL;
+    if (owned) {
+        open_for_reading(keep_at, FIRST_FRAME_MAX);
+        VALGRIND_DISABLE_ERROR_REPORTING;
+        memcpy(keep, keep_at, FIRST_FRAME_MAX);
+        VALGRIND_ENABLE_ERROR_REPORTING;
+    }
+    rc = fiber__context_make(&f->ctx, f->stack.base, f->stack.size, entry);
+    if (rc == 0) {
+        char *low = fiber__context_stack_low(&f->ctx);
+        f->frames_len = (size_t)(top - low);
+        if (f->frames_len <= FIRST_FRAME_MAX) {
+            open_for_reading(low, f->frames_len);
+            memcpy(f->frames, low, f->frames_len);
+        } else {
+            rc = -EINVAL; /* not reached: see FIRST_FRAME_MAX */
+        }
+    }
+    if (owned) {
+        VALGRIND_DISABLE_ERROR_REPORTING;
+        memcpy(keep_at, keep, FIRST_FRAME_MAX);
+        VALGRIND_ENABLE_ERROR_REPORTING;
+    }
+    return rc;
+}
+
+static void out_of_memory(const struct fiber_task *f)
+{
+    char msg[160];
+    int n = snprintf(msg, sizeof(msg),
+                     "libfiber: no memory to save the frames of compact fiber "
+                     "%" PRIu64 " '%s'; stopping\n",
+                     f->id, fiber__task_name(f));
+    if (n > 0 && write(STDERR_FILENO, msg, (size_t)n) < 0)
+        n = 0;
+    abort();
+}
+
+/* Copy the owner's frames off the shared stack into its buffer. */
+static void save_frames(struct fiber_loop *loop, struct fiber_task *owner)
+{
+    char *low = fiber__context_stack_low(&owner->ctx);
+    size_t len = (size_t)(shared_top(loop) - low);
+
+    if (reserve(loop, owner, len) < 0)
+        out_of_memory(owner);
+    open_for_reading(low, len);
+    memcpy(owner->frames, low, len);
+    owner->frames_len = len;
+    loop->compact_hint = len;
+}
+
+void fiber__compact_load(struct fiber_loop *loop, struct fiber_task *f)
+{
+    struct fiber_task *owner = loop->shared_owner;
+
+    if (owner == f)
+        return;
+    if (owner)
+        save_frames(loop, owner);
+    char *low = shared_top(loop) - f->frames_len;
+    open_for_frames(low, f->frames_len);
+    memcpy(low, f->frames, f->frames_len);
+    loop->shared_owner = f;
+}
+
+size_t fiber__compact_frames_size(const struct fiber_task *f)
+{
+    const char *low = fiber__context_stack_low(&f->ctx);
+
+    return (size_t)((const char *)f->stack.base + f->stack.size - low);
+}
+
+void fiber__compact_free_frames(struct fiber_task *f)
+{
+    free(f->frames);
+    f->frames = NULL;
+    f->frames_cap = 0;
+    f->frames_len = 0;
+}

@@ -1,0 +1,90 @@
+/*
+ * compact.h - compact fibers: many mostly-sleeping fibers on one run stack.
+ *
+ * A compact fiber has no stack of its own.  It runs on its loop's shared
+ * stack; when another compact fiber needs that stack, the frames the first
+ * one has in use (a few hundred bytes for a typical sleeper) are copied to
+ * a buffer of its own, and copied back before it runs again.  A sleeping
+ * compact fiber therefore costs its task and that buffer, about 1 KiB, where
+ * a fiber with its own stack costs at least the page its frames touch.
+ *
+ * The shared stack holds the frames of at most one compact fiber, its
+ * owner, and acts as a cache: the owner's buffer is only brought up to date
+ * when another compact fiber takes the stack, so a compact fiber switching
+ * with fibers that have stacks of their own copies nothing.  The copy has
+ * to run off the shared stack: a switch from one compact fiber to another
+ * goes through the scheduler's context, which makes the copy.
+ *
+ * The price, stated in fiber.h: a compact fiber's locals are at their
+ * addresses only while it runs, so no other fiber or thread may be given a
+ * pointer to them.
+ */
+#ifndef FIBER_COMPACT_H
+#define FIBER_COMPACT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "loop.h"
+
+/* Whether compact fibers can run on this machine: the switch must say where
+ * a suspended context's frames begin. */
+bool fiber__compact_supported(void);
+
+/*
+ * Set up compact task f: its stack is the loop's shared stack (mapped at
+ * the first compact spawn), and its first frame, which starts entry, is
+ * written to its buffer rather than to the stack, where another fiber's
+ * frames may be.  Returns 0 or -ENOMEM, leaving f without a buffer.
+ */
+int fiber__compact_make(struct fiber_loop *loop, struct fiber_task *f,
+                        void (*entry)(void));
+
+/*
+ * Put compact fiber f's frames on the shared stack, first saving those of
+ * the fiber that has them there.  Must not run on the shared stack.  Out of
+ * memory for the saved copy is fatal, as running out of stack is: the
+ * program stops with a message.
+ */
+void fiber__compact_load(struct fiber_loop *loop, struct fiber_task *f);
+
+/* Whether f's frames are on the shared stack now. */
+static inline bool fiber__compact_resident(const struct fiber_loop *loop,
+                                           const struct fiber_task *f)
+{
+    return loop->shared_owner == f;
+}
+
+/* Whether the code running now runs on the shared stack: the current
+ * fiber is compact.  (While the scheduler hands over from one compact
+ * fiber to another, current is already the next one, but the scheduler
+ * then only copies frames and switches.) */
+static inline bool fiber__compact_running(const struct fiber_loop *loop)
+{
+    return loop->current && loop->current->compact;
+}
+
+/*
+ * Put compact fiber f's frames on the shared stack for a look at them (a
+ * backtrace), if the code running now is not on that stack.  Returns
+ * whether they are there.  Which fiber's frames are on the stack changes
+ * nothing a fiber can see, so this may be done at any time.
+ */
+static inline bool fiber__compact_bring_in(const struct fiber_loop *loop,
+                                           const struct fiber_task *f)
+{
+    if (fiber__compact_resident(loop, f) || f == loop->current)
+        return true;
+    if (fiber__compact_running(loop))
+        return false;
+    fiber__compact_load((struct fiber_loop *)loop, (struct fiber_task *)f);
+    return true;
+}
+
+/* Bytes of stack the suspended compact fiber f has in use. */
+size_t fiber__compact_frames_size(const struct fiber_task *f);
+
+/* Free a compact task's buffer (the task itself is the caller's). */
+void fiber__compact_free_frames(struct fiber_task *f);
+
+#endif
