@@ -20,6 +20,9 @@
  * print the median.  The sleepers' delays come from the same sequence in
  * every program of the suite (see sleep_delay_ns), so each sleeps exactly the
  * same delays.  Errors go to stderr with exit status 1.
+ *
+ * With FIBER_WORKLOADS_COMPACT=1 in the environment, every fiber but main
+ * is a compact fiber (fiber_attr.compact).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -38,6 +41,9 @@
 #include <time.h>
 
 #define PROG "fiber_workloads"
+
+/* The attributes of every spawn: compact fibers or not. */
+static fiber_attr_t spawn_attr;
 
 /* The most repetitions accepted; the median needs them all in memory. */
 #define MAX_REPS 101
@@ -102,9 +108,9 @@ static void *switch_main(void *arg)
         fiber_task_t *a, *b;
         void *ra = NULL, *rb = NULL;
 
-        if ((s->rc = fiber_spawn(&a, yielder, s, NULL)) < 0)
+        if ((s->rc = fiber_spawn(&a, yielder, s, &spawn_attr)) < 0)
             break;
-        if ((s->rc = fiber_spawn(&b, yielder, s, NULL)) < 0) {
+        if ((s->rc = fiber_spawn(&b, yielder, s, &spawn_attr)) < 0) {
             fiber_await(a, NULL, NULL);
             break;
         }
@@ -160,7 +166,7 @@ static void *spawn_main(void *arg)
             fiber_task_t *t;
             void *res = NULL;
             int rc = fiber_spawn(&t, return_arg, (void *)(uintptr_t)(i + 1),
-                                 NULL);
+                                 &spawn_attr);
             if (rc == 0)
                 rc = fiber_await(t, &res, NULL);
             if (rc < 0) {
@@ -225,7 +231,7 @@ static void *sleepers_main(void *arg)
     int64_t t0 = mono_ns();
     while (spawned < s->n) {
         rc = fiber_spawn(&s->tasks[spawned], sleeper, &s->delay[spawned],
-                         NULL);
+                         &spawn_attr);
         if (rc < 0)
             break;
         spawned++;
@@ -303,6 +309,8 @@ int main(int argc, char **argv)
     if (argc != 4)
         usage();
     setvbuf(stdout, NULL, _IOLBF, 0);
+    const char *compact = getenv("FIBER_WORKLOADS_COMPACT");
+    spawn_attr.compact = compact && strcmp(compact, "1") == 0;
     if (strcmp(argv[1], "switch") == 0) {
         run_switch(count_arg(argv[2], 1000000000L),
                    (int)count_arg(argv[3], MAX_REPS));

@@ -102,6 +102,14 @@ def runners_table():
             "spawn": "`fiber_spawn()` then `fiber_await()`",
             "sleepers": "`fiber_sleep_ns()`, then `fiber_gather()` of all",
         }),
+        Runner("compact", "libfiber compact", "", {"switch", "spawn", "sleepers"}, {
+            "switch": "two compact fibers (`fiber_attr.compact`), "
+                      "`fiber_yield()`: each switch goes through the "
+                      "scheduler and copies their frames",
+            "spawn": "as libfiber, with compact fibers",
+            "sleepers": "as libfiber, with compact fibers: one shared run "
+                        "stack, each sleeper's frames saved on the heap",
+        }),
         Runner("go", "Go", "golang-go", {"switch", "spawn", "sleepers"}, {
             "switch": "two goroutines, `runtime.Gosched()`, GOMAXPROCS=1",
             "spawn": "`go f(i, ch)` then receive its result from a buffered "
@@ -275,9 +283,11 @@ def build(argv, runner, env=None):
 
 def prepare(runner, args, workdir):
     peers = os.path.join(args.srcdir, "tests", "bench", "peers")
-    if runner.key == "libfiber":
+    if runner.key in ("libfiber", "compact"):
         runner.argv = [os.path.join(args.builddir, "tests", "bench",
                                     "fiber_workloads")]
+        if runner.key == "compact":
+            runner.env = {"FIBER_WORKLOADS_COMPACT": "1"}
         if not os.access(runner.argv[0], os.X_OK):
             runner.status = "failed"
             runner.note = f"{runner.argv[0]} not built (make bench builds it)"
@@ -387,7 +397,8 @@ def run_once(runner, workload, a, b, timeout):
 def run_point(runner, workload, a, b, runs, cfg):
     """runs processes (fewer if the first is long); medians of each figure."""
     done = []
-    timeout = cfg["timeout"] if runner.key == "libfiber" else cfg["budget"]
+    timeout = cfg["timeout"] if runner.key in ("libfiber", "compact") \
+        else cfg["budget"]
     for _ in range(runs):
         r = run_once(runner, workload, a, b, timeout)
         if r.status != "ok":
