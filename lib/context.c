@@ -6,10 +6,11 @@
  * - On x86-64 (the default there), a switch written in assembly that saves
  *   and restores only what the System V ABI makes callee-saved: rbx, rbp,
  *   r12-r15, rsp, rip, the x87 control word and MXCSR.  It stores them in
- *   the ucontext_t's own slots (gregs and the fpregs area), so a saved
- *   context reads as a ucontext_t to libunwind and debuggers; only its
- *   leading part is kept (see context.h), which backtrace.c copies into a
- *   whole one before unwinding.  It makes no system call: glibc's swapcontext spends most of
+ *   the ucontext_t's own slots (gregs, and the floating-point state that
+ *   fpregs points to), so a saved context reads as a ucontext_t to
+ *   libunwind and debuggers; only the part of it the switch uses is kept
+ *   (see context.h), which backtrace.c copies into a whole one before
+ *   unwinding.  It makes no system call: glibc's swapcontext spends most of
  *   its time in rt_sigprocmask saving and restoring the signal mask, which
  *   fibers of one thread share anyway (the mask is per thread, not per
  *   fiber).  A new context is written directly into the same slots.
@@ -81,7 +82,7 @@ _Static_assert(sizeof(ucontext_t) <= sizeof(((struct fiber__context *)0)->storag
 #define OFF_RSP 160
 #define OFF_RIP 168
 #define OFF_FPREGS 224
-#define OFF_FPREGS_MEM 424
+#define OFF_FPSTATE 232 /* the control words' state, after the fpregs pointer */
 #define OFF_MXCSR 24 /* within struct _libc_fpstate; the control word is at 0 */
 
 #define GREG(r) (offsetof(ucontext_t, uc_mcontext.gregs) + (r) * sizeof(greg_t))
@@ -94,11 +95,12 @@ _Static_assert(GREG(REG_RBX) == OFF_RBX, "ucontext_t layout");
 _Static_assert(GREG(REG_RSP) == OFF_RSP, "ucontext_t layout");
 _Static_assert(GREG(REG_RIP) == OFF_RIP, "ucontext_t layout");
 _Static_assert(offsetof(ucontext_t, uc_mcontext.fpregs) == OFF_FPREGS, "ucontext_t layout");
-_Static_assert(offsetof(ucontext_t, __fpregs_mem) == OFF_FPREGS_MEM, "ucontext_t layout");
+_Static_assert(offsetof(ucontext_t, uc_mcontext.fpregs) + sizeof(fpregset_t) == OFF_FPSTATE,
+               "ucontext_t layout");
 _Static_assert(offsetof(struct _libc_fpstate, mxcsr) == OFF_MXCSR, "fpstate layout");
 _Static_assert(offsetof(struct _libc_fpstate, cwd) == 0, "fpstate layout");
 /* The switch touches nothing past MXCSR, so the storage may end there. */
-_Static_assert(OFF_FPREGS_MEM + OFF_MXCSR + 4 <= FIBER__CONTEXT_STORAGE,
+_Static_assert(OFF_FPSTATE + OFF_MXCSR + 4 <= FIBER__CONTEXT_STORAGE,
                "struct fiber__context is too small for the switch");
 
 #define STR_(x) #x
@@ -127,8 +129,9 @@ __asm__(
     "    movq %rax, " STR(OFF_RIP) "(%rdi)\n"
     "    leaq 8(%rsp), %rax\n"
     "    movq %rax, " STR(OFF_RSP) "(%rdi)\n"
-    /* Floating-point control state goes where getcontext puts it. */
-    "    leaq " STR(OFF_FPREGS_MEM) "(%rdi), %rax\n"
+    /* The floating-point control words go into the state fpregs points
+     * to, at their usual offsets. */
+    "    leaq " STR(OFF_FPSTATE) "(%rdi), %rax\n"
     "    movq %rax, " STR(OFF_FPREGS) "(%rdi)\n"
     "    fnstcw (%rax)\n"
     "    stmxcsr " STR(OFF_MXCSR) "(%rax)\n"
@@ -182,9 +185,11 @@ static void make_for_asm(ucontext_t *uc, void *stack, size_t size,
     uc->uc_stack.ss_size = size;
     uc->uc_stack.ss_flags = 0;
     uc->uc_link = NULL;
-    uc->uc_mcontext.fpregs = &uc->__fpregs_mem;
-    __asm__ volatile("fnstcw %0" : "=m"(uc->__fpregs_mem.cwd));
-    __asm__ volatile("stmxcsr %0" : "=m"(uc->__fpregs_mem.mxcsr));
+    /* Only the first fields of the state fit, the ones the switch uses. */
+    struct _libc_fpstate *fp = (struct _libc_fpstate *)(void *)((char *)uc + OFF_FPSTATE);
+    uc->uc_mcontext.fpregs = fp;
+    __asm__ volatile("fnstcw %0" : "=m"(fp->cwd));
+    __asm__ volatile("stmxcsr %0" : "=m"(fp->mxcsr));
 }
 #endif
 

@@ -6,18 +6,24 @@
 #ifndef FIBER_CONTEXT_H
 #define FIBER_CONTEXT_H
 
+/* The layout below depends on the configured switch: every user of this
+ * header must see the same one. */
+#include "config.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 
 /*
- * The assembly switch on x86-64 uses only the leading part of a ucontext_t:
- * the general registers and the floating-point control words.  Keeping just
- * that part makes every task 560 bytes smaller, which matters to compact
- * fibers (see compact.h), whose task is most of what they cost.  The
- * glibc switch needs the whole ucontext_t.
+ * The assembly switch on x86-64 keeps only the leading part of a
+ * ucontext_t, up to and including uc_mcontext.fpregs (232 bytes), and
+ * points fpregs at the start of a floating-point state just after it (32
+ * bytes), which holds the x87 control word and MXCSR where the whole state
+ * would.  That makes every task 760 bytes smaller than with a whole
+ * ucontext_t, which matters to compact fibers (see compact.h), whose task
+ * is most of what they cost.  The glibc switch needs the whole ucontext_t.
  */
 #if defined(__x86_64__) && !defined(FIBER_SWITCH_UCONTEXT)
-#define FIBER__CONTEXT_STORAGE 464
+#define FIBER__CONTEXT_STORAGE 264
 #else
 #define FIBER__CONTEXT_STORAGE 1024
 #endif
