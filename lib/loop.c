@@ -273,7 +273,7 @@ static void fiber_entry(void)
     fiber__context_started(&self->ctx);
     reap_zombie(loop);
     self->state = FIBER__RUNNING;
-    errno = 0;
+    *loop->errno_at = 0;
     self->result = self->fn(self->arg);
     /* The scopes it entered lived in frames that have returned.  Groups
      * and waitsets it still owns are closed now, waiting for their tasks:
@@ -392,7 +392,16 @@ static void clear_task(struct fiber_task *f)
     void *frames = f->frames;
     size_t frames_cap = f->frames_cap;
 
-    memset((char *)f + sizeof(f->ctx), 0, sizeof(*f) - sizeof(f->ctx));
+    /* Sixteen bytes a store: memset of this constant size becomes a
+     * rep stos, whose start-up costs more than the whole loop. */
+    typedef uint64_t words __attribute__((vector_size(16), may_alias));
+    _Static_assert(sizeof(*f) % 16 == 0 && sizeof(f->ctx) % 16 == 0,
+                   "a task clears in 16-byte stores");
+    words *w = (words *)(void *)((char *)f + sizeof(f->ctx));
+    words *end = (words *)(void *)((char *)f + sizeof(*f));
+#pragma GCC unroll 32
+    while (w < end)
+        *w++ = (words){0, 0};
     f->frames = frames;
     f->frames_cap = frames_cap;
 }

@@ -88,9 +88,11 @@ size_t fiber__stack_round(const struct fiber__stack_pool *pool, size_t size)
 {
     size_t page = pool->page_size;
 
+    /* Pages are a power of two: a mask, not a division, which would be
+     * the dearest instruction of a spawn. */
     if (size > SIZE_MAX - page)
         return 0;
-    return (size + page - 1) / page * page;
+    return (size + page - 1) & ~(page - 1);
 }
 
 /* The class for size, created if new.  There are only as many classes as
