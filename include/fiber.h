@@ -135,7 +135,8 @@ typedef struct fiber_attr {
      * memory.  Pointers a compact fiber keeps to its own locals, and
      * libfiber's own waits, are safe.  Out of memory while saving the frames
      * stops the program with a message, as running out of stack does.
-     * Supported on x86-64; elsewhere fiber_spawn returns -ENOTSUP.
+     * Supported on x86-64 and AArch64; elsewhere fiber_spawn returns
+     * -ENOTSUP.
      */
     bool compact;
 } fiber_attr_t;
@@ -1430,7 +1431,7 @@ FIBER_API int fiber_signal_wait_until(const int signals[], size_t n,
  * scheduling point, and the program goes on.
  *
  * Backtraces are taken with libunwind (the nongnu one, Debian package
- * libunwind-dev) on x86-64: a blocked fiber is unwound from the context
+ * libunwind-dev) on x86-64 and AArch64: a blocked fiber is unwound from the context
  * saved when it switched away, the calling fiber from where it stands.
  * libfiber's own frames are left out, so frame 0 is the function that
  * called into libfiber (the blocking call, or the dump); frames stop at

@@ -1,8 +1,9 @@
 /*
  * backtrace.c - unwinding fiber stacks with libunwind, naming addresses.
  *
- * Unwinding needs the nongnu libunwind and x86-64, where a saved
- * ucontext_t is an unw_context_t.  Naming prefers libunwind, which reads
+ * Unwinding needs the nongnu libunwind, on x86-64 or AArch64, where an
+ * unw_context_t is a ucontext_t or (AArch64) its leading part, and a saved
+ * context is copied into one.  Naming prefers libunwind, which reads
  * an object's full symbol table and so names static functions too, and
  * falls back to dladdr, which sees exported symbols only.
  */
@@ -21,7 +22,7 @@
 #include "compact.h"
 #include "loop.h"
 
-#if defined(HAVE_LIBUNWIND) && defined(__x86_64__)
+#if defined(HAVE_LIBUNWIND) && (defined(__x86_64__) || defined(__aarch64__))
 #define USE_LIBUNWIND 1
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>

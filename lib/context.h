@@ -20,10 +20,16 @@
  * bytes), which holds the x87 control word and MXCSR where the whole state
  * would.  That makes every task 760 bytes smaller than with a whole
  * ucontext_t, which matters to compact fibers (see compact.h), whose task
- * is most of what they cost.  The glibc switch needs the whole ucontext_t.
+ * is most of what they cost.  On AArch64 the switch's registers end 736
+ * bytes in.  The glibc switch needs the whole ucontext_t.
  */
 #if defined(__x86_64__) && !defined(FIBER_SWITCH_UCONTEXT)
 #define FIBER__CONTEXT_STORAGE 264
+#elif defined(__aarch64__) && !defined(FIBER_SWITCH_UCONTEXT)
+/* Up to d15 in the FP/SIMD record that starts __reserved. */
+#define FIBER__CONTEXT_STORAGE 736
+#elif defined(__aarch64__)
+#define FIBER__CONTEXT_STORAGE 4608
 #else
 #define FIBER__CONTEXT_STORAGE 1024
 #endif
@@ -67,7 +73,7 @@ void *fiber__context_sp(const struct fiber__context *ctx);
 /* The lowest stack address a suspended context still needs when resumed:
  * its frames are [low, top of its stack).  Only where
  * FIBER__CONTEXT_STACK_LOW is 1; elsewhere NULL, and no compact fibers. */
-#if defined(__x86_64__)
+#if defined(__x86_64__) || defined(__aarch64__)
 #define FIBER__CONTEXT_STACK_LOW 1
 #else
 #define FIBER__CONTEXT_STACK_LOW 0

@@ -41,7 +41,7 @@
 #define SANITIZED 1
 #endif
 
-#if defined(HAVE_LIBUNWIND) && defined(__x86_64__)
+#if defined(HAVE_LIBUNWIND) && (defined(__x86_64__) || defined(__aarch64__))
 #define USE_LIBUNWIND 1
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>

@@ -32,6 +32,7 @@ static long rounds;
 /* ---- bare swap ------------------------------------------------------------ */
 
 #if defined(__x86_64__)
+#define HAVE_BARE_SWAP 1
 /* void bare_swap(void **save_sp, void *load_sp) */
 void bare_swap(void **save_sp, void *load_sp);
 __asm__(".text\n"
@@ -53,6 +54,50 @@ __asm__(".text\n"
         "    popq %rbp\n"
         "    ret\n");
 
+/* Words bare_swap keeps below a resumed stack pointer, and where among
+ * them the address it returns to lies. */
+#define BARE_WORDS 7
+#define BARE_RETURN_WORD 6
+#elif defined(__aarch64__)
+#define HAVE_BARE_SWAP 1
+/* The same on AArch64: x19-x30 and d8-d15, which AAPCS64 makes
+ * callee-saved, stored below sp; returns through the x30 it loads. */
+void bare_swap(void **save_sp, void *load_sp);
+__asm__(".text\n"
+        ".p2align 4\n"
+        "bare_swap:\n"
+        "    sub sp, sp, #160\n"
+        "    stp x19, x20, [sp, #0]\n"
+        "    stp x21, x22, [sp, #16]\n"
+        "    stp x23, x24, [sp, #32]\n"
+        "    stp x25, x26, [sp, #48]\n"
+        "    stp x27, x28, [sp, #64]\n"
+        "    stp x29, x30, [sp, #80]\n"
+        "    stp d8, d9, [sp, #96]\n"
+        "    stp d10, d11, [sp, #112]\n"
+        "    stp d12, d13, [sp, #128]\n"
+        "    stp d14, d15, [sp, #144]\n"
+        "    mov x9, sp\n"
+        "    str x9, [x0]\n"
+        "    mov sp, x1\n"
+        "    ldp x19, x20, [sp, #0]\n"
+        "    ldp x21, x22, [sp, #16]\n"
+        "    ldp x23, x24, [sp, #32]\n"
+        "    ldp x25, x26, [sp, #48]\n"
+        "    ldp x27, x28, [sp, #64]\n"
+        "    ldp x29, x30, [sp, #80]\n"
+        "    ldp d8, d9, [sp, #96]\n"
+        "    ldp d10, d11, [sp, #112]\n"
+        "    ldp d12, d13, [sp, #128]\n"
+        "    ldp d14, d15, [sp, #144]\n"
+        "    add sp, sp, #160\n"
+        "    ret\n");
+
+#define BARE_WORDS 20
+#define BARE_RETURN_WORD 11
+#endif
+
+#ifdef HAVE_BARE_SWAP
 /*
  * Two coroutines ping-pong through one shared loop, so that every switch
  * is made from the same call site and returns to it, as two fibers
@@ -77,15 +122,15 @@ static void bare_entry_b(void)
     bare_pingpong(&bare_sp_b, &bare_sp_a);
 }
 
-/* A fresh stack laid out as bare_swap leaves one: six zero registers,
- * then the entry point as the return address. */
+/* A fresh stack laid out as bare_swap leaves one: the saved registers all
+ * zero but the return address, which is the entry point. */
 static void *bare_stack(char *stack, size_t size, void (*entry)(void))
 {
     void **sp = (void **)(((uintptr_t)stack + size) & ~(uintptr_t)15);
-    *--sp = NULL;
-    *--sp = (void *)entry;
-    for (int i = 0; i < 6; i++)
-        *--sp = NULL;
+    sp -= BARE_WORDS + (BARE_WORDS % 2); /* stays 16-byte aligned */
+    for (int i = 0; i < BARE_WORDS + (BARE_WORDS % 2); i++)
+        sp[i] = NULL;
+    sp[BARE_RETURN_WORD] = (void *)entry;
     return sp;
 }
 
@@ -198,7 +243,7 @@ int main(int argc, char **argv)
 
     double bare[RUNS], ctx[RUNS], yield[RUNS];
     for (int r = 0; r < RUNS; r++) {
-#if defined(__x86_64__)
+#ifdef HAVE_BARE_SWAP
         bare[r] = run_bare(stack, size);
 #else
         bare[r] = 0;
@@ -212,12 +257,14 @@ int main(int argc, char **argv)
 
     printf("switch cost, ns per switch (median of %d runs of 2 x %ld switches)\n",
            RUNS, rounds);
-#if defined(__x86_64__)
+#ifdef HAVE_BARE_SWAP
     printf("  %-34s %6.2f ns\n", "bare callee-saved register swap", m_bare);
+#else
+    (void)m_bare;
 #endif
     printf("  %-34s %6.2f ns\n", "libfiber context switch", m_ctx);
     printf("  %-34s %6.2f ns\n", "fiber_yield (scheduling step)", m_yield);
-#if defined(__x86_64__)
+#ifdef HAVE_BARE_SWAP
     printf("  %-34s %6.2f x\n", "context switch / bare swap", m_ctx / m_bare);
     printf("  %-34s %6.2f x\n", "fiber_yield / bare swap", m_yield / m_bare);
 #endif
