@@ -1431,8 +1431,9 @@ FIBER_API int fiber_signal_wait_until(const int signals[], size_t n,
  * scheduling point, and the program goes on.
  *
  * Backtraces are taken with libunwind (the nongnu one, Debian package
- * libunwind-dev) on x86-64 and AArch64: a blocked fiber is unwound from the context
- * saved when it switched away, the calling fiber from where it stands.
+ * libunwind-dev) on x86-64 and AArch64: a blocked fiber is unwound from
+ * the context saved when it switched away, the calling fiber from where
+ * it stands.
  * libfiber's own frames are left out, so frame 0 is the function that
  * called into libfiber (the blocking call, or the dump); frames stop at
  * the fiber's entry, and a fiber that never ran shows its entry function.
