@@ -3,7 +3,7 @@
 # command line and from stdin come back exactly, fifty clients at once are
 # all served, and the server stops cleanly on SIGTERM.
 set -u
-. "${top_srcdir:-.}/tests/server_helpers.sh"
+. "${top_srcdir:-$(dirname "$0")/..}/tests/server_helpers.sh"
 
 check "echo_server says where it listens" start_server echo_server
 

@@ -4,7 +4,7 @@
 # not two), pages, statuses and errors are reported, and httpd stops
 # cleanly on SIGTERM and SIGINT, even with a request in flight.
 set -u
-. "${top_srcdir:-.}/tests/server_helpers.sh"
+. "${top_srcdir:-$(dirname "$0")/..}/tests/server_helpers.sh"
 
 # totals: the total and the sum printed by the last fetch, in seconds.
 totals() {

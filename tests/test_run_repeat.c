@@ -18,6 +18,7 @@
 #include <stdio.h>
 
 #include "fiber.h"
+#include "proc_maps.h"
 
 static void *sleeper(void *arg)
 {
@@ -50,19 +51,6 @@ static void *busy_main(void *arg)
     assert_int_equal(fiber_spawn(&t, quick, NULL, NULL), 0);
     (*runs)++;
     return runs;
-}
-
-static size_t count_mappings(void)
-{
-    FILE *maps = fopen("/proc/self/maps", "r");
-    size_t lines = 0;
-    int c;
-
-    assert_non_null(maps);
-    while ((c = fgetc(maps)) != EOF)
-        lines += c == '\n';
-    fclose(maps);
-    return lines;
 }
 
 static void run_once(int *runs)

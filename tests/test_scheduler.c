@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "fiber.h"
+#include "proc_maps.h"
 #include "loop.h"
 
 static const fiber_options_t virtual_clock = {.clock = FIBER_CLOCK_VIRTUAL};
@@ -156,20 +157,6 @@ static void test_stacks_of_finished_fibers_are_reused(void **state)
 
     run_main(spawn_and_await_sequentially, &chunks, &virtual_clock);
     assert_int_equal(chunks, 1);
-}
-
-static size_t count_mappings(void)
-{
-    FILE *maps = fopen("/proc/self/maps", "r");
-    size_t lines = 0;
-    int c;
-
-    assert_non_null(maps);
-    while ((c = fgetc(maps)) != EOF)
-        if (c == '\n')
-            lines++;
-    fclose(maps);
-    return lines;
 }
 
 struct crowd {
