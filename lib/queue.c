@@ -118,12 +118,13 @@ static int put_now(fiber_queue_t *q, void *item)
     return 0;
 }
 
-static int queue_put(fiber_queue_t *q, void *item, int64_t deadline)
+static int queue_put(fiber_queue_t *q, void *item, int64_t deadline,
+                     const char *api)
 {
     if (!queue_valid(q))
         return -EINVAL;
     struct fiber_task *self;
-    int rc = fiber__sync_enter(&self);
+    int rc = fiber__sync_enter(&self, api);
     if (rc < 0)
         return rc;
     if (q->private_closed)
@@ -139,13 +140,13 @@ static int queue_put(fiber_queue_t *q, void *item, int64_t deadline)
 
 FIBER_API int fiber_queue_put(fiber_queue_t *q, void *item)
 {
-    return queue_put(q, item, FIBER__FOREVER);
+    return queue_put(q, item, FIBER__FOREVER, "fiber_queue_put");
 }
 
 FIBER_API int fiber_queue_put_until(fiber_queue_t *q, void *item,
                                     int64_t deadline_ns)
 {
-    return queue_put(q, item, deadline_ns);
+    return queue_put(q, item, deadline_ns, "fiber_queue_put_until");
 }
 
 FIBER_API int fiber_queue_try_put(fiber_queue_t *q, void *item)
@@ -176,12 +177,13 @@ static int get_now(fiber_queue_t *q, void **item)
     return 0;
 }
 
-static int queue_get(fiber_queue_t *q, void **item, int64_t deadline)
+static int queue_get(fiber_queue_t *q, void **item, int64_t deadline,
+                     const char *api)
 {
     if (!queue_valid(q) || !item)
         return -EINVAL;
     struct fiber_task *self;
-    int rc = fiber__sync_enter(&self);
+    int rc = fiber__sync_enter(&self, api);
     if (rc < 0)
         return rc;
     rc = get_now(q, item);
@@ -197,13 +199,13 @@ static int queue_get(fiber_queue_t *q, void **item, int64_t deadline)
 
 FIBER_API int fiber_queue_get(fiber_queue_t *q, void **item)
 {
-    return queue_get(q, item, FIBER__FOREVER);
+    return queue_get(q, item, FIBER__FOREVER, "fiber_queue_get");
 }
 
 FIBER_API int fiber_queue_get_until(fiber_queue_t *q, void **item,
                                     int64_t deadline_ns)
 {
-    return queue_get(q, item, deadline_ns);
+    return queue_get(q, item, deadline_ns, "fiber_queue_get_until");
 }
 
 FIBER_API int fiber_queue_try_get(fiber_queue_t *q, void **item)
@@ -253,12 +255,13 @@ FIBER_API int fiber_queue_task_done(fiber_queue_t *q)
     return 0;
 }
 
-static int queue_join(fiber_queue_t *q, int64_t deadline)
+static int queue_join(fiber_queue_t *q, int64_t deadline,
+                      const char *api)
 {
     if (!queue_valid(q))
         return -EINVAL;
     struct fiber_task *self;
-    int rc = fiber__sync_enter(&self);
+    int rc = fiber__sync_enter(&self, api);
     if (rc < 0)
         return rc;
     if (q->private_unfinished == 0)
@@ -268,10 +271,10 @@ static int queue_join(fiber_queue_t *q, int64_t deadline)
 
 FIBER_API int fiber_queue_join(fiber_queue_t *q)
 {
-    return queue_join(q, FIBER__FOREVER);
+    return queue_join(q, FIBER__FOREVER, "fiber_queue_join");
 }
 
 FIBER_API int fiber_queue_join_until(fiber_queue_t *q, int64_t deadline_ns)
 {
-    return queue_join(q, deadline_ns);
+    return queue_join(q, deadline_ns, "fiber_queue_join_until");
 }

@@ -19,6 +19,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "debug.h"
+
 /* ---- shared by the primitives ------------------------------------------ */
 
 struct fiber_task *fiber__sync_wake_one(struct fiber__waitq *q, int result)
@@ -34,11 +36,11 @@ void fiber__sync_wake_all(struct fiber__waitq *q, int result)
         fiber__waitq_wake_all(q->head->loop, q, result);
 }
 
-int fiber__sync_enter(struct fiber_task **self)
+int fiber__sync_enter(struct fiber_task **self, const char *api)
 {
     *self = fiber__current();
     if (!*self)
-        return -EPERM;
+        return fiber__outside_fiber(api);
     return fiber__enter_blocking(*self);
 }
 
@@ -96,13 +98,14 @@ static void mutex_release(fiber_mutex_t *m)
     m->private_owner = fiber__sync_wake_one(fiber__waiters(&m->private_waiters), 0);
 }
 
-static int mutex_lock(fiber_mutex_t *m, int64_t deadline)
+static int mutex_lock(fiber_mutex_t *m, int64_t deadline,
+                      const char *api)
 {
     if (!mutex_valid(m))
         return -EINVAL;
     struct fiber_task *self = fiber__current();
     if (!self)
-        return -EPERM;
+        return fiber__outside_fiber(api);
     if (m->private_owner == self)
         return -EDEADLK;
     int rc = fiber__enter_blocking(self);
@@ -123,12 +126,12 @@ static int mutex_lock(fiber_mutex_t *m, int64_t deadline)
 
 FIBER_API int fiber_mutex_lock(fiber_mutex_t *m)
 {
-    return mutex_lock(m, FIBER__FOREVER);
+    return mutex_lock(m, FIBER__FOREVER, "fiber_mutex_lock");
 }
 
 FIBER_API int fiber_mutex_lock_until(fiber_mutex_t *m, int64_t deadline_ns)
 {
-    return mutex_lock(m, deadline_ns);
+    return mutex_lock(m, deadline_ns, "fiber_mutex_lock_until");
 }
 
 FIBER_API int fiber_mutex_trylock(fiber_mutex_t *m)
@@ -137,7 +140,7 @@ FIBER_API int fiber_mutex_trylock(fiber_mutex_t *m)
         return -EINVAL;
     struct fiber_task *self = fiber__current();
     if (!self)
-        return -EPERM;
+        return fiber__outside_fiber("fiber_mutex_trylock");
     if (m->private_owner)
         return -EBUSY;
     m->private_owner = self;
@@ -149,7 +152,9 @@ FIBER_API int fiber_mutex_unlock(fiber_mutex_t *m)
     if (!mutex_valid(m))
         return -EINVAL;
     struct fiber_task *self = fiber__current();
-    if (!self || m->private_owner != self)
+    if (!self)
+        return fiber__outside_fiber("fiber_mutex_unlock");
+    if (m->private_owner != self)
         return -EPERM;
     mutex_release(m);
     return 0;
@@ -213,12 +218,13 @@ FIBER_API int fiber_event_is_set(const fiber_event_t *e)
     return e->private_is_set;
 }
 
-static int event_wait(fiber_event_t *e, int64_t deadline)
+static int event_wait(fiber_event_t *e, int64_t deadline,
+                      const char *api)
 {
     if (!event_valid(e))
         return -EINVAL;
     struct fiber_task *self;
-    int rc = fiber__sync_enter(&self);
+    int rc = fiber__sync_enter(&self, api);
     if (rc < 0)
         return rc;
     if (e->private_is_set)
@@ -229,12 +235,12 @@ static int event_wait(fiber_event_t *e, int64_t deadline)
 
 FIBER_API int fiber_event_wait(fiber_event_t *e)
 {
-    return event_wait(e, FIBER__FOREVER);
+    return event_wait(e, FIBER__FOREVER, "fiber_event_wait");
 }
 
 FIBER_API int fiber_event_wait_until(fiber_event_t *e, int64_t deadline_ns)
 {
-    return event_wait(e, deadline_ns);
+    return event_wait(e, deadline_ns, "fiber_event_wait_until");
 }
 
 /* ---- semaphore ---------------------------------------------------------- */
@@ -275,12 +281,13 @@ FIBER_API int fiber_sem_destroy(fiber_sem_t *s)
     return 0;
 }
 
-static int sem_acquire(fiber_sem_t *s, int64_t deadline)
+static int sem_acquire(fiber_sem_t *s, int64_t deadline,
+                       const char *api)
 {
     if (!sem_valid(s))
         return -EINVAL;
     struct fiber_task *self;
-    int rc = fiber__sync_enter(&self);
+    int rc = fiber__sync_enter(&self, api);
     if (rc < 0)
         return rc;
     if (s->private_value > 0) {
@@ -296,12 +303,12 @@ static int sem_acquire(fiber_sem_t *s, int64_t deadline)
 
 FIBER_API int fiber_sem_acquire(fiber_sem_t *s)
 {
-    return sem_acquire(s, FIBER__FOREVER);
+    return sem_acquire(s, FIBER__FOREVER, "fiber_sem_acquire");
 }
 
 FIBER_API int fiber_sem_acquire_until(fiber_sem_t *s, int64_t deadline_ns)
 {
-    return sem_acquire(s, deadline_ns);
+    return sem_acquire(s, deadline_ns, "fiber_sem_acquire_until");
 }
 
 FIBER_API int fiber_sem_try_acquire(fiber_sem_t *s)
@@ -371,12 +378,15 @@ static void mutex_relock(fiber_mutex_t *m, struct fiber_task *self)
     assert(m->private_owner == self);
 }
 
-static int cond_wait(fiber_cond_t *c, fiber_mutex_t *m, int64_t deadline)
+static int cond_wait(fiber_cond_t *c, fiber_mutex_t *m, int64_t deadline,
+                     const char *api)
 {
     if (!cond_valid(c) || !mutex_valid(m))
         return -EINVAL;
     struct fiber_task *self = fiber__current();
-    if (!self || m->private_owner != self)
+    if (!self)
+        return fiber__outside_fiber(api);
+    if (m->private_owner != self)
         return -EPERM;
     int rc = fiber__enter_blocking(self);
     if (rc < 0)
@@ -393,13 +403,13 @@ static int cond_wait(fiber_cond_t *c, fiber_mutex_t *m, int64_t deadline)
 
 FIBER_API int fiber_cond_wait(fiber_cond_t *c, fiber_mutex_t *m)
 {
-    return cond_wait(c, m, FIBER__FOREVER);
+    return cond_wait(c, m, FIBER__FOREVER, "fiber_cond_wait");
 }
 
 FIBER_API int fiber_cond_wait_until(fiber_cond_t *c, fiber_mutex_t *m,
                                     int64_t deadline_ns)
 {
-    return cond_wait(c, m, deadline_ns);
+    return cond_wait(c, m, deadline_ns, "fiber_cond_wait_until");
 }
 
 FIBER_API int fiber_cond_signal(fiber_cond_t *c)

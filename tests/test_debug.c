@@ -256,9 +256,22 @@ static void test_a_fiber_holding_the_cpu_too_long_is_reported(void **state)
 static void test_calls_outside_a_fiber_are_reported_in_debug_mode(void **state)
 {
     struct captured_stderr c;
-    char text[2048];
+    char text[4096];
     fiber_task_t *t;
+    fiber_mutex_t m;
+    fiber_event_t e;
+    fiber_sem_t sem;
+    fiber_cond_t cond;
+    fiber_queue_t q;
+    void *item;
     (void)state;
+
+    /* The primitives may be set up anywhere; only waiting needs a fiber. */
+    assert_int_equal(fiber_mutex_init(&m), 0);
+    assert_int_equal(fiber_event_init(&e), 0);
+    assert_int_equal(fiber_sem_init(&sem, 0), 0);
+    assert_int_equal(fiber_cond_init(&cond), 0);
+    assert_int_equal(fiber_queue_init(&q, 1), 0);
 
     /* Not in debug mode: -EPERM, and not a word. */
     unsetenv("FIBER_DEBUG");
@@ -273,6 +286,14 @@ static void test_calls_outside_a_fiber_are_reported_in_debug_mode(void **state)
     assert_int_equal(fiber_yield(), -EPERM);
     assert_int_equal(fiber_spawn(&t, return_seven, NULL, NULL), -EPERM);
     assert_int_equal(fiber_gather(NULL, 0, NULL, NULL), -EPERM);
+    assert_int_equal(fiber_mutex_lock(&m), -EPERM);
+    assert_int_equal(fiber_mutex_trylock(&m), -EPERM);
+    assert_int_equal(fiber_mutex_unlock(&m), -EPERM);
+    assert_int_equal(fiber_event_wait(&e), -EPERM);
+    assert_int_equal(fiber_sem_acquire_until(&sem, 0), -EPERM);
+    assert_int_equal(fiber_cond_wait(&cond, &m), -EPERM);
+    assert_int_equal(fiber_queue_get(&q, &item), -EPERM);
+    assert_int_equal(fiber_queue_join_until(&q, 0), -EPERM);
     release_stderr(&c, text, sizeof(text));
     unsetenv("FIBER_DEBUG");
 
@@ -281,7 +302,16 @@ static void test_calls_outside_a_fiber_are_reported_in_debug_mode(void **state)
     assert_non_null(strstr(text, "fiber_yield called outside a fiber"));
     assert_non_null(strstr(text, "fiber_spawn called outside a fiber"));
     assert_non_null(strstr(text, "fiber_gather called outside a fiber"));
-    assert_int_equal(count_occurrences(text, "libfiber: debug:"), 4);
+    assert_non_null(strstr(text, "fiber_mutex_lock called outside a fiber"));
+    assert_non_null(strstr(text, "fiber_mutex_trylock called outside a fiber"));
+    assert_non_null(strstr(text, "fiber_mutex_unlock called outside a fiber"));
+    assert_non_null(strstr(text, "fiber_event_wait called outside a fiber"));
+    assert_non_null(strstr(text, "fiber_sem_acquire_until called outside a fiber"));
+    assert_non_null(strstr(text, "fiber_cond_wait called outside a fiber"));
+    assert_non_null(strstr(text, "fiber_queue_get called outside a fiber"));
+    assert_non_null(strstr(text, "fiber_queue_join_until called outside a fiber"));
+    assert_int_equal(count_occurrences(text, "libfiber: debug:"), 12);
+    assert_int_equal(fiber_queue_destroy(&q), 0);
 }
 
 /* ---- stacks measured afresh --------------------------------------------- */
