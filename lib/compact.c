@@ -84,9 +84,7 @@ int fiber__compact_make(struct fiber_loop *loop, struct fiber_task *f,
     int rc;
 
     if (!loop->shared_stack.base) {
-        size_t size = fiber__stack_round(&loop->stacks, loop->stack_size);
-        rc = size ? fiber__stack_alloc(&loop->stacks, size, &loop->shared_stack)
-                  : -ENOMEM;
+        rc = fiber__stack_alloc(&loop->stacks, loop->stack_size, &loop->shared_stack);
         if (rc < 0)
             return rc;
     }
@@ -135,16 +133,17 @@ static void out_of_memory(const struct fiber_task *f)
                      "libfiber: no memory to save the frames of compact fiber "
                      "%" PRIu64 " '%s'; stopping\n",
                      f->id, fiber__task_name(f));
+    /* Nothing is left to do if even this write fails. */
     if (n > 0 && write(STDERR_FILENO, msg, (size_t)n) < 0)
-        n = 0;
+        abort();
     abort();
 }
 
 /* Copy the owner's frames off the shared stack into its buffer. */
 static void save_frames(struct fiber_loop *loop, struct fiber_task *owner)
 {
-    char *low = fiber__context_stack_low(&owner->ctx);
-    size_t len = (size_t)(shared_top(loop) - low);
+    size_t len = fiber__compact_frames_size(owner);
+    char *low = shared_top(loop) - len;
 
     if (reserve(loop, owner, len) < 0)
         out_of_memory(owner);

@@ -48,6 +48,10 @@
 #endif
 #define SWITCH_ASM (SWITCH_X86_64 || SWITCH_AARCH64)
 
+/* Offsets into the assembly below are spliced in as text. */
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
 #ifdef FIBER__TSAN
 #include <sanitizer/tsan_interface.h>
 
@@ -109,9 +113,6 @@ _Static_assert(offsetof(struct _libc_fpstate, cwd) == 0, "fpstate layout");
 /* The switch touches nothing past MXCSR, so the storage may end there. */
 _Static_assert(OFF_FPSTATE + OFF_MXCSR + 4 <= FIBER__CONTEXT_STORAGE,
                "struct fiber__context is too small for the switch");
-
-#define STR_(x) #x
-#define STR(x) STR_(x)
 
 /* void fiber__switch_x86_64(ucontext_t *from, ucontext_t *to) */
 void fiber__switch_x86_64(ucontext_t *from, ucontext_t *to);
@@ -223,8 +224,6 @@ _Static_assert(offsetof(ucontext_t, uc_mcontext.__reserved) == A64_OFF_FPSIMD, "
 _Static_assert(A64_OFF_V8 + 7 * 16 + 8 <= FIBER__CONTEXT_STORAGE,
                "struct fiber__context is too small for the switch");
 
-#define STR_(x) #x
-#define STR(x) STR_(x)
 #define V(n) STR(A64_OFF_V8 + (n) * 16)
 
 /* void fiber__switch_aarch64(ucontext_t *from, ucontext_t *to) */
