@@ -133,9 +133,11 @@ static void out_of_memory(const struct fiber_task *f)
                      "libfiber: no memory to save the frames of compact fiber "
                      "%" PRIu64 " '%s'; stopping\n",
                      f->id, fiber__task_name(f));
-    /* Nothing is left to do if even this write fails. */
-    if (n > 0 && write(STDERR_FILENO, msg, (size_t)n) < 0)
-        abort();
+    if (n > 0) {
+        /* Nothing is left to do if even this write fails. */
+        ssize_t written = write(STDERR_FILENO, msg, (size_t)n);
+        (void)written;
+    }
     abort();
 }
 
