@@ -34,6 +34,18 @@
  *   -ENOMEM     out of memory; nothing leaked, the loop still usable
  *   -EBUSY      a loop already runs on this thread; a task already awaited
  *
+ * What fibers share: a fiber's own are its stack, its registers and its
+ * errno.  The rest of the thread's state is shared by its fibers, as it is
+ * by the functions of one thread: the signal mask, thread-local variables,
+ * and the floating-point environment (rounding mode, exception masks,
+ * flush-to-zero; fesetround, fesetenv).  A switch does not save or restore
+ * the floating-point environment, which would double its cost, so a fiber
+ * that changes it must restore it before its next blocking call, or the
+ * fibers that run next compute with its settings.  Debug mode
+ * (fiber_debug_options.checks) reports a fiber that switches away with it
+ * changed.  With ./configure --with-switch=ucontext, glibc's swapcontext
+ * happens to keep it per fiber; do not rely on that.
+ *
  * Task statuses: a task's function returns a void * result.  Its status is
  * 0 when it returned normally, -ECANCELED when a cancellation was delivered
  * to it (see fiber_cancel), or the negative errno it set with fiber_fail.
@@ -1469,6 +1481,9 @@ FIBER_API int fiber_signal_wait_until(const int signals[], size_t n,
  *     still ran when main returned) and "never retrieved" (it finished);
  *   - a fiber that held the CPU longer than slow_seconds without a
  *     blocking call, as asyncio's slow-callback warning;
+ *   - the first fiber that switches away with the floating-point
+ *     environment not as the loop found it (see "What fibers share" at
+ *     the top of this file), once per loop;
  *   - a fiber-only call (fiber_sleep and its variants, fiber_yield,
  *     fiber_spawn, fiber_await and its variants, fiber_gather,
  *     fiber_detach) made outside a fiber; FIBER_DEBUG=1 turns this on

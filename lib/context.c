@@ -4,16 +4,22 @@
  * This is the only file that includes <ucontext.h>.  Two paths:
  *
  * - On x86-64 (the default there), a switch written in assembly that saves
- *   and restores only what the System V ABI makes callee-saved: rbx, rbp,
- *   r12-r15, rsp, rip, the x87 control word and MXCSR.  It stores them in
- *   the ucontext_t's own slots (gregs, and the floating-point state that
- *   fpregs points to), so a saved context reads as a ucontext_t to
- *   libunwind and debuggers; only the part of it the switch uses is kept
- *   (see context.h), which backtrace.c copies into a whole one before
+ *   and restores only the registers the System V ABI makes callee-saved:
+ *   rbx, rbp, r12-r15, rsp and rip.  It stores them in the ucontext_t's own
+ *   slots (gregs), so a saved context reads as a ucontext_t to libunwind
+ *   and debuggers; only the part of it the switch uses is kept (see
+ *   context.h), which backtrace.c copies into a whole one before
  *   unwinding.  It makes no system call: glibc's swapcontext spends most of
  *   its time in rt_sigprocmask saving and restoring the signal mask, which
  *   fibers of one thread share anyway (the mask is per thread, not per
  *   fiber).  A new context is written directly into the same slots.
+ * - The floating-point environment (the x87 control word and MXCSR here,
+ *   FPCR on AArch64) is shared the same way: it belongs to the thread, and
+ *   the switch leaves it alone.  Reading MXCSR alone costs more than the
+ *   rest of a switch (stmxcsr: 2.5 ns of 5.1 ns on the machine the README
+ *   reports), and fibers that change the rounding mode across a blocking
+ *   call are rare; fiber.h states the rule and debug mode reports a fiber
+ *   that breaks it.
  * - Elsewhere, or with ./configure --with-switch=ucontext, makecontext
  *   builds each first context and glibc's swapcontext switches.
  *
@@ -28,6 +34,7 @@
 #include "sanitizers.h"
 
 #include <errno.h>
+#include <fenv.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -93,8 +100,6 @@ _Static_assert(sizeof(ucontext_t) <= sizeof(((struct fiber__context *)0)->storag
 #define OFF_RSP 160
 #define OFF_RIP 168
 #define OFF_FPREGS 224
-#define OFF_FPSTATE 232 /* the control words' state, after the fpregs pointer */
-#define OFF_MXCSR 24 /* within struct _libc_fpstate; the control word is at 0 */
 
 #define GREG(r) (offsetof(ucontext_t, uc_mcontext.gregs) + (r) * sizeof(greg_t))
 _Static_assert(GREG(REG_R12) == OFF_R12, "ucontext_t layout");
@@ -106,12 +111,8 @@ _Static_assert(GREG(REG_RBX) == OFF_RBX, "ucontext_t layout");
 _Static_assert(GREG(REG_RSP) == OFF_RSP, "ucontext_t layout");
 _Static_assert(GREG(REG_RIP) == OFF_RIP, "ucontext_t layout");
 _Static_assert(offsetof(ucontext_t, uc_mcontext.fpregs) == OFF_FPREGS, "ucontext_t layout");
-_Static_assert(offsetof(ucontext_t, uc_mcontext.fpregs) + sizeof(fpregset_t) == OFF_FPSTATE,
-               "ucontext_t layout");
-_Static_assert(offsetof(struct _libc_fpstate, mxcsr) == OFF_MXCSR, "fpstate layout");
-_Static_assert(offsetof(struct _libc_fpstate, cwd) == 0, "fpstate layout");
-/* The switch touches nothing past MXCSR, so the storage may end there. */
-_Static_assert(OFF_FPSTATE + OFF_MXCSR + 4 <= FIBER__CONTEXT_STORAGE,
+/* Nothing past the fpregs pointer is used, so the storage may end there. */
+_Static_assert(OFF_FPREGS + sizeof(fpregset_t) <= FIBER__CONTEXT_STORAGE,
                "struct fiber__context is too small for the switch");
 
 /* void fiber__switch_x86_64(ucontext_t *from, ucontext_t *to) */
@@ -124,6 +125,14 @@ __asm__(
     ".type fiber__switch_x86_64, @function\n"
     "fiber__switch_x86_64:\n"
     "    .cfi_startproc\n"
+    /* Resume as if this call had returned: rip is the return address,
+     * rsp points just above it.  The target's rsp is loaded first, so
+     * that the final ret does not wait for it. */
+    "    movq (%rsp), %rax\n"
+    "    leaq 8(%rsp), %rcx\n"
+    "    movq " STR(OFF_RSP) "(%rsi), %rsp\n"
+    "    movq %rax, " STR(OFF_RIP) "(%rdi)\n"
+    "    movq %rcx, " STR(OFF_RSP) "(%rdi)\n"
     /* Save the callee-saved registers of the running context. */
     "    movq %rbx, " STR(OFF_RBX) "(%rdi)\n"
     "    movq %rbp, " STR(OFF_RBP) "(%rdi)\n"
@@ -131,22 +140,7 @@ __asm__(
     "    movq %r13, " STR(OFF_R13) "(%rdi)\n"
     "    movq %r14, " STR(OFF_R14) "(%rdi)\n"
     "    movq %r15, " STR(OFF_R15) "(%rdi)\n"
-    /* Resume as if this call had returned: rip is the return address,
-     * rsp points just above it. */
-    "    movq (%rsp), %rax\n"
-    "    movq %rax, " STR(OFF_RIP) "(%rdi)\n"
-    "    leaq 8(%rsp), %rax\n"
-    "    movq %rax, " STR(OFF_RSP) "(%rdi)\n"
-    /* The floating-point control words go into the state fpregs points
-     * to, at their usual offsets. */
-    "    leaq " STR(OFF_FPSTATE) "(%rdi), %rax\n"
-    "    movq %rax, " STR(OFF_FPREGS) "(%rdi)\n"
-    "    fnstcw (%rax)\n"
-    "    stmxcsr " STR(OFF_MXCSR) "(%rax)\n"
     /* Load the target context. */
-    "    movq " STR(OFF_FPREGS) "(%rsi), %rax\n"
-    "    fldcw (%rax)\n"
-    "    ldmxcsr " STR(OFF_MXCSR) "(%rax)\n"
     "    movq " STR(OFF_RBX) "(%rsi), %rbx\n"
     "    movq " STR(OFF_RBP) "(%rsi), %rbp\n"
     "    movq " STR(OFF_R12) "(%rsi), %r12\n"
@@ -157,7 +151,6 @@ __asm__(
      * just below its saved rsp (pushed by its own call of this function,
      * or written there by fiber__context_make), and a matched ret keeps
      * the processor's return-address predictions in step. */
-    "    movq " STR(OFF_RSP) "(%rsi), %rsp\n"
     "    subq $8, %rsp\n"
     "    ret\n"
     "    .cfi_endproc\n"
@@ -169,10 +162,10 @@ __asm__(
 #if SWITCH_X86_64
 /*
  * A new context for the assembly switch needs only what that switch loads:
- * rsp with the entry point just below it, and the floating-point control
- * words, taken from the thread that makes it.  The frame and callee-saved
+ * rsp with the entry point just below it.  The frame and callee-saved
  * registers start at zero, which also ends any unwinder's walk at the
- * fiber's entry.  No system call, no copy of a whole ucontext_t.
+ * fiber's entry.  fpregs is NULL: no floating-point state is kept (see
+ * above).  No system call, no copy of a whole ucontext_t.
  */
 static void make_for_asm(ucontext_t *uc, void *stack, size_t size,
                          void (*entry)(void))
@@ -193,11 +186,7 @@ static void make_for_asm(ucontext_t *uc, void *stack, size_t size,
     uc->uc_stack.ss_size = size;
     uc->uc_stack.ss_flags = 0;
     uc->uc_link = NULL;
-    /* Only the first fields of the state fit, the ones the switch uses. */
-    struct _libc_fpstate *fp = (struct _libc_fpstate *)(void *)((char *)uc + OFF_FPSTATE);
-    uc->uc_mcontext.fpregs = fp;
-    __asm__ volatile("fnstcw %0" : "=m"(fp->cwd));
-    __asm__ volatile("stmxcsr %0" : "=m"(fp->mxcsr));
+    uc->uc_mcontext.fpregs = NULL;
 }
 #endif
 
@@ -205,7 +194,7 @@ static void make_for_asm(ucontext_t *uc, void *stack, size_t size,
 /*
  * Offsets into glibc's AArch64 ucontext_t, checked below.  The switch saves
  * what AAPCS64 makes callee-saved: x19-x28, the frame pointer x29, the link
- * register x30, sp, the low halves of v8-v15 (d8-d15) and FPCR, into
+ * register x30, sp and the low halves of v8-v15 (d8-d15), into
  * regs[], sp, pc and the FP/SIMD record that the kernel and getcontext put
  * first in __reserved.  Only the prefix up to v15 is kept (see context.h).
  */
@@ -213,7 +202,6 @@ static void make_for_asm(ucontext_t *uc, void *stack, size_t size,
 #define A64_OFF_SP 432
 #define A64_OFF_PC 440
 #define A64_OFF_FPSIMD 464 /* struct fpsimd_context, in __reserved */
-#define A64_OFF_FPCR (A64_OFF_FPSIMD + 12)
 #define A64_OFF_V8 (A64_OFF_FPSIMD + 16 + 8 * 16)
 
 _Static_assert(offsetof(ucontext_t, uc_mcontext.regs) + 19 * 8 == A64_OFF_X19, "ucontext_t layout");
@@ -254,8 +242,6 @@ __asm__(
     "    str d13, [x0, #" V(5) "]\n"
     "    str d14, [x0, #" V(6) "]\n"
     "    str d15, [x0, #" V(7) "]\n"
-    "    mrs x10, fpcr\n"
-    "    str w10, [x0, #" STR(A64_OFF_FPCR) "]\n"
     /* Load the target. */
     "    add x9, x1, #" STR(A64_OFF_X19) "\n"
     "    ldp x19, x20, [x9, #0]\n"
@@ -272,8 +258,6 @@ __asm__(
     "    ldr d13, [x1, #" V(5) "]\n"
     "    ldr d14, [x1, #" V(6) "]\n"
     "    ldr d15, [x1, #" V(7) "]\n"
-    "    ldr w10, [x1, #" STR(A64_OFF_FPCR) "]\n"
-    "    msr fpcr, x10\n"
     "    ldp x10, x11, [x1, #" STR(A64_OFF_SP) "]\n"
     "    mov sp, x10\n"
     "    br x11\n"
@@ -402,6 +386,24 @@ void fiber__context_started(struct fiber__context *self)
         __tsan_destroy_fiber(tsan_dead_fiber);
         tsan_dead_fiber = NULL;
     }
+#endif
+}
+
+unsigned long long fiber__context_fp_control(void)
+{
+#if defined(__x86_64__)
+    unsigned short cw;
+    unsigned int mxcsr;
+    __asm__ volatile("fnstcw %0" : "=m"(cw));
+    __asm__ volatile("stmxcsr %0" : "=m"(mxcsr));
+    /* MXCSR's low six bits are exception flags that arithmetic sets. */
+    return (unsigned long long)cw << 32 | (mxcsr & ~0x3fu);
+#elif defined(__aarch64__)
+    uint64_t fpcr;
+    __asm__ volatile("mrs %0, fpcr" : "=r"(fpcr));
+    return fpcr;
+#else
+    return (unsigned long long)fegetround();
 #endif
 }
 

@@ -15,16 +15,15 @@
 
 /*
  * The assembly switch on x86-64 keeps only the leading part of a
- * ucontext_t, up to and including uc_mcontext.fpregs (232 bytes), and
- * points fpregs at the start of a floating-point state just after it (32
- * bytes), which holds the x87 control word and MXCSR where the whole state
- * would.  That makes every task 760 bytes smaller than with a whole
- * ucontext_t, which matters to compact fibers (see compact.h), whose task
+ * ucontext_t, up to and including uc_mcontext.fpregs (232 bytes), which is
+ * NULL: no floating-point state is kept (see context.c).  That makes every
+ * task 792 bytes smaller than with a whole ucontext_t, which matters to
+ * compact fibers (see compact.h), whose task
  * is most of what they cost.  On AArch64 the switch's registers end 736
  * bytes in.  The glibc switch needs the whole ucontext_t.
  */
 #if defined(__x86_64__) && !defined(FIBER_SWITCH_UCONTEXT)
-#define FIBER__CONTEXT_STORAGE 264
+#define FIBER__CONTEXT_STORAGE 232
 #elif defined(__aarch64__) && !defined(FIBER_SWITCH_UCONTEXT)
 /* Up to d15 in the FP/SIMD record that starts __reserved. */
 #define FIBER__CONTEXT_STORAGE 736
@@ -57,9 +56,18 @@ struct fiber__context {
 int fiber__context_make(struct fiber__context *ctx, void *stack, size_t size,
                         void (*entry)(void));
 
-/* Save the running context in from and resume to. */
+/* Save the running context in from and resume to, which must be another
+ * context. */
 void fiber__context_switch(struct fiber__context *from,
                            struct fiber__context *to);
+
+/*
+ * The thread's floating-point control state as one number, with the
+ * status flags left out: on x86-64 the x87 control word and MXCSR's control
+ * bits, on AArch64 FPCR, elsewhere the rounding mode.  Fibers of a thread
+ * share it (see fiber.h); debug mode compares it across switches.
+ */
+unsigned long long fiber__context_fp_control(void);
 
 /* Called first thing by a fiber's entry function on its new stack, so that
  * sanitizers learn the switch has completed. */

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "context.h"
 #include "dump.h"
 #include "overflow.h"
 #include "trace.h"
@@ -270,6 +271,7 @@ int fiber__debug_attach(struct fiber_loop *loop, const fiber_debug_options_t *op
         d->dump_signal = s.dump_signal;
     }
     d->ran_since = fiber__monotonic_ns();
+    d->fp_control = fiber__context_fp_control();
     loop->observed = d->checks || d->log;
     return 0;
 }
@@ -366,9 +368,34 @@ static void check_slow(struct fiber_loop *loop, const struct fiber_task *f)
     d->ran_since = now;
 }
 
+/* A fiber that switches away with the floating-point environment changed
+ * changes it for the fibers that run next (see fiber.h).  Reported once per
+ * loop: with --with-switch=ucontext each fiber keeps its own environment,
+ * so after a change the others would differ from it too. */
+static void check_fp_control(struct fiber_loop *loop, const struct fiber_task *f)
+{
+    struct fiber__debug *d = loop->debug;
+
+    if (!f || d->fp_reported)
+        return;
+    unsigned long long now = fiber__context_fp_control();
+    if (now != d->fp_control) {
+        char label[FIBER_NAME_MAX + 200];
+        fiber__label(f, label, sizeof(label));
+        fiber__debug_report(loop, "%s switched away with the floating-point "
+                            "environment changed (control 0x%llx, was 0x%llx): "
+                            "the fibers of a thread share it, so the rounding "
+                            "mode or exception masks it set now apply to the "
+                            "fibers that run next; restore it before a "
+                            "blocking call", label, now, d->fp_control);
+        d->fp_reported = true;
+    }
+}
+
 void fiber__debug_switch(struct fiber_loop *loop, struct fiber_task *from)
 {
     check_slow(loop, from);
+    check_fp_control(loop, from);
 }
 
 void fiber__debug_round(struct fiber_loop *loop)

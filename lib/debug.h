@@ -29,6 +29,8 @@ struct fiber__debug {
     bool checks;               /* debug mode: misuse checks */
     int64_t slow_ns;           /* a fiber running longer is reported */
     int64_t ran_since;         /* CLOCK_MONOTONIC when the current one began */
+    unsigned long long fp_control; /* the floating-point environment at the start */
+    bool fp_reported;          /* a change of it was reported */
     int dump_signal;           /* the signal that asks for a dump, or 0 */
     unsigned dump_seen;        /* dump requests already served */
     FILE *report;              /* where reports go */

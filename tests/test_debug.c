@@ -1,7 +1,8 @@
 /*
  * test_debug.c - debug mode: stale handles, tasks never retrieved, slow
- * fibers, fiber-only calls made outside a fiber, stacks measured afresh,
- * and how the options and the environment turn it on.
+ * fibers, a floating-point environment left changed, fiber-only calls made
+ * outside a fiber, stacks measured afresh, and how the options and the
+ * environment turn it on.
  *
  * Reports go to a memory stream given as the loop's report stream, except
  * those made outside any loop, which go to stderr and are captured there.
@@ -15,6 +16,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fenv.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -251,6 +253,81 @@ static void test_a_fiber_holding_the_cpu_too_long_is_reported(void **state)
     debug_run_close(&r);
 }
 
+/* ---- the floating-point environment ------------------------------------ */
+
+/* Changes the rounding mode only between blocking calls. */
+static void *round_up_briefly(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(fesetround(FE_UPWARD), 0);
+    CHECK(fegetround() == FE_UPWARD);
+    CHECK_EQ(fesetround(FE_TONEAREST), 0);
+    CHECK_EQ(fiber_yield(), 0);
+    return NULL;
+}
+
+/* Leaves the rounding mode changed across a blocking call, then puts it
+ * back. */
+static void *round_down_across_a_yield(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(fesetround(FE_DOWNWARD), 0);
+    CHECK_EQ(fiber_yield(), 0);
+    CHECK_EQ(fesetround(FE_TONEAREST), 0);
+    return NULL;
+}
+
+/* Runs after the careless fiber's yield: what rounding it computes with. */
+static void *observe_rounding(void *arg)
+{
+    *(int *)arg = fegetround();
+    return NULL;
+}
+
+static void *run_rounding_fibers(void *arg)
+{
+    fiber_task_t *careful, *careless, *observer, *again;
+    fiber_attr_t careful_attr = {.name = "careful"};
+    fiber_attr_t careless_attr = {.name = "careless"};
+    fiber_attr_t again_attr = {.name = "again"};
+    int *seen = arg;
+
+    CHECK_EQ(fiber_spawn(&careful, round_up_briefly, NULL, &careful_attr), 0);
+    CHECK_EQ(fiber_await(careful, NULL, NULL), 0);
+    CHECK_EQ(fiber_spawn(&careless, round_down_across_a_yield, NULL, &careless_attr), 0);
+    CHECK_EQ(fiber_spawn(&observer, observe_rounding, seen, NULL), 0);
+    CHECK_EQ(fiber_await(careless, NULL, NULL), 0);
+    CHECK_EQ(fiber_await(observer, NULL, NULL), 0);
+    /* A second offender is not reported: once per loop. */
+    CHECK_EQ(fiber_spawn(&again, round_down_across_a_yield, NULL, &again_attr), 0);
+    CHECK_EQ(fiber_await(again, NULL, NULL), 0);
+    CHECK(fegetround() == FE_TONEAREST);
+    return NULL;
+}
+
+static void test_a_floating_point_environment_left_changed_is_reported(void **state)
+{
+    struct debug_run r;
+    int seen = -1;
+    (void)state;
+
+    debug_run_open(&r, 0);
+    const char *report = debug_run(&r, run_rounding_fibers, &seen);
+    assert_non_null(strstr(report, "libfiber: debug: fiber 3 'careless'" FN("round_down_across_a_yield")
+                           " switched away with the floating-point environment changed"));
+    assert_int_equal(count_occurrences(report, "floating-point"), 1);
+    assert_null(strstr(report, "'careful'"));
+    assert_null(strstr(report, "'again'"));
+#if (defined(__x86_64__) || defined(__aarch64__)) && !defined(FIBER_SWITCH_UCONTEXT)
+    /* The switch leaves the environment alone, as fiber.h says. */
+    assert_int_equal(seen, FE_DOWNWARD);
+#else
+    /* glibc's swapcontext restores each context's own environment. */
+    assert_int_equal(seen, FE_TONEAREST);
+#endif
+    debug_run_close(&r);
+}
+
 /* ---- calls outside a fiber ---------------------------------------------- */
 
 static void test_calls_outside_a_fiber_are_reported_in_debug_mode(void **state)
@@ -428,6 +505,7 @@ int main(void)
         cmocka_unit_test(test_handles_used_after_they_are_consumed_are_reported),
         cmocka_unit_test(test_tasks_never_retrieved_are_reported_at_the_end),
         cmocka_unit_test(test_a_fiber_holding_the_cpu_too_long_is_reported),
+        cmocka_unit_test(test_a_floating_point_environment_left_changed_is_reported),
         cmocka_unit_test(test_calls_outside_a_fiber_are_reported_in_debug_mode),
         cmocka_unit_test(test_debug_mode_measures_a_reused_stack_afresh),
         cmocka_unit_test(test_bad_debug_options_and_environment_are_einval),
