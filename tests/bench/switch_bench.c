@@ -2,9 +2,9 @@
  * switch_bench.c - what one switch costs, layer by layer, in one run:
  *
  *   bare swap      six callee-saved registers pushed, rsp exchanged, six
- *                  popped: the least any stackful switch can do
- *   context swap   the library's switch between two contexts (registers
- *                  into ucontext_t slots plus the x87 and SSE control words)
+ *                  popped: the textbook stackful switch
+ *   context swap   the library's switch between two contexts (the same
+ *                  registers, rip and rsp, in ucontext_t slots)
  *   fiber_yield    a full scheduling step: the run queue, errno, the switch
  *
  * Each figure is the median of several runs in which two contexts switch
