@@ -1,12 +1,13 @@
 /*
  * timer_heap.h - the min-heap of sleeping fibers.
  *
- * An array-based 4-ary min-heap of slots {deadline, seq, timer}.  Keys are
- * compared in the slots themselves, without following the timer pointer,
- * so sifting stays in cache.  Each timer records its slot index, which makes
- * removal (a cancelled sleeper, a wait that finished before its timeout)
- * O(log n).  Equal deadlines pop in the order they were inserted: seq is a
- * counter that breaks ties.
+ * An array-based 4-ary min-heap of 16-byte slots {deadline, timer}, laid
+ * out so that the four children of a node fill one 64-byte cache line.
+ * Deadlines are compared in the slots themselves, so sifting stays in the
+ * array; only equal deadlines follow the timer pointer, to its seq, a
+ * counter that makes them pop in the order they were inserted.  Each timer
+ * records its slot index, which makes removal (a cancelled sleeper, a wait
+ * that finished before its timeout) O(log n).
  *
  * Insertion never allocates: capacity is reserved beforehand (the loop
  * reserves one slot per live fiber at spawn), so sleeping cannot fail.
@@ -23,16 +24,17 @@
 /* Embedded in whatever waits (a fiber). */
 struct fiber__timer {
     size_t index;
+    uint64_t seq;  /* insertion order, for equal deadlines */
 };
 
 struct fiber__timer_slot {
     int64_t deadline;
-    uint64_t seq;
     struct fiber__timer *timer;
 };
 
 struct fiber__timer_heap {
-    struct fiber__timer_slot *slots;
+    struct fiber__timer_slot *slots;  /* slots[1] starts a cache line */
+    void *block;                      /* what slots was carved from */
     size_t len;
     size_t cap;
     uint64_t next_seq;
