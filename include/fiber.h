@@ -39,9 +39,9 @@
  * by the functions of one thread: the signal mask, thread-local variables,
  * and the floating-point environment (rounding mode, exception masks,
  * flush-to-zero; fesetround, fesetenv).  A switch does not save or restore
- * the floating-point environment, which would double its cost, so a fiber
- * that changes it must restore it before its next blocking call, or the
- * fibers that run next compute with its settings.  Debug mode
+ * the floating-point environment, which would more than double its cost,
+ * so a fiber that changes it must restore it before its next blocking
+ * call, or the fibers that run next compute with its settings.  Debug mode
  * (fiber_debug_options.checks) reports a fiber that switches away with it
  * changed.  With ./configure --with-switch=ucontext, glibc's swapcontext
  * happens to keep it per fiber; do not rely on that.
