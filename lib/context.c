@@ -82,6 +82,13 @@ static ucontext_t *as_ucontext(struct fiber__context *ctx)
     return (ucontext_t *)(void *)ctx->storage;
 }
 
+/* A suspended context, to read; its fields past the storage are never
+ * touched. */
+static inline const ucontext_t *saved(const struct fiber__context *ctx)
+{
+    return (const ucontext_t *)(const void *)ctx->storage;
+}
+
 #if !SWITCH_ASM
 _Static_assert(sizeof(ucontext_t) <= sizeof(((struct fiber__context *)0)->storage),
                "struct fiber__context is too small for a ucontext_t");
@@ -419,11 +426,9 @@ unsigned long long fiber__context_fp_control(void)
 void *fiber__context_pc(const struct fiber__context *ctx)
 {
 #if defined(__x86_64__)
-    const ucontext_t *uc = (const ucontext_t *)(const void *)ctx->storage;
-    return (void *)uc->uc_mcontext.gregs[REG_RIP];
+    return (void *)saved(ctx)->uc_mcontext.gregs[REG_RIP];
 #elif defined(__aarch64__)
-    const ucontext_t *uc = (const ucontext_t *)(const void *)ctx->storage;
-    return (void *)(uintptr_t)uc->uc_mcontext.pc;
+    return (void *)(uintptr_t)saved(ctx)->uc_mcontext.pc;
 #else
     (void)ctx;
     return NULL;
@@ -433,11 +438,9 @@ void *fiber__context_pc(const struct fiber__context *ctx)
 void *fiber__context_sp(const struct fiber__context *ctx)
 {
 #if defined(__x86_64__)
-    const ucontext_t *uc = (const ucontext_t *)(const void *)ctx->storage;
-    return (void *)uc->uc_mcontext.gregs[REG_RSP];
+    return (void *)saved(ctx)->uc_mcontext.gregs[REG_RSP];
 #elif defined(__aarch64__)
-    const ucontext_t *uc = (const ucontext_t *)(const void *)ctx->storage;
-    return (void *)(uintptr_t)uc->uc_mcontext.sp;
+    return (void *)(uintptr_t)saved(ctx)->uc_mcontext.sp;
 #else
     (void)ctx;
     return NULL;

@@ -396,6 +396,12 @@ def run_once(runner, workload, a, b, timeout):
     return Result("ok", metrics, runs=1)
 
 
+def median_figures(done):
+    """The median of each figure that every one of done reports."""
+    keys = set(done[0]).intersection(*done[1:])
+    return {k: statistics.median(m[k] for m in done) for k in keys}
+
+
 def run_point(runner, workload, a, b, runs, cfg):
     """runs processes (fewer if the first is long); medians of each figure."""
     done = []
@@ -408,9 +414,7 @@ def run_point(runner, workload, a, b, runs, cfg):
         done.append(r.metrics)
         if r.metrics["_elapsed"] > cfg["long_run"]:
             break
-    keys = set(done[0]).intersection(*done[1:])
-    med = {k: statistics.median(m[k] for m in done) for k in keys}
-    return Result("ok", med, runs=len(done))
+    return Result("ok", median_figures(done), runs=len(done))
 
 
 def projected_seconds(history, n, max_delay):
@@ -847,11 +851,8 @@ def main(argv):
         for r in taking_part:
             key = (workload, count, r.key)
             if key not in results:
-                done = figures[r.key]
-                keys = set(done[0]).intersection(*done[1:])
-                results[key] = Result(
-                    "ok", {k: statistics.median(m[k] for m in done)
-                           for k in keys}, runs=len(done))
+                results[key] = Result("ok", median_figures(figures[r.key]),
+                                      runs=len(figures[r.key]))
             res = results[key]
             metric = f"{workload}_ns"
             shown = f"{fmt(res.metrics[metric])} ns" if res.status == "ok" \
