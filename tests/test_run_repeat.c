@@ -2,9 +2,10 @@
  * test_run_repeat.c - fiber_run again and again in one process.
  *
  * Each run spawns children, leaves some unawaited, detaches others and
- * leaves sleepers behind for the loop to cancel.  After a warm-up, the heap
- * in use and the number of mappings must come back to the same figures
- * after every run: nothing leaks.  CI also runs this under Valgrind.
+ * leaves sleepers behind for the loop to cancel.  A leak grows with the
+ * number of runs, so the heap in use must not grow at all from the
+ * thousandth run to the two-thousandth, and the number of mappings must
+ * stay put.  CI also runs this under Valgrind.
  */
 #define _GNU_SOURCE
 #include <stdarg.h>
@@ -69,17 +70,22 @@ static void test_thousand_runs_leak_nothing(void **state)
     (void)state;
     int runs = 0;
 
-    /* Warm up stdio and malloc's arenas before taking the baseline. */
+    /* Warm up stdio and malloc's arenas; the first fopen allocates for
+     * good, so mappings are counted after it. */
     for (int i = 0; i < 10; i++)
         run_once(&runs);
-    /* Mappings first: the first fopen allocates for good. */
     size_t maps_before = count_mappings();
-    size_t heap_before = mallinfo2().uordblks;
 
+    /* glibc keeps up to seven freed chunks of each size in a cache that
+     * mallinfo2 counts as in use, and may still be filling it for a few
+     * runs after the warm-up: that growth is bounded, a leak's is not. */
+    for (int i = 0; i < 1000; i++)
+        run_once(&runs);
+    size_t heap_before = mallinfo2().uordblks;
     for (int i = 0; i < 1000; i++)
         run_once(&runs);
 
-    assert_int_equal(runs, 1010);
+    assert_int_equal(runs, 2010);
     assert_int_equal(mallinfo2().uordblks, heap_before);
     /* A leaked chunk per run would add a thousand mappings; allow the few
      * that Valgrind or the C library may add on their own. */
