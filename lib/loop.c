@@ -346,8 +346,9 @@ static void all_unlink(struct fiber_loop *loop, struct fiber_task *f)
  * A task lives at the top of its own stack mapping, above the part the
  * fiber runs on.  The page holding it is touched by the fiber's first
  * frames anyway, so a sleeping fiber costs one page in all, and freeing a
- * task hands stack and task back to the stack pool together, for the next
- * spawn of the same size to reuse at once.
+ * task hands stack and task back together: to the loop's list of free
+ * default-size tasks, which the next default spawn takes as they are, or
+ * for other sizes to the stack pool.
  */
 #define TASK_AREA (((sizeof(struct fiber_task) + 63) / 64) * 64)
 
@@ -359,6 +360,11 @@ void fiber__release_task(struct fiber_loop *loop, struct fiber_task *f)
             loop->shared_owner = NULL;
         f->next_ready = loop->compact_free;
         loop->compact_free = f;
+        return;
+    }
+    if (f->stack.size == loop->default_usable) {
+        f->next_ready = loop->task_free;
+        loop->task_free = f;
         return;
     }
     struct fiber__stack slot = {f->slot_base, f->slot_size};
@@ -428,6 +434,23 @@ static struct fiber_task *alloc_compact_task(struct fiber_loop *loop, int *rc)
     return f;
 }
 
+/* A task of the default stack size that ran before: its stack and slot
+ * stay as they were, as does its frame buffer, always empty here. */
+static struct fiber_task *reuse_task(struct fiber_loop *loop)
+{
+    struct fiber_task *f = loop->task_free;
+    struct fiber__stack stack = f->stack;
+    void *slot_base = f->slot_base;
+    size_t slot_size = f->slot_size;
+
+    loop->task_free = f->next_ready;
+    clear_task(f);
+    f->stack = stack;
+    f->slot_base = slot_base;
+    f->slot_size = slot_size;
+    return f;
+}
+
 /* A task and its stack of stack_size usable bytes, or NULL. */
 static struct fiber_task *alloc_task(struct fiber_loop *loop, size_t stack_size,
                                      int *rc)
@@ -435,6 +458,8 @@ static struct fiber_task *alloc_task(struct fiber_loop *loop, size_t stack_size,
     size_t usable = fiber__stack_round(&loop->stacks, stack_size);
     struct fiber__stack slot;
 
+    if (usable == loop->default_usable && loop->task_free)
+        return reuse_task(loop);
     if (usable == 0 || usable > SIZE_MAX - TASK_AREA) {
         *rc = -ENOMEM;
         return NULL;
@@ -681,6 +706,7 @@ FIBER_API int fiber_run(fiber_fn main, void *arg, const fiber_options_t *opts,
     loop->next_id = 1;
     fiber__timer_heap_init(&loop->timers);
     fiber__stack_pool_init(&loop->stacks);
+    loop->default_usable = fiber__stack_round(&loop->stacks, loop->stack_size);
     fiber__clock_init(&loop->clock, o.clock == FIBER_CLOCK_VIRTUAL);
     rc = fiber__debug_attach(loop, o.debug);
     if (rc < 0) {

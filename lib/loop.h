@@ -89,6 +89,11 @@ struct fiber_loop {
     struct fiber__clock clock;
     struct fiber__stack_pool stacks;
     size_t stack_size;
+    /* Finished tasks whose stacks have the default usable size, linked
+     * through next_ready: the next default spawn takes one as it is,
+     * without asking the stack pool. */
+    struct fiber_task *task_free;
+    size_t default_usable;
     struct fiber_task *all_head;  /* every task not yet freed */
     size_t nalive;                /* tasks not DONE */
     struct fiber_task *zombie;    /* finished; its stack awaits release */
