@@ -111,11 +111,6 @@ int fiber__poller_get(struct fiber_loop *loop, struct fiber__poller **out)
     return 0;
 }
 
-bool fiber__poller_pending(const struct fiber_loop *loop)
-{
-    return loop->poller && loop->poller->nwaiting > 0;
-}
-
 void fiber__poller_hold(struct fiber_loop *loop)
 {
     loop->poller->nwaiting++;

@@ -21,9 +21,9 @@
 #include <stdint.h>
 #include <sys/epoll.h>
 
+#include "loop.h"
 #include "waitq.h"
 
-struct fiber_loop;
 struct fiber__thread_pool;
 struct fiber__signals;
 struct fiber_process;
@@ -73,8 +73,12 @@ struct fiber__poller {
 };
 
 /* True while some fiber waits on I/O (or on work that completes through
- * the poller), so that the loop is not idle, nor deadlocked, without it. */
-bool fiber__poller_pending(const struct fiber_loop *loop);
+ * the poller), so that the loop is not idle, nor deadlocked, without it.
+ * Inline: the scheduler asks at every round. */
+static inline bool fiber__poller_pending(const struct fiber_loop *loop)
+{
+    return loop->poller && loop->poller->nwaiting > 0;
+}
 
 /*
  * Wait for I/O until the loop-clock deadline (FIBER__FOREVER: no limit; a

@@ -18,11 +18,6 @@
 
 #define ARITY 4
 
-void fiber__timer_init(struct fiber__timer *timer)
-{
-    timer->index = FIBER__TIMER_IDLE;
-}
-
 void fiber__timer_heap_init(struct fiber__timer_heap *heap)
 {
     *heap = (struct fiber__timer_heap){0};
@@ -38,11 +33,8 @@ void fiber__timer_heap_destroy(struct fiber__timer_heap *heap)
 _Static_assert(sizeof(struct fiber__timer_slot) * ARITY == LINE,
                "the children of a node fill one cache line");
 
-int fiber__timer_heap_reserve(struct fiber__timer_heap *heap, size_t n)
+int fiber__timer_heap_grow(struct fiber__timer_heap *heap, size_t n)
 {
-    if (n <= heap->cap)
-        return 0;
-
     size_t cap = heap->cap ? heap->cap : 64;
     while (cap < n) {
         if (cap > SIZE_MAX / 2 / sizeof(*heap->slots))
@@ -134,13 +126,11 @@ void fiber__timer_heap_insert(struct fiber__timer_heap *heap,
     sift_up(heap, heap->len++, slot);
 }
 
-void fiber__timer_heap_remove(struct fiber__timer_heap *heap,
-                              struct fiber__timer *timer)
+void fiber__timer_heap_remove_active(struct fiber__timer_heap *heap,
+                                     struct fiber__timer *timer)
 {
     size_t i = timer->index;
 
-    if (i == FIBER__TIMER_IDLE)
-        return;
     assert(i < heap->len && heap->slots[i].timer == timer);
     timer->index = FIBER__TIMER_IDLE;
 

@@ -40,20 +40,42 @@ struct fiber__timer_heap {
     uint64_t next_seq;
 };
 
-void fiber__timer_init(struct fiber__timer *timer);
+/* The inline functions below are asked at every spawn and wake-up, and
+ * nearly always answer without touching the heap. */
+static inline void fiber__timer_init(struct fiber__timer *timer)
+{
+    timer->index = FIBER__TIMER_IDLE;
+}
+
 void fiber__timer_heap_init(struct fiber__timer_heap *heap);
 void fiber__timer_heap_destroy(struct fiber__timer_heap *heap);
 
+/* Move the heap to a block with room for at least n timers, n > cap.
+ * Returns 0 or -ENOMEM (heap unchanged). */
+int fiber__timer_heap_grow(struct fiber__timer_heap *heap, size_t n);
+
 /* Make room for at least n timers.  Returns 0 or -ENOMEM (heap unchanged). */
-int fiber__timer_heap_reserve(struct fiber__timer_heap *heap, size_t n);
+static inline int fiber__timer_heap_reserve(struct fiber__timer_heap *heap,
+                                            size_t n)
+{
+    return n <= heap->cap ? 0 : fiber__timer_heap_grow(heap, n);
+}
 
 /* Insert an idle timer; room must have been reserved. */
 void fiber__timer_heap_insert(struct fiber__timer_heap *heap,
                               struct fiber__timer *timer, int64_t deadline);
 
+/* Remove a timer that is in the heap. */
+void fiber__timer_heap_remove_active(struct fiber__timer_heap *heap,
+                                     struct fiber__timer *timer);
+
 /* Remove a timer if it is in the heap; an idle timer is left alone. */
-void fiber__timer_heap_remove(struct fiber__timer_heap *heap,
-                              struct fiber__timer *timer);
+static inline void fiber__timer_heap_remove(struct fiber__timer_heap *heap,
+                                            struct fiber__timer *timer)
+{
+    if (timer->index != FIBER__TIMER_IDLE)
+        fiber__timer_heap_remove_active(heap, timer);
+}
 
 /* The earliest timer, or NULL when the heap is empty. */
 static inline const struct fiber__timer_slot *
