@@ -84,17 +84,6 @@ void fiber__stack_pool_destroy(struct fiber__stack_pool *pool)
     fiber__stack_pool_init(pool);
 }
 
-size_t fiber__stack_round(const struct fiber__stack_pool *pool, size_t size)
-{
-    size_t page = pool->page_size;
-
-    /* Pages are a power of two: a mask, not a division, which would be
-     * the dearest instruction of a spawn. */
-    if (size > SIZE_MAX - page)
-        return 0;
-    return (size + page - 1) & ~(page - 1);
-}
-
 /* The class for size, created if new.  There are only as many classes as
  * distinct stack sizes in use, usually one or two. */
 static struct fiber__stack_class *find_class(struct fiber__stack_pool *pool,
