@@ -94,6 +94,51 @@ static void test_per_fiber_stack_size_allows_deep_recursion(void **state)
     run_main(spawn_with_big_stack, NULL, &virtual_clock);
 }
 
+static size_t stack_size_of(fiber_task_t *t)
+{
+    size_t size = 0;
+
+    assert_int_equal(fiber_stack_usage(t, NULL, &size), 0);
+    return size;
+}
+
+/* Finished default-size tasks are kept for the next default spawn; one of
+ * another size must still get a stack of its own size, and one asked for
+ * a size that rounds to the default may take a kept one. */
+static void *spawn_sizes_in_turn(void *arg)
+{
+    (void)arg;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    fiber_attr_t big = {.stack_size = 1024 * 1024};
+    fiber_attr_t near_default = {.stack_size = FIBER_DEFAULT_STACK_SIZE - 100};
+    int kib = 700;
+    fiber_task_t *t;
+    void *result = NULL;
+
+    for (int round = 0; round < 3; round++) {
+        assert_int_equal(fiber_spawn(&t, recurse_kib, &(int){8}, NULL), 0);
+        assert_int_equal(stack_size_of(t), FIBER_DEFAULT_STACK_SIZE);
+        assert_int_equal(fiber_await(t, &result, NULL), 0);
+
+        assert_int_equal(fiber_spawn(&t, recurse_kib, &kib, &big), 0);
+        assert_int_equal(stack_size_of(t), 1024 * 1024);
+        assert_int_equal(fiber_await(t, &result, NULL), 0);
+        assert_true((intptr_t)result != 0);
+
+        assert_int_equal(fiber_spawn(&t, recurse_kib, &(int){8}, &near_default), 0);
+        assert_int_equal(stack_size_of(t),
+                         (FIBER_DEFAULT_STACK_SIZE - 100 + page - 1) / page * page);
+        assert_int_equal(fiber_await(t, &result, NULL), 0);
+    }
+    return NULL;
+}
+
+static void test_stacks_are_reused_at_their_own_size(void **state)
+{
+    (void)state;
+    run_main(spawn_sizes_in_turn, NULL, &virtual_clock);
+}
+
 static void test_loop_stack_size_applies_to_main_and_children(void **state)
 {
     (void)state;
@@ -349,6 +394,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_per_fiber_stack_size_allows_deep_recursion),
         cmocka_unit_test(test_loop_stack_size_applies_to_main_and_children),
+        cmocka_unit_test(test_stacks_are_reused_at_their_own_size),
         cmocka_unit_test(test_overflow_hits_the_guard_page),
         cmocka_unit_test(test_stacks_of_finished_fibers_are_reused),
         cmocka_unit_test(test_a_hundred_thousand_fibers_fit_the_map_count),
