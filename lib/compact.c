@@ -60,19 +60,52 @@ static void open_for_reading(const void *p, size_t n)
 #endif
 }
 
+/* Room for len bytes of frames, or for as much as the last fiber saved if
+ * more: fibers spawned together tend to stop at the same depth, and
+ * growing later costs a copy. */
+static size_t frames_room(const struct fiber_loop *loop, size_t len)
+{
+    size_t cap = len > loop->compact_hint ? len : loop->compact_hint;
+
+    return (cap + 63) & ~(size_t)63;
+}
+
+/* The frames buffer allocated with the task, just after it. */
+static char *inline_frames(struct fiber_task *f)
+{
+    return (char *)(f + 1);
+}
+
+struct fiber_task *fiber__compact_task_new(const struct fiber_loop *loop)
+{
+    size_t cap = frames_room(loop, FIRST_FRAME_MAX);
+    struct fiber_task *f = malloc(sizeof(*f) + cap);
+
+    if (!f)
+        return NULL;
+    f->frames = inline_frames(f);
+    f->frames_cap = cap;
+    return f;
+}
+
+void fiber__compact_task_free(struct fiber_task *f)
+{
+    if (f->frames != inline_frames(f))
+        free(f->frames);
+    free(f);
+}
+
 static int reserve(struct fiber_loop *loop, struct fiber_task *f, size_t len)
 {
     if (len <= f->frames_cap)
         return 0;
-    /* As much as the last fiber saved, if more: fibers spawned together
-     * tend to stop at the same depth, and growing later costs a copy. */
-    size_t cap = len > loop->compact_hint ? len : loop->compact_hint;
-    cap = (cap + 63) & ~(size_t)63;
+    size_t cap = frames_room(loop, len);
     /* The old contents are dead: free and allocate rather than realloc. */
     void *frames = malloc(cap);
     if (!frames)
         return -ENOMEM;
-    free(f->frames);
+    if (f->frames != inline_frames(f))
+        free(f->frames);
     f->frames = frames;
     f->frames_cap = cap;
     return 0;
@@ -176,10 +209,3 @@ size_t fiber__compact_frames_size(const struct fiber_task *f)
     return (size_t)((const char *)f->stack.base + f->stack.size - low);
 }
 
-void fiber__compact_free_frames(struct fiber_task *f)
-{
-    free(f->frames);
-    f->frames = NULL;
-    f->frames_cap = 0;
-    f->frames_len = 0;
-}

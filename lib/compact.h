@@ -35,7 +35,7 @@ bool fiber__compact_supported(void);
  * Set up compact task f: its stack is the loop's shared stack (mapped at
  * the first compact spawn), and its first frame, which starts entry, is
  * written to its buffer rather than to the stack, where another fiber's
- * frames may be.  Returns 0 or -ENOMEM, leaving f without a buffer.
+ * frames may be.  Returns 0 or -ENOMEM.
  */
 int fiber__compact_make(struct fiber_loop *loop, struct fiber_task *f,
                         void (*entry)(void));
@@ -84,7 +84,16 @@ static inline bool fiber__compact_bring_in(const struct fiber_loop *loop,
 /* Bytes of stack the suspended compact fiber f has in use. */
 size_t fiber__compact_frames_size(const struct fiber_task *f);
 
-/* Free a compact task's buffer (the task itself is the caller's). */
-void fiber__compact_free_frames(struct fiber_task *f);
+/*
+ * A compact task from the heap, or NULL, with its frames buffer allocated
+ * just after it, as large as the frames the last compact fiber saved:
+ * fibers spawned together mostly stop at the same depth, so one
+ * allocation serves both, and resuming a fiber reads task and frames from
+ * neighbouring lines.  Frames that outgrow it move to a buffer of their own.
+ */
+struct fiber_task *fiber__compact_task_new(const struct fiber_loop *loop);
+
+/* Free a compact task and its frames. */
+void fiber__compact_task_free(struct fiber_task *f);
 
 #endif

@@ -376,8 +376,7 @@ static void free_compact_tasks(struct fiber_loop *loop)
     while (loop->compact_free) {
         struct fiber_task *f = loop->compact_free;
         loop->compact_free = f->next_ready;
-        fiber__compact_free_frames(f);
-        free(f);
+        fiber__compact_task_free(f);
     }
 }
 
@@ -420,13 +419,11 @@ static struct fiber_task *alloc_compact_task(struct fiber_loop *loop, int *rc)
     if (f) {
         loop->compact_free = f->next_ready;
     } else {
-        f = malloc(sizeof(*f));
+        f = fiber__compact_task_new(loop);
         if (!f) {
             *rc = -ENOMEM;
             return NULL;
         }
-        f->frames = NULL;
-        f->frames_cap = 0;
     }
     clear_task(f);
     f->compact = true;
