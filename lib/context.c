@@ -16,9 +16,8 @@
  *   new context is written directly into the same slots.
  *   The floating-point environment (the x87 control word and MXCSR, FPCR
  *   on AArch64) is shared the same way: it belongs to the thread, and the
- *   switch leaves it alone.  Reading MXCSR alone (stmxcsr) takes 2.5 ns on
- *   the machine the README reports, against 1.6 ns for the whole switch,
- *   and fibers that change the rounding mode across a blocking call are
+ *   switch leaves it alone.  Reading MXCSR alone (stmxcsr) took 2.5 ns on
+ *   an AMD EPYC, against 1.6 ns for the whole switch, and fibers that change the rounding mode across a blocking call are
  *   rare; fiber.h states the rule and debug mode reports a fiber that
  *   breaks it.
  * - Elsewhere, or with ./configure --with-switch=ucontext, makecontext
@@ -40,6 +39,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <ucontext.h>
 
@@ -123,54 +123,91 @@ _Static_assert(offsetof(ucontext_t, uc_mcontext.fpregs) == OFF_FPREGS, "ucontext
 _Static_assert(OFF_FPREGS + sizeof(fpregset_t) <= FIBER__CONTEXT_STORAGE,
                "struct fiber__context is too small for the switch");
 
-/* void fiber__switch_x86_64(ucontext_t *from, ucontext_t *to) */
-void fiber__switch_x86_64(ucontext_t *from, ucontext_t *to);
-__asm__(
-    ".text\n"
-    ".p2align 4\n"
-    ".globl fiber__switch_x86_64\n"
-    ".hidden fiber__switch_x86_64\n"
-    ".type fiber__switch_x86_64, @function\n"
-    "fiber__switch_x86_64:\n"
-    "    .cfi_startproc\n"
-    /* Load the target's registers into scratch registers first: loads
-     * issued after the stores below would wait until the processor has
-     * made sure they do not read what those stores write, which cost
-     * 1.5 ns a switch here. */
-    "    movq " STR(OFF_RBX) "(%rsi), %r8\n"
-    "    movq " STR(OFF_RBP) "(%rsi), %r9\n"
-    "    movq " STR(OFF_R12) "(%rsi), %r10\n"
-    "    movq " STR(OFF_R13) "(%rsi), %r11\n"
-    "    movq " STR(OFF_R14) "(%rsi), %rax\n"
-    "    movq " STR(OFF_R15) "(%rsi), %rdx\n"
-    /* Resume as if this call had returned: rip is the return address,
-     * rsp points just above it. */
-    "    leaq 8(%rsp), %rcx\n"
-    "    movq %rcx, " STR(OFF_RSP) "(%rdi)\n"
-    "    movq (%rsp), %rcx\n"
-    "    movq %rcx, " STR(OFF_RIP) "(%rdi)\n"
-    "    movq " STR(OFF_RSP) "(%rsi), %rsp\n"
-    /* Save the callee-saved registers of the running context. */
-    "    movq %rbx, " STR(OFF_RBX) "(%rdi)\n"
-    "    movq %rbp, " STR(OFF_RBP) "(%rdi)\n"
-    "    movq %r12, " STR(OFF_R12) "(%rdi)\n"
-    "    movq %r13, " STR(OFF_R13) "(%rdi)\n"
-    "    movq %r14, " STR(OFF_R14) "(%rdi)\n"
-    "    movq %r15, " STR(OFF_R15) "(%rdi)\n"
-    "    movq %r8, %rbx\n"
-    "    movq %r9, %rbp\n"
-    "    movq %r10, %r12\n"
-    "    movq %r11, %r13\n"
-    "    movq %rax, %r14\n"
+/* The body of both switches: load the target's registers into scratch
+ * registers first, since loads issued after the stores below would wait
+ * until the processor has made sure they do not read what those stores
+ * write, which cost 1.5 ns a switch on an AMD EPYC;
+ * then save the running context as if this call had returned (rip is the
+ * return address, rsp points just above it) and take the target's rsp. */
+#define X86_64_SWITCH_BODY                                   \
+    "    movq " STR(OFF_RBX) "(%rsi), %r8\n"                 \
+    "    movq " STR(OFF_RBP) "(%rsi), %r9\n"                 \
+    "    movq " STR(OFF_R12) "(%rsi), %r10\n"                \
+    "    movq " STR(OFF_R13) "(%rsi), %r11\n"                \
+    "    movq " STR(OFF_R14) "(%rsi), %rax\n"                \
+    "    movq " STR(OFF_R15) "(%rsi), %rdx\n"                \
+    "    leaq 8(%rsp), %rcx\n"                               \
+    "    movq %rcx, " STR(OFF_RSP) "(%rdi)\n"                \
+    "    movq (%rsp), %rcx\n"                                \
+    "    movq %rcx, " STR(OFF_RIP) "(%rdi)\n"                \
+    "    movq " STR(OFF_RSP) "(%rsi), %rsp\n"                \
+    "    movq %rbx, " STR(OFF_RBX) "(%rdi)\n"                \
+    "    movq %rbp, " STR(OFF_RBP) "(%rdi)\n"                \
+    "    movq %r12, " STR(OFF_R12) "(%rdi)\n"                \
+    "    movq %r13, " STR(OFF_R13) "(%rdi)\n"                \
+    "    movq %r14, " STR(OFF_R14) "(%rdi)\n"                \
+    "    movq %r15, " STR(OFF_R15) "(%rdi)\n"                \
+    "    movq %r8, %rbx\n"                                   \
+    "    movq %r9, %rbp\n"                                   \
+    "    movq %r10, %r12\n"                                  \
+    "    movq %r11, %r13\n"                                  \
+    "    movq %rax, %r14\n"                                  \
     "    movq %rdx, %r15\n"
-    /* Return into the target rather than jump: its resume address sits
-     * just below its saved rsp (pushed by its own call of this function,
-     * or written there by fiber__context_make), and a matched ret keeps
-     * the processor's return-address predictions in step. */
+
+#define X86_64_FUNCTION(name)                                \
+    ".text\n"                                                \
+    ".p2align 4\n"                                           \
+    ".globl " name "\n"                                      \
+    ".hidden " name "\n"                                     \
+    ".type " name ", @function\n"                            \
+    name ":\n"                                               \
+    "    .cfi_startproc\n"
+
+#define X86_64_END(name)                                     \
+    "    .cfi_endproc\n"                                     \
+    ".size " name ", .-" name "\n"
+
+/*
+ * How control reaches the target decides what the processor predicts, and
+ * a wrong guess costs about as much as the rest of the switch:
+ *
+ * - fiber__switch_x86_64 returns into the target rather than jump: its
+ *   resume address sits just below its saved rsp, pushed by its own call
+ *   of a switch, and a matched ret keeps the processor's return-address
+ *   predictions in step when fibers stop at the same call site.
+ * - fiber__start_x86_64 enters a context that has never run, at its entry
+ *   point.  A ret there would be mispredicted; a jump whose target is
+ *   always that entry point is not.  The return address its caller pushed
+ *   stays on the processor's return stack, to be used by the ret of
+ *   fiber__exit_x86_64.
+ * - fiber__exit_x86_64 leaves a finished fiber for good, saving nothing.
+ *   It is jumped to, not called (see fiber__context_exit), so that its ret
+ *   into the context that started the fiber, the usual case when a task
+ *   is awaited, pops that address and is predicted.
+ */
+void fiber__switch_x86_64(ucontext_t *from, ucontext_t *to);
+void fiber__start_x86_64(ucontext_t *from, ucontext_t *to);
+__asm__(
+    X86_64_FUNCTION("fiber__switch_x86_64")
+    X86_64_SWITCH_BODY
     "    subq $8, %rsp\n"
     "    ret\n"
-    "    .cfi_endproc\n"
-    ".size fiber__switch_x86_64, .-fiber__switch_x86_64\n"
+    X86_64_END("fiber__switch_x86_64")
+    X86_64_FUNCTION("fiber__start_x86_64")
+    X86_64_SWITCH_BODY
+    "    jmp *" STR(OFF_RIP) "(%rsi)\n"
+    X86_64_END("fiber__start_x86_64")
+    X86_64_FUNCTION("fiber__exit_x86_64")
+    "    movq " STR(OFF_RBX) "(%rdi), %rbx\n"
+    "    movq " STR(OFF_RBP) "(%rdi), %rbp\n"
+    "    movq " STR(OFF_R12) "(%rdi), %r12\n"
+    "    movq " STR(OFF_R13) "(%rdi), %r13\n"
+    "    movq " STR(OFF_R14) "(%rdi), %r14\n"
+    "    movq " STR(OFF_R15) "(%rdi), %r15\n"
+    "    movq " STR(OFF_RSP) "(%rdi), %rsp\n"
+    "    subq $8, %rsp\n"
+    "    ret\n"
+    X86_64_END("fiber__exit_x86_64")
     ".section .note.GNU-stack,\"\",@progbits\n"
     ".text\n");
 #endif
@@ -335,6 +372,7 @@ int fiber__context_make(struct fiber__context *ctx, void *stack, size_t size,
     ctx->stack = stack;
     ctx->stack_size = size;
     ctx->finished = false;
+    ctx->fresh = true;
     ctx->asan_fake_stack = NULL;
 #ifdef FIBER__TSAN
     ctx->tsan_fiber = __tsan_create_fiber(0);
@@ -364,7 +402,12 @@ void fiber__context_switch(struct fiber__context *from,
     __tsan_switch_to_fiber(to->tsan_fiber, 0);
 #endif
 #if SWITCH_X86_64
-    fiber__switch_x86_64(as_ucontext(from), as_ucontext(to));
+    if (to->fresh) {
+        to->fresh = false;
+        fiber__start_x86_64(as_ucontext(from), as_ucontext(to));
+    } else {
+        fiber__switch_x86_64(as_ucontext(from), as_ucontext(to));
+    }
 #elif SWITCH_AARCH64
     fiber__switch_aarch64(as_ucontext(from), as_ucontext(to));
 #else
@@ -382,6 +425,14 @@ void fiber__context_switch(struct fiber__context *from,
     fiber__context_started(from);
 #endif
 }
+
+#if !FIBER__CONTEXT_EXIT_JUMP
+void fiber__context_exit(struct fiber__context *from, struct fiber__context *to)
+{
+    fiber__context_switch(from, to);
+    abort(); /* A finished context is never resumed. */
+}
+#endif
 
 void fiber__context_started(struct fiber__context *self)
 {

@@ -13,6 +13,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "sanitizers.h"
+
 /*
  * The assembly switch on x86-64 keeps only the leading part of a
  * ucontext_t, up to and including uc_mcontext.fpregs (232 bytes), which is
@@ -44,6 +46,9 @@ struct fiber__context {
     /* Set before the last switch away from a finished fiber: its stack is
      * released, so sanitizers must forget it. */
     bool finished;
+    /* Made and not yet switched to: the x86-64 switch enters it by a jump
+     * to its entry point (see context.c). */
+    bool fresh;
     void *asan_fake_stack;
     void *tsan_fiber;  /* ThreadSanitizer's handle for this context */
 };
@@ -60,6 +65,33 @@ int fiber__context_make(struct fiber__context *ctx, void *stack, size_t size,
  * context. */
 void fiber__context_switch(struct fiber__context *from,
                            struct fiber__context *to);
+
+#if defined(__x86_64__) && !defined(FIBER_SWITCH_UCONTEXT) && \
+    !defined(FIBER__ASAN) && !defined(FIBER__TSAN)
+#define FIBER__CONTEXT_EXIT_JUMP 1
+#else
+#define FIBER__CONTEXT_EXIT_JUMP 0
+#endif
+
+/*
+ * Leave the finished context from for good and run to; nothing of from is
+ * saved.  With the x86-64 switch this jumps to the switch rather than
+ * call it, so that its return into to is the one the processor predicts
+ * when to started from, as when a task is awaited (see context.c).
+ */
+#if FIBER__CONTEXT_EXIT_JUMP
+__attribute__((noreturn)) static inline void
+fiber__context_exit(struct fiber__context *from, struct fiber__context *to)
+{
+    (void)from;
+    to->fresh = false;
+    __asm__ volatile("jmp fiber__exit_x86_64" : : "D"(to->storage) : "memory");
+    __builtin_unreachable();
+}
+#else
+__attribute__((noreturn)) void fiber__context_exit(struct fiber__context *from,
+                                                   struct fiber__context *to);
+#endif
 
 /*
  * The thread's floating-point control state as one number, with the

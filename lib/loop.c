@@ -314,8 +314,9 @@ static void fiber_entry(void)
     } else {
         to = next_context(loop, self);
     }
-    switch_context(loop, self, &self->ctx, to);
-    abort(); /* A finished fiber is never resumed. */
+    if (loop->observed)
+        fiber__observe_switch(loop, self, loop->current);
+    fiber__context_exit(&self->ctx, to);
 }
 
 void (*const fiber__entry_point)(void) = fiber_entry;
