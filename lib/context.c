@@ -108,6 +108,7 @@ _Static_assert(sizeof(ucontext_t) <= sizeof(((struct fiber__context *)0)->storag
 #define OFF_RSP 160
 #define OFF_RIP 168
 #define OFF_FPREGS 224
+#define OFF_FRESH 249
 
 #define GREG(r) (offsetof(ucontext_t, uc_mcontext.gregs) + (r) * sizeof(greg_t))
 _Static_assert(GREG(REG_R12) == OFF_R12, "ucontext_t layout");
@@ -119,41 +120,14 @@ _Static_assert(GREG(REG_RBX) == OFF_RBX, "ucontext_t layout");
 _Static_assert(GREG(REG_RSP) == OFF_RSP, "ucontext_t layout");
 _Static_assert(GREG(REG_RIP) == OFF_RIP, "ucontext_t layout");
 _Static_assert(offsetof(ucontext_t, uc_mcontext.fpregs) == OFF_FPREGS, "ucontext_t layout");
+_Static_assert(offsetof(struct fiber__context, storage) == 0 &&
+                   offsetof(struct fiber__context, fresh) == OFF_FRESH,
+               "struct fiber__context layout");
 /* Nothing past the fpregs pointer is used, so the storage may end there. */
 _Static_assert(OFF_FPREGS + sizeof(fpregset_t) <= FIBER__CONTEXT_STORAGE,
                "struct fiber__context is too small for the switch");
 
-/* The body of both switches: load the target's registers into scratch
- * registers first, since loads issued after the stores below would wait
- * until the processor has made sure they do not read what those stores
- * write, which cost 1.5 ns a switch on an AMD EPYC;
- * then save the running context as if this call had returned (rip is the
- * return address, rsp points just above it) and take the target's rsp. */
-#define X86_64_SWITCH_BODY                                   \
-    "    movq " STR(OFF_RBX) "(%rsi), %r8\n"                 \
-    "    movq " STR(OFF_RBP) "(%rsi), %r9\n"                 \
-    "    movq " STR(OFF_R12) "(%rsi), %r10\n"                \
-    "    movq " STR(OFF_R13) "(%rsi), %r11\n"                \
-    "    movq " STR(OFF_R14) "(%rsi), %rax\n"                \
-    "    movq " STR(OFF_R15) "(%rsi), %rdx\n"                \
-    "    leaq 8(%rsp), %rcx\n"                               \
-    "    movq %rcx, " STR(OFF_RSP) "(%rdi)\n"                \
-    "    movq (%rsp), %rcx\n"                                \
-    "    movq %rcx, " STR(OFF_RIP) "(%rdi)\n"                \
-    "    movq " STR(OFF_RSP) "(%rsi), %rsp\n"                \
-    "    movq %rbx, " STR(OFF_RBX) "(%rdi)\n"                \
-    "    movq %rbp, " STR(OFF_RBP) "(%rdi)\n"                \
-    "    movq %r12, " STR(OFF_R12) "(%rdi)\n"                \
-    "    movq %r13, " STR(OFF_R13) "(%rdi)\n"                \
-    "    movq %r14, " STR(OFF_R14) "(%rdi)\n"                \
-    "    movq %r15, " STR(OFF_R15) "(%rdi)\n"                \
-    "    movq %r8, %rbx\n"                                   \
-    "    movq %r9, %rbp\n"                                   \
-    "    movq %r10, %r12\n"                                  \
-    "    movq %r11, %r13\n"                                  \
-    "    movq %rax, %r14\n"                                  \
-    "    movq %rdx, %r15\n"
-
+/* The opening and closing lines of an assembly function. */
 #define X86_64_FUNCTION(name)                                \
     ".text\n"                                                \
     ".p2align 4\n"                                           \
@@ -173,30 +147,66 @@ _Static_assert(OFF_FPREGS + sizeof(fpregset_t) <= FIBER__CONTEXT_STORAGE,
  *
  * - fiber__switch_x86_64 returns into the target rather than jump: its
  *   resume address sits just below its saved rsp, pushed by its own call
- *   of a switch, and a matched ret keeps the processor's return-address
+ *   of the switch, and a matched ret keeps the processor's return-address
  *   predictions in step when fibers stop at the same call site.
- * - fiber__start_x86_64 enters a context that has never run, at its entry
- *   point.  A ret there would be mispredicted; a jump whose target is
- *   always that entry point is not.  The return address its caller pushed
- *   stays on the processor's return stack, to be used by the ret of
+ * - A context that has never run (fresh) is entered by a jump to its
+ *   entry point instead: a ret there would be mispredicted, a jump whose
+ *   target is always that entry point is not.  The return address its
+ *   caller pushed stays on the processor's return stack, for the ret of
  *   fiber__exit_x86_64.
  * - fiber__exit_x86_64 leaves a finished fiber for good, saving nothing.
  *   It is jumped to, not called (see fiber__context_exit), so that its ret
  *   into the context that started the fiber, the usual case when a task
  *   is awaited, pops that address and is predicted.
  */
-void fiber__switch_x86_64(ucontext_t *from, ucontext_t *to);
-void fiber__start_x86_64(ucontext_t *from, ucontext_t *to);
+#if !FIBER__CONTEXT_DIRECT
+void fiber__switch_x86_64(struct fiber__context *from, struct fiber__context *to);
+#endif
+
+/* Run the target, whose registers and rsp are loaded: return into it, or
+ * jump to the entry point of one that is fresh. */
+#define X86_64_ENTER_TARGET(to)                              \
+    "    cmpb $0, " STR(OFF_FRESH) "(" to ")\n"              \
+    "    jne 1f\n"                                           \
+    "    subq $8, %rsp\n"                                    \
+    "    ret\n"                                              \
+    "1:  movb $0, " STR(OFF_FRESH) "(" to ")\n"              \
+    "    jmp *" STR(OFF_RIP) "(" to ")\n"
+
 __asm__(
     X86_64_FUNCTION("fiber__switch_x86_64")
-    X86_64_SWITCH_BODY
-    "    subq $8, %rsp\n"
-    "    ret\n"
+    /* Load the target's registers into scratch registers first: loads
+     * issued after the stores below would wait until the processor has
+     * made sure they do not read what those stores write, which cost
+     * 1.5 ns a switch on an AMD EPYC. */
+    "    movq " STR(OFF_RBX) "(%rsi), %r8\n"
+    "    movq " STR(OFF_RBP) "(%rsi), %r9\n"
+    "    movq " STR(OFF_R12) "(%rsi), %r10\n"
+    "    movq " STR(OFF_R13) "(%rsi), %r11\n"
+    "    movq " STR(OFF_R14) "(%rsi), %rax\n"
+    "    movq " STR(OFF_R15) "(%rsi), %rdx\n"
+    /* Save the running context as if this call had returned (rip is the
+     * return address, rsp points just above it), then take the target's
+     * rsp and registers. */
+    "    leaq 8(%rsp), %rcx\n"
+    "    movq %rcx, " STR(OFF_RSP) "(%rdi)\n"
+    "    movq (%rsp), %rcx\n"
+    "    movq %rcx, " STR(OFF_RIP) "(%rdi)\n"
+    "    movq " STR(OFF_RSP) "(%rsi), %rsp\n"
+    "    movq %rbx, " STR(OFF_RBX) "(%rdi)\n"
+    "    movq %rbp, " STR(OFF_RBP) "(%rdi)\n"
+    "    movq %r12, " STR(OFF_R12) "(%rdi)\n"
+    "    movq %r13, " STR(OFF_R13) "(%rdi)\n"
+    "    movq %r14, " STR(OFF_R14) "(%rdi)\n"
+    "    movq %r15, " STR(OFF_R15) "(%rdi)\n"
+    "    movq %r8, %rbx\n"
+    "    movq %r9, %rbp\n"
+    "    movq %r10, %r12\n"
+    "    movq %r11, %r13\n"
+    "    movq %rax, %r14\n"
+    "    movq %rdx, %r15\n"
+    X86_64_ENTER_TARGET("%rsi")
     X86_64_END("fiber__switch_x86_64")
-    X86_64_FUNCTION("fiber__start_x86_64")
-    X86_64_SWITCH_BODY
-    "    jmp *" STR(OFF_RIP) "(%rsi)\n"
-    X86_64_END("fiber__start_x86_64")
     X86_64_FUNCTION("fiber__exit_x86_64")
     "    movq " STR(OFF_RBX) "(%rdi), %rbx\n"
     "    movq " STR(OFF_RBP) "(%rdi), %rbp\n"
@@ -205,8 +215,7 @@ __asm__(
     "    movq " STR(OFF_R14) "(%rdi), %r14\n"
     "    movq " STR(OFF_R15) "(%rdi), %r15\n"
     "    movq " STR(OFF_RSP) "(%rdi), %rsp\n"
-    "    subq $8, %rsp\n"
-    "    ret\n"
+    X86_64_ENTER_TARGET("%rdi")
     X86_64_END("fiber__exit_x86_64")
     ".section .note.GNU-stack,\"\",@progbits\n"
     ".text\n");
@@ -382,6 +391,7 @@ int fiber__context_make(struct fiber__context *ctx, void *stack, size_t size,
     return 0;
 }
 
+#if !FIBER__CONTEXT_DIRECT
 void fiber__context_switch(struct fiber__context *from,
                            struct fiber__context *to)
 {
@@ -402,12 +412,7 @@ void fiber__context_switch(struct fiber__context *from,
     __tsan_switch_to_fiber(to->tsan_fiber, 0);
 #endif
 #if SWITCH_X86_64
-    if (to->fresh) {
-        to->fresh = false;
-        fiber__start_x86_64(as_ucontext(from), as_ucontext(to));
-    } else {
-        fiber__switch_x86_64(as_ucontext(from), as_ucontext(to));
-    }
+    fiber__switch_x86_64(from, to);
 #elif SWITCH_AARCH64
     fiber__switch_aarch64(as_ucontext(from), as_ucontext(to));
 #else
@@ -425,8 +430,9 @@ void fiber__context_switch(struct fiber__context *from,
     fiber__context_started(from);
 #endif
 }
+#endif
 
-#if !FIBER__CONTEXT_EXIT_JUMP
+#if !FIBER__CONTEXT_DIRECT
 void fiber__context_exit(struct fiber__context *from, struct fiber__context *to)
 {
     fiber__context_switch(from, to);

@@ -63,14 +63,27 @@ int fiber__context_make(struct fiber__context *ctx, void *stack, size_t size,
 
 /* Save the running context in from and resume to, which must be another
  * context. */
-void fiber__context_switch(struct fiber__context *from,
-                           struct fiber__context *to);
-
+/* With the x86-64 switch and no sanitizer to tell, a switch is a direct
+ * call of the assembly (see context.c). */
 #if defined(__x86_64__) && !defined(FIBER_SWITCH_UCONTEXT) && \
     !defined(FIBER__ASAN) && !defined(FIBER__TSAN)
-#define FIBER__CONTEXT_EXIT_JUMP 1
+#define FIBER__CONTEXT_DIRECT 1
 #else
-#define FIBER__CONTEXT_EXIT_JUMP 0
+#define FIBER__CONTEXT_DIRECT 0
+#endif
+
+/* Save the running context in from and run to. */
+#if FIBER__CONTEXT_DIRECT
+void fiber__switch_x86_64(struct fiber__context *from, struct fiber__context *to);
+
+static inline void fiber__context_switch(struct fiber__context *from,
+                                         struct fiber__context *to)
+{
+    fiber__switch_x86_64(from, to);
+}
+#else
+void fiber__context_switch(struct fiber__context *from,
+                           struct fiber__context *to);
 #endif
 
 /*
@@ -79,13 +92,12 @@ void fiber__context_switch(struct fiber__context *from,
  * call it, so that its return into to is the one the processor predicts
  * when to started from, as when a task is awaited (see context.c).
  */
-#if FIBER__CONTEXT_EXIT_JUMP
+#if FIBER__CONTEXT_DIRECT
 __attribute__((noreturn)) static inline void
 fiber__context_exit(struct fiber__context *from, struct fiber__context *to)
 {
     (void)from;
-    to->fresh = false;
-    __asm__ volatile("jmp fiber__exit_x86_64" : : "D"(to->storage) : "memory");
+    __asm__ volatile("jmp fiber__exit_x86_64" : : "D"(to) : "memory");
     __builtin_unreachable();
 }
 #else
