@@ -17,9 +17,9 @@
  *   The floating-point environment (the x87 control word and MXCSR, FPCR
  *   on AArch64) is shared the same way: it belongs to the thread, and the
  *   switch leaves it alone.  Reading MXCSR alone (stmxcsr) took 2.5 ns on
- *   an AMD EPYC, against 1.6 ns for the whole switch, and fibers that change the rounding mode across a blocking call are
- *   rare; fiber.h states the rule and debug mode reports a fiber that
- *   breaks it.
+ *   an AMD EPYC, against 1.6 ns for the whole switch, and fibers that
+ *   change the rounding mode across a blocking call are rare; fiber.h
+ *   states the rule and debug mode reports a fiber that breaks it.
  * - Elsewhere, or with ./configure --with-switch=ucontext, makecontext
  *   builds each first context and glibc's swapcontext switches.
  *
@@ -430,9 +430,7 @@ void fiber__context_switch(struct fiber__context *from,
     fiber__context_started(from);
 #endif
 }
-#endif
 
-#if !FIBER__CONTEXT_DIRECT
 void fiber__context_exit(struct fiber__context *from, struct fiber__context *to)
 {
     fiber__context_switch(from, to);

@@ -61,8 +61,6 @@ struct fiber__context {
 int fiber__context_make(struct fiber__context *ctx, void *stack, size_t size,
                         void (*entry)(void));
 
-/* Save the running context in from and resume to, which must be another
- * context. */
 /* With the x86-64 switch and no sanitizer to tell, a switch is a direct
  * call of the assembly (see context.c). */
 #if defined(__x86_64__) && !defined(FIBER_SWITCH_UCONTEXT) && \
@@ -72,7 +70,8 @@ int fiber__context_make(struct fiber__context *ctx, void *stack, size_t size,
 #define FIBER__CONTEXT_DIRECT 0
 #endif
 
-/* Save the running context in from and run to. */
+/* Save the running context in from and resume to, which must be another
+ * context. */
 #if FIBER__CONTEXT_DIRECT
 void fiber__switch_x86_64(struct fiber__context *from, struct fiber__context *to);
 

@@ -235,12 +235,19 @@ static struct fiber__context *next_context(struct fiber_loop *loop,
     return &loop->sched_ctx;
 }
 
+/* Tell debug mode and the tracer that from hands over to the current
+ * fiber (NULL: the scheduler). */
+static void note_switch(struct fiber_loop *loop, struct fiber_task *from)
+{
+    if (loop->observed)
+        fiber__observe_switch(loop, from, loop->current);
+}
+
 static void switch_context(struct fiber_loop *loop, struct fiber_task *from,
                            struct fiber__context *from_ctx,
                            struct fiber__context *to_ctx)
 {
-    if (loop->observed)
-        fiber__observe_switch(loop, from, loop->current);
+    note_switch(loop, from);
     fiber__context_switch(from_ctx, to_ctx);
 }
 
@@ -314,8 +321,7 @@ static void fiber_entry(void)
     } else {
         to = next_context(loop, self);
     }
-    if (loop->observed)
-        fiber__observe_switch(loop, self, loop->current);
+    note_switch(loop, self);
     fiber__context_exit(&self->ctx, to);
 }
 
