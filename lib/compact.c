@@ -76,6 +76,14 @@ static char *inline_frames(struct fiber_task *f)
     return (char *)(f + 1);
 }
 
+/* Free f's frames buffer if it is one of its own, not the one that came
+ * with the task. */
+static void free_outgrown_frames(struct fiber_task *f)
+{
+    if (f->frames != inline_frames(f))
+        free(f->frames);
+}
+
 struct fiber_task *fiber__compact_task_new(const struct fiber_loop *loop)
 {
     size_t cap = frames_room(loop, FIRST_FRAME_MAX);
@@ -90,8 +98,7 @@ struct fiber_task *fiber__compact_task_new(const struct fiber_loop *loop)
 
 void fiber__compact_task_free(struct fiber_task *f)
 {
-    if (f->frames != inline_frames(f))
-        free(f->frames);
+    free_outgrown_frames(f);
     free(f);
 }
 
@@ -104,8 +111,7 @@ static int reserve(struct fiber_loop *loop, struct fiber_task *f, size_t len)
     void *frames = malloc(cap);
     if (!frames)
         return -ENOMEM;
-    if (f->frames != inline_frames(f))
-        free(f->frames);
+    free_outgrown_frames(f);
     f->frames = frames;
     f->frames_cap = cap;
     return 0;
