@@ -69,8 +69,31 @@ extern "C" {
 #define FIBER_API
 #endif
 
-/* The library's version, as a string such as "0.1.0". */
-#define FIBER_VERSION "0.1.0"
+/*
+ * Versions.  fiber-version.h, installed beside this header and made by
+ * configure, defines the version of the headers a program is compiled
+ * with: FIBER_VERSION, a string such as "0.1.0"; FIBER_VERSION_MAJOR,
+ * FIBER_VERSION_MINOR and FIBER_VERSION_PATCH, its parts as numbers;
+ * FIBER_VERSION_NUMBER, major * 10000 + minor * 100 + patch, which grows
+ * with every release; and FIBER_VERSION_AT_LEAST(major, minor, patch) for
+ * #if.  fiber_version and fiber_version_number give the version of the
+ * library the program runs with, which may be a later one:
+ *
+ *     if (fiber_version_number() < FIBER_VERSION_NUMBER)
+ *         fprintf(stderr, "built with libfiber %s, running with %s\n",
+ *                 FIBER_VERSION, fiber_version());
+ *
+ * The shared library's symbols carry the version node LIBFIBER_0.1.
+ */
+#include "fiber-version.h"
+
+/* fiber_version - the running library's version, as FIBER_VERSION: a
+ * static string such as "0.1.0". */
+FIBER_API const char *fiber_version(void);
+
+/* fiber_version_number - the running library's version, as
+ * FIBER_VERSION_NUMBER: major * 10000 + minor * 100 + patch. */
+FIBER_API int fiber_version_number(void);
 
 /*
  * Default usable stack size of a fiber: 64 KiB, plus one guard page.
