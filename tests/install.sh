@@ -1,32 +1,72 @@
 #!/bin/bash
-# install.sh - 'make install' into a temporary root, then build and run a
-# program outside the tree with only pkg-config's flags.  Speaks TAP.
+# install.sh - install as packagers and users do, then build and run
+# programs outside the tree with only pkg-config's flags.  Speaks TAP.
+#
+# - 'make install DESTDIR=root' stages the files under root, and the
+#   libfiber.pc staged there names the configured prefix, not root;
+# - pkg-config answers for libfiber with only libfiber.pc in sight, as on
+#   a machine without libunwind's development files, and adds no -I of
+#   libunwind's;
+# - a program links with the shared library and, with --static, with
+#   libfiber.a alone, and each runs; each checks that the library it runs
+#   with is the version of the headers it was compiled with;
+# - the headers, manual pages, README and NEWS are installed;
+# - 'make install prefix=elsewhere' after configure installs a libfiber.pc
+#   that says elsewhere, and a program built with it runs;
+# - 'make uninstall' leaves no file behind.
 set -u
-
-echo "1..4"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-n=0
-result() {
-    n=$((n + 1))
-    if [ "$1" -eq 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi
-}
+. "${top_srcdir:-.}/tests/tap_helpers.sh"
+make_scratch
+tmp=$scratch
 
 # Sub-makes of 'make check' must not inherit its parallel job server flags.
 unset MAKEFLAGS MFLAGS
-${MAKE:-make} -C "${abs_top_builddir:?}" install DESTDIR="$tmp/root" >"$tmp/install.log" 2>&1
-result $? "make install into a staging root"
+make_in_build() {
+    ${MAKE:-make} -C "${abs_top_builddir:?}" "$@" >>"$tmp/make.log" 2>&1
+}
 
 root="$tmp/root"
+check "make install into a staging root (DESTDIR)" make_in_build install DESTDIR="$root"
+
+pcdir="$root${libdir:?}/pkgconfig"
+staged_files_present() {
+    test -f "$root${includedir:?}/fiber.h" &&
+    test -f "$root$includedir/fiber-version.h" &&
+    test -f "$pcdir/libfiber.pc" &&
+    test -f "$root${mandir:?}/man3/fiber_run.3" &&
+    test -f "$root$mandir/man3/fiber_wait_fd_until.3" &&
+    test -f "$root$mandir/man7/libfiber.7" &&
+    test -f "$root${docdir:?}/README.md" &&
+    test -f "$root$docdir/NEWS"
+}
+check "fiber.h, fiber-version.h, libfiber.pc, the manual pages, README and NEWS installed" \
+    staged_files_present
+
+# Packagers stage with DESTDIR: the .pc must name where the files will be.
+pc_names_the_configured_prefix() {
+    grep -qx "prefix=${prefix:?}" "$pcdir/libfiber.pc" && ! grep -q "$root" "$pcdir/libfiber.pc"
+}
+check "the staged libfiber.pc names the configured prefix, not the staging root" \
+    pc_names_the_configured_prefix
+
+# Only our .pc in sight: what a machine without libunwind-dev sees.
 export PKG_CONFIG_SYSROOT_DIR="$root"
-export PKG_CONFIG_PATH="$root${libdir:?}/pkgconfig"
-test -f "$root${includedir:?}/fiber.h" && test -f "$PKG_CONFIG_PATH/libfiber.pc" &&
-    pkg-config --exists libfiber
-result $? "fiber.h and libfiber.pc installed, pkg-config finds libfiber"
+export PKG_CONFIG_LIBDIR="$pcdir"
+unset PKG_CONFIG_PATH
+pkg_config_alone() {
+    local flags
+    flags=$(pkg-config --cflags --libs libfiber) || return 1
+    echo "# pkg-config --cflags --libs libfiber: $flags"
+    case "$flags" in *unwind*|*linux-gnu*) return 1 ;; esac
+    pkg-config --static --libs libfiber >/dev/null
+}
+check "pkg-config --cflags --libs libfiber needs no other .pc file and adds no -I of libunwind" \
+    pkg_config_alone
 
 cat >"$tmp/prog.c" <<'PROG'
 #include <fiber.h>
 #include <stdio.h>
+#include <string.h>
 
 static void *child(void *arg)
 {
@@ -48,16 +88,81 @@ int main(void)
     static char hello[] = "hello from an installed libfiber";
     void *result = NULL;
 
+    /* The library linked in is the one these headers belong to. */
+    if (strcmp(fiber_version(), FIBER_VERSION) != 0 ||
+        fiber_version_number() != FIBER_VERSION_NUMBER) {
+        fprintf(stderr, "built with %s, running with %s\n", FIBER_VERSION, fiber_version());
+        return 1;
+    }
     if (fiber_run(run, hello, NULL, &result, NULL) < 0 || result != hello)
         return 1;
     puts(hello);
     return 0;
 }
 PROG
-# shellcheck disable=SC2046
-${CC:-cc} ${FIBER_SANITIZE_FLAGS:-} "$tmp/prog.c" -o "$tmp/prog" $(pkg-config --cflags --libs libfiber) >"$tmp/cc.log" 2>&1
-result $? "a program outside the tree builds with pkg-config --cflags --libs libfiber"
 
-out=$(LD_LIBRARY_PATH="$root$libdir" "$tmp/prog")
-test "$out" = "hello from an installed libfiber"
-result $? "it runs against the installed shared library"
+build() {
+    local out=$1
+    shift
+    # shellcheck disable=SC2086
+    ${CC:-cc} ${FIBER_SANITIZE_FLAGS:-} "$tmp/prog.c" -o "$out" "$@" >>"$tmp/cc.log" 2>&1
+}
+runs() {
+    [ "$("$@")" = "hello from an installed libfiber" ]
+}
+
+# shellcheck disable=SC2046
+check "a program builds with pkg-config --cflags --libs libfiber" \
+    build "$tmp/prog" $(pkg-config --cflags --libs libfiber)
+check "it runs against the installed shared library, of the headers' version" \
+    runs env LD_LIBRARY_PATH="$root$libdir" "$tmp/prog"
+
+# --static: a copy of the staged root without the shared library, so that
+# the linker must take libfiber.a and what Libs.private names.
+cp -a "$root" "$tmp/static-root"
+rm -f "$tmp/static-root$libdir"/libfiber.so*
+static_link() {
+    # shellcheck disable=SC2046
+    PKG_CONFIG_SYSROOT_DIR="$tmp/static-root" PKG_CONFIG_LIBDIR="$tmp/static-root$libdir/pkgconfig" \
+        build "$tmp/prog-static" $(PKG_CONFIG_SYSROOT_DIR="$tmp/static-root" \
+            PKG_CONFIG_LIBDIR="$tmp/static-root$libdir/pkgconfig" \
+            pkg-config --static --cflags --libs libfiber) &&
+    ! readelf -d "$tmp/prog-static" | grep -q 'libfiber\.so'
+}
+if [ -f "$root$libdir/libfiber.a" ]; then
+    check "a program links with libfiber.a and pkg-config --static --libs libfiber" static_link
+    check "the statically linked program runs" runs "$tmp/prog-static"
+else
+    results+=("ok $((${#results[@]} + 1)) # SKIP no static library was built")
+    results+=("ok $((${#results[@]} + 1)) # SKIP no static library was built")
+fi
+
+# make install prefix=elsewhere, after ./configure --prefix=something else.
+other="$tmp/elsewhere"
+check "make install prefix=elsewhere" make_in_build install prefix="$other"
+make_time_prefix() {
+    grep -qx "prefix=$other" "$other/lib/pkgconfig/libfiber.pc" &&
+    build "$tmp/prog-other" $(PKG_CONFIG_SYSROOT_DIR= PKG_CONFIG_LIBDIR="$other/lib/pkgconfig" \
+        pkg-config --cflags --libs libfiber) &&
+    runs env LD_LIBRARY_PATH="$other/lib" "$tmp/prog-other"
+}
+check "its libfiber.pc names elsewhere, and a program built with it runs" make_time_prefix
+make_in_build uninstall prefix="$other"
+# The build tree's libfiber.pc goes back to the configured prefix.
+make_in_build libfiber.pc
+
+no_file_left() {
+    local left
+    left=$(find "$root" -type f)
+    [ -z "$left" ] && return 0
+    echo "$left" | sed 's/^/# left behind: /'
+    return 1
+}
+check "make uninstall removes every installed file" \
+    eval 'make_in_build uninstall DESTDIR="$root" && no_file_left'
+
+if [ "$failures" -gt 0 ]; then
+    sed 's/^/# /' "$tmp/make.log" "$tmp/cc.log" 2>/dev/null | tail -n 40
+fi
+print_results
+exit 0
