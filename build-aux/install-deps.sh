@@ -1,11 +1,13 @@
 #!/bin/sh
 # install-deps.sh - install libfiber's build dependencies on Debian/Ubuntu.
 #
+# python3 makes the manual pages from fiber.h (a release tarball carries
+# them made) and runs some tests; mandoc checks the pages in make check.
 # Does nothing when every package is present already.  Extra package names
 # given as arguments are installed too (CI adds valgrind, for example).
 set -eu
 
-packages="gcc make autoconf automake libtool pkg-config libunwind-dev libcmocka-dev python3 $*"
+packages="gcc make autoconf automake libtool pkg-config libunwind-dev libcmocka-dev python3 mandoc $*"
 
 missing=""
 for p in $packages; do
