@@ -35,6 +35,8 @@ import textwrap
 FUNC_DECL = re.compile(r'^FIBER_API\b')
 NAME_IN_DECL = re.compile(r'\b(fiber_[a-z0-9_]+)\s*\(')
 RULE = re.compile(r'^-{4,}\s*(.*?)\s*-*\s*$')
+# Types and constants shown in libfiber(7), with the comment above them.
+TYPE_START = re.compile(r'^(typedef\b|enum\b|struct\b|#define FIBER_(?!API\b|H\b)[A-Z0-9_]+\b)')
 
 
 class Group:
@@ -56,6 +58,7 @@ class Section:
         self.body = body
         self.level = level
         self.groups = []
+        self.types = []          # (comment or None, code lines)
 
 
 def comment_lines(raw):
@@ -71,7 +74,7 @@ def comment_lines(raw):
             if line.strip() == '*':
                 line = ''
         else:
-            line = line.strip()
+            line = line.strip().lstrip('*').strip()
         out.append(line.rstrip())
     while out and not out[0].strip():
         out.pop(0)
@@ -87,7 +90,8 @@ def parse(path):
     sections = []
     groups = []
     intro = None
-    current_section = None
+    current_section = Section('Types, constants and versions', [], 1)
+    sections.append(current_section)
     last_comment = None      # a comment that nothing has followed yet
     last_group = None        # the group of the declaration just before
     i = 0
@@ -142,6 +146,20 @@ def parse(path):
             elif last_group is None:
                 sys.exit('gen-man.py: %s has no comment above it in %s' % (name, path))
             last_group.decls.append((name, decl))
+            continue
+        if TYPE_START.match(stripped):
+            code = [line]
+            depth = line.count('{') - line.count('}')
+            while depth > 0 or code[-1].rstrip().endswith('\\') or \
+                    (i + 1 < len(lines) and code[0].startswith('#define') and
+                     lines[i + 1].startswith('#define FIBER_')):
+                i += 1
+                code.append(lines[i])
+                depth += lines[i].count('{') - lines[i].count('}')
+            i += 1
+            current_section.types.append((last_comment, code))
+            last_comment = None
+            last_group = None
             continue
         if stripped:
             # Other code (types, macros): what comes next needs its own comment.
@@ -410,8 +428,20 @@ def overview_page(template, sections, groups, intro, names, date, version):
     body = intro[1:] if intro and intro[0].startswith('fiber.h') else intro
     parts = []
     for s in sections:
+        if not (s.body or s.types or s.groups):
+            continue
         parts.append('.SS %s' % escape(s.title))
         parts.extend(render(s.body, names, start_paragraph=False))
+        for comment, code in s.types:
+            if comment:
+                if not parts[-1].startswith('.SS'):
+                    parts.append('.PP')
+                parts.extend(render(comment, names, start_paragraph=False))
+            if not parts[-1].startswith('.SS'):
+                parts.append('.PP')
+            parts.extend(['.RS 4', '.nf'])
+            parts.extend(line_start(escape(l.rstrip())) for l in code)
+            parts.extend(['.fi', '.RE'])
         fns = [n for g in s.groups for n, _ in g.decls]
         if fns:
             if not parts[-1].startswith('.SS'):
