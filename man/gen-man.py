@@ -176,7 +176,9 @@ def escape(text):
     text = text.replace('\\', '\\e')
     # A minus sign (options, -EINVAL, -1), not a hyphen between letters.
     text = re.sub(r'(?<![A-Za-z])-|-(?![A-Za-z])', r'\\-', text)
-    return text
+    # Characters beyond ASCII as roff's named Unicode escapes, which every
+    # formatter reads whatever the encoding it assumes.
+    return ''.join(c if ord(c) < 128 else '\\[u%04X]' % ord(c) for c in text)
 
 
 def line_start(text):
