@@ -122,11 +122,13 @@ check "it runs against the installed shared library, of the headers' version" \
 cp -a "$root" "$tmp/static-root"
 rm -f "$tmp/static-root$libdir"/libfiber.so*
 static_link() {
-    # shellcheck disable=SC2046
-    PKG_CONFIG_SYSROOT_DIR="$tmp/static-root" PKG_CONFIG_LIBDIR="$tmp/static-root$libdir/pkgconfig" \
-        build "$tmp/prog-static" $(PKG_CONFIG_SYSROOT_DIR="$tmp/static-root" \
+    local flags
+    flags=$(PKG_CONFIG_SYSROOT_DIR="$tmp/static-root" \
             PKG_CONFIG_LIBDIR="$tmp/static-root$libdir/pkgconfig" \
-            pkg-config --static --cflags --libs libfiber) &&
+            pkg-config --static --cflags --libs libfiber) || return 1
+    echo "# pkg-config --static --cflags --libs libfiber: $flags"
+    # shellcheck disable=SC2086
+    build "$tmp/prog-static" $flags &&
     ! readelf -d "$tmp/prog-static" | grep -q 'libfiber\.so'
 }
 if [ -f "$root$libdir/libfiber.a" ]; then
