@@ -26,7 +26,9 @@ void *wait_n(void *arg)
     /* for task in asyncio.as_completed(tasks): delays.append(await task) */
     for (size_t i = 0; i < a->n && rc == 0; i++) {
         rc = fiber_waitset_next(tasks, INFINITY, &task);
-        if (rc == 0 && (rc = fiber_await(task, &delay, &status)) == 0)
+        if (rc == 0)
+            rc = fiber_await(task, &delay, &status);
+        if (rc == 0)
             rc = status;
         if (rc == 0)
             delays[i] = *(double *)delay;

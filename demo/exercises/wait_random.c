@@ -3,12 +3,12 @@
 
 void *wait_random(void *arg)
 {
-    double *max_delay = arg;
-    double delay = fiber_uniform(0, *max_delay);
+    double *slot = arg;   /* max_delay in, the delay out */
+    double delay = fiber_uniform(0, *slot);
     int rc = fiber_sleep(delay);
 
     if (rc < 0)
         return fiber_fail(rc);
-    *max_delay = delay;
-    return max_delay;
+    *slot = delay;
+    return slot;
 }
