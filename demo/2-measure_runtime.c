@@ -1,49 +1,31 @@
 /*
- * 2-measure_runtime - measure_time: how long wait_n takes, per call.
+ * 2-measure_runtime - the course's main file for exercise 2:
+ *
+ *     n = 5
+ *     max_delay = 9
+ *     print(measure_time(n, max_delay))
  */
-#include <stdio.h>
-#include <stdlib.h>
-
 #include "demo_util.h"
-#include "exercises/measure_time.h"
+#include "exercises/exercises.h"
 
 static const struct demo_program program = {
-    .name = "2-measure_runtime",
-    .args = "[n max_delay]",
-    .about = "Time wait_n(n, max_delay) on the loop clock and print the time\n"
-             "per call in seconds: at most max_delay / n, since the calls run\n"
-             "concurrently.  n must be positive.  Without arguments: n = 5,\n"
-             "max_delay = 9.",
-    .max_args = 2,
-};
-
-struct measure_call {
-    size_t n;
-    double max_delay;
-    double per_call;
-};
-
-static void *run_measure_time(void *arg)
-{
-    struct measure_call *call = arg;
-    int rc = measure_time(call->n, call->max_delay, &call->per_call);
-
-    return rc < 0 ? fiber_fail(rc) : NULL;
-}
+    "2-measure_runtime", "[n max_delay]",
+    "Print measure_time(n, max_delay): how long asyncio.run(wait_n(n,\n"
+    "max_delay)) took on its loop clock, divided by n; at most max_delay / n,\n"
+    "as the calls run concurrently.  Without arguments: n = 5, max_delay = 9.",
+    2};
 
 int main(int argc, char **argv)
 {
+    size_t n = 5;
+    double max_delay = 9;
     struct demo_cli cli;
-    struct measure_call call = {.n = 5, .max_delay = 9};
 
     demo_parse_args(argc, argv, &program, &cli);
-    demo_n_delay_args(&cli, 1, &call.n, &call.max_delay);
-    /* measure_time needs room for n delays: refuse an n too large for that
-     * now, as a bad argument, rather than fail once running. */
-    free(demo_alloc_delays(&cli, call.n));
-
-    int status = demo_run(&cli, run_measure_time, &call);
-    if (status == 0)
-        demo_print_double(stdout, call.per_call);
-    return demo_finish(&cli, status);
+    demo_n_delay_args(&cli, 1, &n, &max_delay);
+    double per_call = measure_time(n, max_delay);
+    if (per_call < 0)
+        return demo_finish(&cli, demo_error(&cli, (int)per_call));
+    demo_print_double(stdout, per_call);
+    return demo_finish(&cli, 0);
 }

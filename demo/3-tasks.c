@@ -1,54 +1,46 @@
 /*
- * 3-tasks - task_wait_random: a task is started at once and awaited later.
+ * 3-tasks - the course's main file for exercise 3:
  *
- * The course prints the Task object; here the task is described before it
- * is awaited (fiber_describe) and once it has finished.  Awaiting consumes
- * the handle, so the second description is put together from what
- * fiber_await hands back, with the delay in place of the result pointer.
+ *     async def test(max_delay: int) -> float:
+ *         task = task_wait_random(max_delay)
+ *         await task
+ *         print(task.__class__)
+ *
+ *     asyncio.run(test(5))
+ *
+ * Here the task is described before and after it is awaited; awaiting
+ * frees the handle, so the second line is built from what was kept.
  */
 #include <inttypes.h>
 #include <stdio.h>
 
 #include "demo_util.h"
-#include "exercises/task_wait_random.h"
+#include "exercises/exercises.h"
 
 static const struct demo_program program = {
-    .name = "3-tasks",
-    .args = "[max_delay]",
-    .about = "Start wait_random(max_delay) as a task with task_wait_random,\n"
-             "print the task, await it, and print the finished task with the\n"
-             "delay it slept.  Without arguments: max_delay = 5.",
-    .max_args = 1,
-};
+    "3-tasks", "[max_delay]",
+    "Start wait_random(max_delay) as a task with task_wait_random, print the\n"
+    "task, await it and print it finished, with the delay it slept.\n"
+    "Without arguments: max_delay = 5.", 1};
 
-static void *show_task(void *arg)
+static void *test(void *arg)
 {
-    const double *max_delay = arg;
-    char description[128];
+    char text[128], name[FIBER_NAME_MAX + 1];
     fiber_task_t *task;
-    double delay;
     int status;
 
-    int rc = task_wait_random(*max_delay, &delay, &task);
+    int rc = task_wait_random(arg, &task);
     if (rc < 0)
         return fiber_fail(rc);
-    fiber_describe(task, description, sizeof(description));
-    printf("%s\n", description);
-
-    /* The name and id go with the handle: keep them for afterwards. */
-    char name[FIBER_NAME_MAX + 1];
+    fiber_describe(task, text, sizeof(text));
+    printf("%s\n", text);
     snprintf(name, sizeof(name), "%s", fiber_name(task));
     uint64_t id = fiber_id(task);
-
-    rc = fiber_await(task, NULL, &status);
-    if (rc == 0)
-        rc = status;
-    if (rc < 0)
-        return fiber_fail(rc);
-    char text[DEMO_DOUBLE_BUFSIZE];
-    demo_format_double(delay, text);
-    printf("<Task finished name='%s' id=%" PRIu64 " status=%d result=%s>\n",
-           name, id, status, text);
+    if ((rc = fiber_await(task, NULL, &status)) < 0 || status < 0)
+        return fiber_fail(rc < 0 ? rc : status);
+    demo_format_double(*(double *)arg, text);
+    printf("<Task finished name='%s' id=%" PRIu64 " status=0 result=%s>\n",
+           name, id, text);
     return NULL;
 }
 
@@ -60,5 +52,5 @@ int main(int argc, char **argv)
     demo_parse_args(argc, argv, &program, &cli);
     if (cli.nargs == 1)
         max_delay = demo_delay_arg(&cli, 0, "max_delay");
-    return demo_finish(&cli, demo_run(&cli, show_task, &max_delay));
+    return demo_finish(&cli, demo_run(&cli, test, &max_delay));
 }

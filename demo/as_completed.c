@@ -127,8 +127,9 @@ int main(int argc, char **argv)
     }
     if (cli.nargs == 3)
         run.timeout = demo_delay_arg(&cli, 2, "timeout");
-    run.slots = demo_alloc_delays(&cli, run.n);
-    int status = demo_run(&cli, run_tasks, &run);
+    run.slots = calloc(run.n ? run.n : 1, sizeof(*run.slots));
+    int status = run.slots ? demo_run(&cli, run_tasks, &run)
+                           : demo_error(&cli, -ENOMEM);
     free(run.slots);
     return demo_finish(&cli, status);
 }

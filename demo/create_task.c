@@ -18,63 +18,58 @@
 
 #include "demo_util.h"
 
-static const struct demo_program program = {
-    .name = "create_task",
-    .args = "",
-    .about = "Create two tasks, Task 1 sleeping 1 second and Task 2 sleeping 2\n"
-             "seconds, then await both.  Neither starts before main blocks;\n"
-             "both have started before either finishes.",
-    .max_args = 0,
+struct worker {
+    const char *name;
+    double delay;
 };
 
 static void *worker(void *arg)
 {
-    const double *seconds = arg;
-    const char *name = fiber_name(fiber_self());
+    const struct worker *w = arg;
 
-    printf("%s started\n", name);
-    fflush(stdout);
-    int rc = fiber_sleep(*seconds);
+    printf("%s started\n", w->name);
+    int rc = fiber_sleep(w->delay);
     if (rc < 0)
         return fiber_fail(rc);
-    printf("%s finished after %g s\n", name, *seconds);
-    fflush(stdout);
+    printf("%s finished after %g s\n", w->name, w->delay);
     return NULL;
 }
 
-static void *create_two(void *arg)
+/* await task: the task's status, or the await's own error. */
+static int await_task(fiber_task_t *task)
 {
-    static const double seconds[] = {1, 2};
-    static const char *const names[] = {"Task 1", "Task 2"};
-    fiber_task_t *tasks[2];
-    (void)arg;
+    int status, rc = fiber_await(task, NULL, &status);
 
-    for (size_t i = 0; i < 2; i++) {
-        fiber_attr_t attr = {.name = names[i]};
-        int rc = fiber_spawn(&tasks[i], worker, (void *)&seconds[i], &attr);
-        /* A task already started is not leaked: when main returns, the
-         * loop cancels and frees every task left behind. */
-        if (rc < 0)
-            return fiber_fail(rc);
-    }
-    printf("Both tasks created\n");
+    return rc < 0 ? rc : status;
+}
 
-    for (size_t i = 0; i < 2; i++) {
-        int status;
-        int rc = fiber_await(tasks[i], NULL, &status);
-        if (rc == 0)
-            rc = status;
-        if (rc < 0)
-            return fiber_fail(rc);
-    }
+static void *create_task(void *arg)
+{
+    static const struct worker workers[] = {{"Task 1", 1}, {"Task 2", 2}};
+    fiber_task_t *task1, *task2;
+
+    /* What main leaves behind on an error, the loop cancels and frees. */
+    int rc = fiber_spawn(&task1, worker, (void *)&workers[0], NULL);
+    if (rc == 0)
+        rc = fiber_spawn(&task2, worker, (void *)&workers[1], NULL);
+    if (rc == 0)
+        printf("Both tasks created\n");
+    if (rc == 0)
+        rc = await_task(task1);
+    if (rc == 0)
+        rc = await_task(task2);
+    if (rc < 0)
+        return fiber_fail(rc);
     printf("Both tasks done\n");
-    return NULL;
+    return arg;
 }
 
 int main(int argc, char **argv)
 {
-    struct demo_cli cli;
+    static const struct demo_program program = {
+        "create_task", "",
+        "Create Task 1, which sleeps 1 second, and Task 2, which sleeps 2,\n"
+        "then await both: neither starts before main blocks.", 0};
 
-    demo_parse_args(argc, argv, &program, &cli);
-    return demo_finish(&cli, demo_run(&cli, create_two, NULL));
+    return demo_main(argc, argv, &program, create_task);
 }

@@ -8,69 +8,54 @@
  *     async def main():
  *         await asyncio.gather(task(1, 2), task(2, 1))
  *
- * Task 2 finishes first, and the whole takes 2 seconds, not 3.
+ * Task 2 completes first, and the whole takes 2 seconds, not 3.
  */
-#include <stdint.h>
 #include <stdio.h>
 
 #include "demo_util.h"
 
-static const struct demo_program program = {
-    .name = "gather",
-    .args = "",
-    .about = "Gather two tasks, Task 1 sleeping 2 seconds and Task 2 sleeping\n"
-             "1 second, and print when each completes and the time it all took.",
-    .max_args = 0,
+struct task {
+    int name;
+    double delay;
 };
 
-struct sleeper {
-    int number;
-    double seconds;
-};
-
-static void *sleep_then_report(void *arg)
+static void *task(void *arg)
 {
-    const struct sleeper *sleeper = arg;
+    const struct task *t = arg;
+    int rc = fiber_sleep(t->delay);
 
-    int rc = fiber_sleep(sleeper->seconds);
     if (rc < 0)
         return fiber_fail(rc);
-    printf("Task %d completed\n", sleeper->number);
-    fflush(stdout);
+    printf("Task %d completed\n", t->name);
     return NULL;
 }
 
-static void *gather_two(void *arg)
+static void *gather(void *arg)
 {
-    static const struct sleeper sleepers[] = {{1, 2}, {2, 1}};
+    static const struct task args[] = {{1, 2}, {2, 1}};
     fiber_task_t *tasks[2];
-    int statuses[2];
-    (void)arg;
+    int statuses[2], rc = 0;
 
-    int64_t start = fiber_now_ns();
-    for (size_t i = 0; i < 2; i++) {
-        int rc = fiber_spawn(&tasks[i], sleep_then_report,
-                             (void *)&sleepers[i], NULL);
-        /* A task already started is not leaked: when main returns, the
-         * loop cancels and frees every task left behind. */
-        if (rc < 0)
-            return fiber_fail(rc);
-    }
-
-    int rc = fiber_gather(tasks, 2, NULL, statuses);
+    /* A task already spawned when another spawn fails is not leaked: the
+     * loop cancels and frees what main leaves behind. */
+    for (size_t i = 0; i < 2 && rc == 0; i++)
+        rc = fiber_spawn(&tasks[i], task, (void *)&args[i], NULL);
+    if (rc == 0)
+        rc = fiber_gather(tasks, 2, NULL, statuses);
     for (size_t i = 0; i < 2 && rc == 0; i++)
         rc = statuses[i];
     if (rc < 0)
         return fiber_fail(rc);
-    printf("Both tasks completed in %.2f seconds\n",
-           (double)(fiber_now_ns() - start) / 1e9);
-    return NULL;
+    printf("Both tasks completed in %.2f seconds\n", fiber_elapsed_ns() / 1e9);
+    return arg;
 }
 
 int main(int argc, char **argv)
 {
-    struct demo_cli cli;
+    static const struct demo_program program = {
+        "gather", "",
+        "Gather Task 1, which sleeps 2 seconds, and Task 2, which sleeps 1,\n"
+        "and print when each completes and how long it all took.", 0};
 
-    demo_parse_args(argc, argv, &program, &cli);
-    return demo_finish(&cli, demo_run(&cli, gather_two, NULL));
+    return demo_main(argc, argv, &program, gather);
 }

@@ -6,32 +6,25 @@
  *         await asyncio.sleep(1)
  *         print('World')
  *
+ *     print('Start')
  *     asyncio.run(main())
+ *     print('End')
  */
 #include <stdio.h>
 
 #include "demo_util.h"
 
 static const struct demo_program program = {
-    .name = "hello",
-    .args = "",
-    .about = "Print Start, then run a fiber that prints Hello, sleeps one\n"
-             "second and prints World, then print End.",
-    .max_args = 0,
-};
+    "hello", "", "Print Start, then Hello, World a second later, then End.", 0};
 
-static void *hello_world(void *arg)
+static void *hello(void *arg)
 {
-    (void)arg;
     printf("Hello\n");
-    /* Show the line now, not after the pause, when stdout is a terminal
-     * or a pipe read as it comes. */
-    fflush(stdout);
     int rc = fiber_sleep(1);
     if (rc < 0)
         return fiber_fail(rc);
     printf("World\n");
-    return NULL;
+    return arg;
 }
 
 int main(int argc, char **argv)
@@ -40,7 +33,7 @@ int main(int argc, char **argv)
 
     demo_parse_args(argc, argv, &program, &cli);
     printf("Start\n");
-    int status = demo_run(&cli, hello_world, NULL);
+    int status = demo_run(&cli, hello, NULL);
     if (status == 0)
         printf("End\n");
     return demo_finish(&cli, status);

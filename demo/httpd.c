@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "demo_util.h"
 #include "net_util.h"
@@ -56,7 +57,9 @@ static void respond(int fd, int status, const char *reason, const char *body,
 }
 
 /* Read until the blank line that ends the request's head.  Returns its
- * length, 0 if the peer closed first, or a negative errno. */
+ * length, 0 if the peer closed first, -E2BIG for a head longer than
+ * size - 1 bytes, -EBADMSG for one with a NUL byte (which would hide its
+ * end from the string functions), or another negative errno. */
 static ssize_t read_head(int fd, char *buf, size_t size)
 {
     int64_t deadline = fiber_now_ns() + REQUEST_TIMEOUT_NS;
@@ -66,6 +69,8 @@ static ssize_t read_head(int fd, char *buf, size_t size)
         ssize_t n = fiber_read_until(fd, buf + len, size - 1 - len, deadline);
         if (n <= 0)
             return n;
+        if (memchr(buf + len, '\0', (size_t)n))
+            return -EBADMSG;
         len += (size_t)n;
         buf[len] = '\0';
         if (strstr(buf, "\r\n\r\n") || strstr(buf, "\n\n"))
@@ -124,13 +129,33 @@ static void serve_request(int fd, char *head)
     }
 }
 
+/* Answer a head that cannot be served, then read what the client still
+ * sends until it closes (or for a second): closing with input unread would
+ * reset the connection, and the client might lose the answer. */
+static void refuse(int fd, int status, const char *reason, const char *body)
+{
+    char discard[4096];
+    int64_t deadline = fiber_now_ns() + 1000000000;
+
+    respond(fd, status, reason, body, false);
+    shutdown(fd, SHUT_WR);
+    while (fiber_read_until(fd, discard, sizeof(discard), deadline) > 0)
+        continue;
+}
+
 static void handle_connection(int fd, void *ctx)
 {
-    char head[REQUEST_MAX];
+    char head[REQUEST_MAX + 1];
 
     (void)ctx;
-    if (read_head(fd, head, sizeof(head)) > 0)
+    ssize_t len = read_head(fd, head, sizeof(head));
+    if (len > 0)
         serve_request(fd, head);
+    else if (len == -E2BIG)
+        refuse(fd, 431, "Request Header Fields Too Large",
+               "request head over 8 KiB\n");
+    else if (len == -EBADMSG)
+        refuse(fd, 400, "Bad Request", "NUL byte in request\n");
     fiber_close(fd);
 }
 

@@ -8,26 +8,22 @@
  *     print(asyncio.run(random_int()))
  */
 #include <inttypes.h>
-#include <stdint.h>
 #include <stdio.h>
 
 #include "demo_util.h"
 
 static const struct demo_program program = {
-    .name = "random_int",
-    .args = "",
-    .about = "Sleep one second, then print a random integer from 1 to 100.",
-    .max_args = 0,
-};
+    "random_int", "",
+    "Sleep one second, then print a random integer from 1 to 100.", 0};
 
+/* The integer goes where arg points, and the result points to it. */
 static void *random_int(void *arg)
 {
-    int64_t *value = arg;
-
     int rc = fiber_sleep(1);
+
     if (rc == 0)
-        rc = fiber_randint(1, 100, value);
-    return rc < 0 ? fiber_fail(rc) : NULL;
+        rc = fiber_randint(1, 100, arg);
+    return rc < 0 ? fiber_fail(rc) : arg;
 }
 
 int main(int argc, char **argv)

@@ -11,53 +11,39 @@
  *             print("Task timed out!")
  */
 #include <errno.h>
-#include <stdint.h>
 #include <stdio.h>
 
 #include "demo_util.h"
 
-static const struct demo_program program = {
-    .name = "timeout",
-    .args = "",
-    .about = "Await a task that sleeps 5 seconds with a timeout of 3 seconds:\n"
-             "the task is cancelled and \"Task timed out!\" printed after 3\n"
-             "seconds.",
-    .max_args = 0,
-};
-
 static void *long_task(void *arg)
 {
-    (void)arg;
     int rc = fiber_sleep(5);
-    if (rc < 0)
-        return fiber_fail(rc);
-    printf("Long task finished\n");
-    return NULL;
+
+    return rc < 0 ? fiber_fail(rc) : arg;
 }
 
-static void *wait_with_timeout(void *arg)
+static void *timeout(void *arg)
 {
     fiber_task_t *task;
-    (void)arg;
+    int status = 0;
 
     int rc = fiber_spawn(&task, long_task, NULL, NULL);
-    if (rc < 0)
-        return fiber_fail(rc);
-    int64_t start = fiber_now_ns();
-    rc = fiber_wait_for(task, 3, NULL, NULL);
-    if (rc == -ETIMEDOUT) {
-        printf("Task timed out!\n");
-        printf("Gave up after %.2f seconds\n",
-               (double)(fiber_now_ns() - start) / 1e9);
-        return NULL;
-    }
-    return rc < 0 ? fiber_fail(rc) : NULL;
+    if (rc == 0)
+        rc = fiber_wait_for(task, 3, NULL, &status);
+    if (rc == -ETIMEDOUT)
+        printf("Task timed out!\nGave up after %.2f seconds\n",
+               fiber_elapsed_ns() / 1e9);
+    else if (rc < 0 || status < 0)
+        return fiber_fail(rc < 0 ? rc : status);
+    return arg;
 }
 
 int main(int argc, char **argv)
 {
-    struct demo_cli cli;
+    static const struct demo_program program = {
+        "timeout", "",
+        "Await a task that sleeps 5 seconds with a timeout of 3: after 3\n"
+        "seconds the task is cancelled and \"Task timed out!\" printed.", 0};
 
-    demo_parse_args(argc, argv, &program, &cli);
-    return demo_finish(&cli, demo_run(&cli, wait_with_timeout, NULL));
+    return demo_main(argc, argv, &program, timeout);
 }

@@ -19,6 +19,7 @@ void fiber__clock_init(struct fiber__clock *clock, bool is_virtual)
 {
     clock->is_virtual = is_virtual;
     clock->virtual_now = fiber__monotonic_ns();
+    clock->start = clock->virtual_now;
 }
 
 void fiber__clock_wait_until(struct fiber__clock *clock, int64_t deadline)

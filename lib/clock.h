@@ -15,6 +15,7 @@
 struct fiber__clock {
     bool is_virtual;
     int64_t virtual_now;
+    int64_t start;   /* the time the clock was started at */
 };
 
 /* CLOCK_MONOTONIC in nanoseconds. */

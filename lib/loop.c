@@ -652,6 +652,10 @@ static int run_scheduler(struct fiber_loop *loop)
 
 /* ---- fiber_run --------------------------------------------------------- */
 
+/* How long this thread's last run lasted on its clock: fiber_elapsed_ns
+ * reads it once the loop is gone. */
+static _Thread_local int64_t last_run_ns;
+
 static int clock_from_env(int *clock)
 {
     const char *v = getenv("FIBER_CLOCK");
@@ -692,6 +696,7 @@ FIBER_API int fiber_run(fiber_fn main, void *arg, const fiber_options_t *opts,
         return -EINVAL;
     if (fiber__loop)
         return -EBUSY;
+    last_run_ns = 0;
     if (o.stack_size != 0 && o.stack_size < FIBER_MIN_STACK_SIZE)
         return -EINVAL;
     if (o.clock == FIBER_CLOCK_DEFAULT) {
@@ -737,6 +742,7 @@ FIBER_API int fiber_run(fiber_fn main, void *arg, const fiber_options_t *opts,
     loop->errno_at = &errno;
     fiber__loop = loop;
     rc = run_scheduler(loop);
+    last_run_ns = fiber__clock_now(&loop->clock) - loop->clock.start;
     fiber__loop = NULL;
 
     if (slack > 0)
@@ -748,4 +754,11 @@ FIBER_API int fiber_run(fiber_fn main, void *arg, const fiber_options_t *opts,
         *status = loop->main->status;
     loop_destroy(loop);
     return rc;
+}
+
+FIBER_API int64_t fiber_elapsed_ns(void)
+{
+    if (fiber__loop)
+        return fiber__clock_now(&fiber__loop->clock) - fiber__loop->clock.start;
+    return last_run_ns;
 }

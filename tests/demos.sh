@@ -182,6 +182,34 @@ check "4-tasks 200 6 gives the very list wait_n gives" \
 run 4-tasks 0 1
 check "4-tasks 0 1 prints an empty list" succeeded "[]"
 
+# ---- --timeline: each exercise's loop, with wait_random's fibers --------
+
+# timeline_rows N: the rows of the timeline the last run printed after its
+# N lines of output, each cut to "id 'name' (function)".
+timeline_rows() {
+    sed -n "$(($1 + 3)),\$p" <<<"$out" | grep -o "^[0-9]* '[^']*' ([a-z_]*)"
+}
+
+run 0-basic_async_syntax --seed 7 --timeline 2
+check "0-basic_async_syntax --timeline: its loop runs wait_random as main" \
+    eval '[ "$status" -eq 0 ] && [ "$(sed -n 3p <<<"$out")" = "timeline of loop 1 (virtual clock): 1.401 s, one column is 21.9 ms" ] &&
+          [ "$(timeline_rows 1)" = "1 '"'main'"' (wait_random)" ]'
+for exercise in "1-concurrent_coroutines wait_n" "4-tasks task_wait_n"; do
+    read -r program fn <<<"$exercise"
+    run "$program" --seed 7 --timeline 3 2
+    check "$program --timeline: $fn as main, three wait_random tasks" \
+        eval '[ "$status" -eq 0 ] && is_list "$(head -n 1 <<<"$out")" 3 2 sorted &&
+              [[ "$(sed -n 3p <<<"$out")" == "timeline of loop 1 (virtual clock): "* ]] &&
+              [ "$(timeline_rows 1 | tr "\n" ,)" = "1 '"'main'"' ($fn),2 '"'Task-2'"' (wait_random),3 '"'Task-3'"' (wait_random),4 '"'Task-4'"' (wait_random)," ]'
+done
+run 2-measure_runtime --seed 11 --timeline
+check "2-measure_runtime --timeline: the one loop measure_time runs is wait_n's" \
+    eval '[ "$status" -eq 0 ] && [ "$(timeline_rows 1 | head -n 2 | tr "\n" ,)" = "1 '"'main'"' (wait_n),2 '"'Task-2'"' (wait_random)," ] &&
+          [ "$(grep -c "^timeline of loop" <<<"$out")" -eq 1 ]'
+run 3-tasks --seed 7 --timeline
+check "3-tasks --timeline: test as main, the task runs wait_random" \
+    eval '[ "$status" -eq 0 ] && [ "$(timeline_rows 2 | tr "\n" ,)" = "1 '"'main'"' (test),2 '"'Task-2'"' (wait_random)," ]'
+
 # ---- the command line --------------------------------------------------
 
 for program in "${programs[@]}"; do
@@ -240,7 +268,18 @@ status=$?
 check "an output that cannot be written: status 1 and a message" \
     eval '[ "$status" -eq 1 ] && grep -q "^4-tasks: cannot write the output" "$scratch/err"'
 
-# ---- the real clock: a thousand sleeps of up to 1 s take about 1 s -----
+# ---- the real clock ----------------------------------------------------
+
+# measure_time wraps the whole run: on the real clock, the longest delay
+# (the same seed draws the same delays on either clock) and a little more.
+run 1-concurrent_coroutines --seed 11 5 0.5
+longest=$(list_max "$out")
+FIBER_CLOCK=real run 2-measure_runtime --seed 11 5 0.5
+check "real clock: measure_time(5, 0.5) is the longest delay, $longest s, over 5 and a little more: $out" \
+    eval '[ "$status" -eq 0 ] && is_float "$out" 1 &&
+          awk -v x="$out" -v m="$longest" "BEGIN { exit !(x * 5 >= m && x * 5 < m + 0.5) }"'
+
+# A thousand sleeps of up to 1 s take about 1 s.
 
 start=$(now_ms)
 FIBER_CLOCK=real run 1-concurrent_coroutines 1000 1

@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # demos_structured.sh - the structured-concurrency demos' behaviour, as TAP:
-# taskgroup, as_completed, timeout_scope, and the as-completed variants of
-# the course's exercises 1 and 4.
+# taskgroup, as_completed and timeout_scope.
 #
 # Everything runs on the virtual clock with fixed seeds, so outputs are
 # exact and instant, except one real-clock run.  Run by 'make check' from
@@ -10,9 +9,7 @@ set -u
 . "${top_srcdir:-$(dirname "$0")/..}/tests/tap_helpers.sh"
 
 demo_dir=${top_builddir:-.}/demo
-programs=(taskgroup as_completed timeout_scope
-          1-concurrent_coroutines_as_completed 4-tasks_as_completed
-          1-concurrent_coroutines 4-tasks)
+programs=(taskgroup as_completed timeout_scope 1-concurrent_coroutines)
 
 require_demos "${programs[@]}"
 
@@ -146,31 +143,9 @@ check "timeout_scope 0: the first step fails at once" \
 the 0 s deadline cut the block short: 0 of 4 steps done
 [0.500] after the scope, a 0.5 s sleep: done"
 
-# ---- the exercises in the as-completed style ---------------------------
-
-for args in "--seed 7" "--seed 7 200 6" "--seed 9 1000 1" "0 5"; do
-    # shellcheck disable=SC2086 # the arguments are meant to split
-    run 1-concurrent_coroutines $args
-    expected=$out
-    # shellcheck disable=SC2086
-    run 1-concurrent_coroutines_as_completed $args
-    check "1-concurrent_coroutines_as_completed $args prints wait_n's lists" \
-        eval 'ran_cleanly && [ -n "$out" ] && [ "$out" = "$expected" ]'
-done
-for args in "--seed 7" "--seed 7 200 6" "--seed 9 1000 1" "0 1"; do
-    # shellcheck disable=SC2086
-    run 4-tasks $args
-    expected=$out
-    # shellcheck disable=SC2086
-    run 4-tasks_as_completed $args
-    check "4-tasks_as_completed $args prints task_wait_n's list" \
-        eval 'ran_cleanly && [ -n "$out" ] && [ "$out" = "$expected" ]'
-done
-
 # ---- the command line --------------------------------------------------
 
-for program in taskgroup as_completed timeout_scope \
-               1-concurrent_coroutines_as_completed 4-tasks_as_completed; do
+for program in taskgroup as_completed timeout_scope; do
     run "$program" --help
     check "$program --help prints its usage and exits 0" \
         eval 'ran_cleanly && [[ "$out" == "usage: $program "* ]]'
@@ -189,10 +164,6 @@ bad_cases=(
     "timeout_scope -1"
     "timeout_scope abc"
     "timeout_scope 1 2"
-    "1-concurrent_coroutines_as_completed 5"
-    "1-concurrent_coroutines_as_completed 5 inf"
-    "4-tasks_as_completed ten 6"
-    "4-tasks_as_completed --bogus"
 )
 for case in "${bad_cases[@]}"; do
     # shellcheck disable=SC2086 # the arguments are meant to split

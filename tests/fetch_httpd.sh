@@ -17,6 +17,22 @@ is_between() {
     awk -v x="$1" -v lo="$2" -v hi="$3" 'BEGIN { exit !(x != "" && x >= lo && x < hi) }'
 }
 
+# raw_status FILE: send FILE's bytes to httpd as they are and print the
+# status line of the answer, without its CR (nothing if httpd closed the
+# connection without one, or gave none within 5 seconds).
+raw_status() {
+    timeout 5 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" && cat "$2" >&3 &&
+                       head -n 1 <&3' _ "$port" "$1" 2>/dev/null | tr -d '\r'
+}
+
+# head_of_size FILE SIZE: a GET / whose head, blank line included, is SIZE
+# bytes long, padded with one long header.
+head_of_size() {
+    local start=$'GET / HTTP/1.1\r\nX-Pad: ' end=$'\r\n\r\n'
+    { printf '%s' "$start"; head -c $(($2 - ${#start} - ${#end})) /dev/zero | tr '\0' a
+      printf '%s' "$end"; } >"$1"
+}
+
 fetch() {
     "$demo_dir/fetch" "$@" >"$scratch/fetch.out" 2>"$scratch/fetch.err"
     fetch_status=$?
@@ -41,6 +57,27 @@ check "the page and a 404 are reported" \
     eval '[ "$fetch_status" -eq 0 ] &&
           grep -q "^Content from $base/ (200 OK, [0-9]* bytes, [0-9.]* s): Hello from libfiber.s httpd. Each" "$scratch/fetch.out" &&
           grep -q "^Content from $base/missing (404 Not Found, 10 bytes" "$scratch/fetch.out"'
+
+# Heads of up to 8 KiB are served; a longer one gets 431, and a head with a
+# NUL byte in it 400, at once, whether or not its end has come.
+head_of_size "$scratch/8192" 8192
+check "a request head of 8192 bytes is served" \
+    [ "$(raw_status "$scratch/8192")" = "HTTP/1.1 200 OK" ]
+head_of_size "$scratch/8193" 8193
+check "a request head of 8193 bytes gets 431" \
+    [ "$(raw_status "$scratch/8193")" = "HTTP/1.1 431 Request Header Fields Too Large" ]
+head -c 100000 /dev/zero | tr '\0' a >"$scratch/huge"
+check "100000 bytes without an end of head get 431" \
+    [ "$(raw_status "$scratch/huge")" = "HTTP/1.1 431 Request Header Fields Too Large" ]
+printf 'GET /\0 HTTP/1.1\r\n\r\n' >"$scratch/nul"
+check "a NUL byte in the request line gets 400" \
+    [ "$(raw_status "$scratch/nul")" = "HTTP/1.1 400 Bad Request" ]
+printf 'GET / HTTP/1.1\r\nX: a\0b' >"$scratch/nul-unended"
+check "a NUL byte in a head not yet ended gets 400 at once" \
+    [ "$(raw_status "$scratch/nul-unended")" = "HTTP/1.1 400 Bad Request" ]
+fetch "$base/"
+check "httpd still serves after those" \
+    grep -q "^Content from $base/ (200 OK" "$scratch/fetch.out"
 
 # A request still sleeping when the signal comes must not hold httpd up.
 "$demo_dir/fetch" "$base/sleep?s=30" >"$scratch/slow.out" 2>&1 &

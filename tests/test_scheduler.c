@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -389,6 +390,70 @@ static void test_clock_env_variable_selects_virtual(void **state)
     assert_int_equal(elapsed, (int64_t)3600 * 1000000000);
 }
 
+/* ---- fiber_elapsed_ns: the length of a run ------------------------------ */
+
+/* Left behind by main: on being cancelled, it cleans up for 0.25 s. */
+static void *clean_up_slowly(void *arg)
+{
+    fiber_scope_t shield;
+    (void)arg;
+
+    assert_int_equal(fiber_sleep(INFINITY), -ECANCELED);
+    assert_int_equal(fiber_scope_enter_shielded(&shield, 1), 0);
+    assert_int_equal(fiber_sleep(0.25), 0);
+    fiber_scope_exit(&shield);
+    return NULL;
+}
+
+static void *sleep_and_leave_a_task(void *arg)
+{
+    int64_t *seen = arg;
+    fiber_task_t *task;
+
+    seen[0] = fiber_elapsed_ns();
+    assert_int_equal(fiber_spawn(&task, clean_up_slowly, NULL, NULL), 0);
+    assert_int_equal(fiber_sleep(1.5), 0);
+    seen[1] = fiber_elapsed_ns();
+    return NULL;
+}
+
+/* Under the virtual clock, the length of a run is exact, inside it and
+ * after it, and counts the cleanup after main returned. */
+static void test_elapsed_times_the_whole_run(void **state)
+{
+    int64_t seen[2] = {-1, -1};
+    fiber_options_t bad = {.clock = 99};
+    (void)state;
+
+    run_main(sleep_and_leave_a_task, seen, &virtual_clock);
+    assert_int_equal(seen[0], 0);
+    assert_int_equal(seen[1], 1500000000);
+    assert_int_equal(fiber_elapsed_ns(), 1750000000);
+    /* Reading it changes nothing; a run refused before it started lasted
+     * no time at all. */
+    assert_int_equal(fiber_elapsed_ns(), 1750000000);
+    assert_int_equal(fiber_run(sleep_and_leave_a_task, seen, &bad, NULL, NULL),
+                     -EINVAL);
+    assert_int_equal(fiber_elapsed_ns(), 0);
+}
+
+static void *sleep_a_twentieth(void *arg)
+{
+    (void)arg;
+    assert_int_equal(fiber_sleep(0.05), 0);
+    return NULL;
+}
+
+/* Under the real clock, the run's real length: at least the sleep. */
+static void test_elapsed_on_the_real_clock(void **state)
+{
+    (void)state;
+
+    run_main(sleep_a_twentieth, NULL, &real_clock);
+    assert_true(fiber_elapsed_ns() >= 50000000);
+    assert_true(fiber_elapsed_ns() < 2000000000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -403,6 +468,8 @@ int main(void)
         cmocka_unit_test(test_yield_loop_does_not_starve_sleepers),
         cmocka_unit_test(test_virtual_clock_jumps_over_sleeps),
         cmocka_unit_test(test_clock_env_variable_selects_virtual),
+        cmocka_unit_test(test_elapsed_times_the_whole_run),
+        cmocka_unit_test(test_elapsed_on_the_real_clock),
     };
     return cmocka_run_group_tests_name("scheduler", tests, NULL, NULL);
 }

@@ -32,11 +32,7 @@
 #endif
 
 #include "fiber.h"
-#include "exercises/measure_time.h"
-#include "exercises/task_wait_n.h"
-#include "exercises/task_wait_random.h"
-#include "exercises/wait_n.h"
-#include "exercises/wait_random.h"
+#include "exercises/exercises.h"
 
 #define SEED 20240601u
 
@@ -45,15 +41,6 @@
 
 static const fiber_options_t virtual_clock = {.clock = FIBER_CLOCK_VIRTUAL};
 
-/* Run main(arg) on a virtual-clock loop and return main's status. */
-static int run_virtual(fiber_fn main, void *arg)
-{
-    int status = 1;
-
-    assert_int_equal(fiber_run(main, arg, &virtual_clock, NULL, &status), 0);
-    return status;
-}
-
 static int compare_doubles(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -61,43 +48,35 @@ static int compare_doubles(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* ---- one (n, max_delay) call of wait_n or task_wait_n ----------------- */
+/* ---- one run of an exercise as the loop's main ------------------------- */
 
-struct delays_call {
-    int (*fn)(size_t n, double max_delay, double *delays);
-    size_t n;
-    double max_delay;
-    double *delays;
-    int rc;
-    int64_t elapsed_ns;  /* on the loop clock */
+struct exercise_run {
+    void *result;
+    int status;
+    int64_t elapsed_ns;   /* the whole run, on the loop clock */
 };
 
-static void *run_delays_call(void *arg)
+/* asyncio.run(fn(arg)) on a virtual-clock loop. */
+static struct exercise_run run_virtual(fiber_fn fn, void *arg)
 {
-    struct delays_call *call = arg;
-    int64_t start = fiber_now_ns();
+    struct exercise_run run = {.status = 1};
 
-    call->rc = call->fn(call->n, call->max_delay, call->delays);
-    call->elapsed_ns = fiber_now_ns() - start;
-    return NULL;
+    assert_int_equal(fiber_run(fn, arg, &virtual_clock, &run.result,
+                               &run.status), 0);
+    run.elapsed_ns = fiber_elapsed_ns();
+    return run;
 }
 
-/* Seed, then run fn(n, max_delay) on a virtual loop; returns the delays,
- * which the caller frees. */
-static double *delays_of(int (*fn)(size_t, double, double *), size_t n,
-                         double max_delay, struct delays_call *call)
+/* Seed, then run fn (wait_n or task_wait_n) on n and max_delay; returns
+ * the delays, which the caller frees. */
+static double *delays_of(fiber_fn fn, size_t n, double max_delay,
+                         struct exercise_run *run)
 {
-    *call = (struct delays_call){
-        .fn = fn,
-        .n = n,
-        .max_delay = max_delay,
-        .delays = calloc(n ? n : 1, sizeof(double)),
-        .rc = 1,
-    };
-    assert_non_null(call->delays);
     fiber_seed(SEED);
-    assert_int_equal(run_virtual(run_delays_call, call), 0);
-    return call->delays;
+    *run = run_virtual(fn, &(struct wait_n_args){n, max_delay});
+    assert_int_equal(run->status, 0);
+    assert_non_null(run->result);
+    return run->result;
 }
 
 /* The n uniform draws the exercises make from the generator seeded with
@@ -121,13 +100,11 @@ static double *sorted_draws(size_t n, double max_delay)
  * exactly the n delays drawn, and all of it in the time of the longest
  * delay, not of their sum.
  */
-static void check_completion_order(int (*fn)(size_t, double, double *),
-                                   size_t n, double max_delay)
+static void check_completion_order(fiber_fn fn, size_t n, double max_delay)
 {
-    struct delays_call call;
-    double *delays = delays_of(fn, n, max_delay, &call);
+    struct exercise_run run;
+    double *delays = delays_of(fn, n, max_delay, &run);
 
-    assert_int_equal(call.rc, 0);
     double longest = 0;
     size_t swapped = 0;
     for (size_t i = 0; i < n; i++) {
@@ -149,8 +126,8 @@ static void check_completion_order(int (*fn)(size_t, double, double *),
 
     /* Concurrent: the whole took the longest delay, rounded up to the
      * clock's nanosecond, not the sum of the delays. */
-    assert_true((double)call.elapsed_ns >= longest * 1e9 - 1);
-    assert_true((double)call.elapsed_ns <= longest * 1e9 + 1);
+    assert_true((double)run.elapsed_ns >= longest * 1e9 - 1);
+    assert_true((double)run.elapsed_ns <= longest * 1e9 + 1);
 
     free(draws);
     free(delays);
@@ -158,64 +135,62 @@ static void check_completion_order(int (*fn)(size_t, double, double *),
 
 /* ---- wait_random ------------------------------------------------------ */
 
-struct wait_random_call {
-    double max_delay;
-    double delay;
-    int rc;
-    int64_t elapsed_ns;
-};
-
-static void *run_wait_random(void *arg)
-{
-    struct wait_random_call *call = arg;
-    int64_t start = fiber_now_ns();
-
-    call->rc = wait_random(call->max_delay, &call->delay);
-    call->elapsed_ns = fiber_now_ns() - start;
-    return NULL;
-}
-
 static void test_wait_random_sleeps_its_delay(void **state)
 {
     (void)state;
     for (int i = 0; i < 100; i++) {
-        struct wait_random_call call = {.max_delay = 10, .delay = -1};
-        assert_int_equal(run_virtual(run_wait_random, &call), 0);
-        assert_int_equal(call.rc, 0);
-        assert_true(call.delay >= 0 && call.delay <= 10);
+        double delay = 10;
+        struct exercise_run run = run_virtual(wait_random, &delay);
+        assert_int_equal(run.status, 0);
+        assert_ptr_equal(run.result, &delay);
+        assert_true(delay >= 0 && delay <= 10);
         /* Never shorter than the delay, and no more than a clock tick
          * longer. */
-        assert_true((double)call.elapsed_ns >= call.delay * 1e9 - 1);
-        assert_true((double)call.elapsed_ns <= call.delay * 1e9 + 1);
+        assert_true((double)run.elapsed_ns >= delay * 1e9 - 1);
+        assert_true((double)run.elapsed_ns <= delay * 1e9 + 1);
     }
 }
 
 static void test_wait_random_zero_max_delay(void **state)
 {
-    struct wait_random_call call = {.max_delay = 0, .delay = -1};
+    double delay = 0;
     (void)state;
 
-    assert_int_equal(run_virtual(run_wait_random, &call), 0);
-    assert_int_equal(call.rc, 0);
-    assert_true(call.delay == 0);
-    assert_int_equal(call.elapsed_ns, 0);
+    struct exercise_run run = run_virtual(wait_random, &delay);
+    assert_int_equal(run.status, 0);
+    assert_true(delay == 0);
+    assert_int_equal(run.elapsed_ns, 0);
 }
 
 static void test_wait_random_same_seed_same_delay(void **state)
 {
-    struct wait_random_call first = {.max_delay = 10};
-    struct wait_random_call second = {.max_delay = 10};
-    struct wait_random_call other = {.max_delay = 10};
+    double first = 10, second = 10, other = 10;
     (void)state;
 
     fiber_seed(SEED);
-    run_virtual(run_wait_random, &first);
+    run_virtual(wait_random, &first);
     fiber_seed(SEED);
-    run_virtual(run_wait_random, &second);
+    run_virtual(wait_random, &second);
     fiber_seed(SEED + 1);
-    run_virtual(run_wait_random, &other);
-    assert_true(first.delay == second.delay);
-    assert_true(first.delay != other.delay);
+    run_virtual(wait_random, &other);
+    assert_true(first == second);
+    assert_true(first != other);
+}
+
+/* A max_delay that is negative, NaN or infinite fails the call with
+ * -EINVAL (fiber_sleep's), and leaves it as it was. */
+static void test_wait_random_bad_max_delay(void **state)
+{
+    const double bad[] = {-1, -1e-9, NAN, INFINITY, -INFINITY};
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        double delay = bad[i];
+        struct exercise_run run = run_virtual(wait_random, &delay);
+        assert_int_equal(run.status, -EINVAL);
+        assert_null(run.result);
+        assert_true(isnan(bad[i]) ? isnan(delay) : delay == bad[i]);
+    }
 }
 
 /* ---- wait_n and task_wait_n ------------------------------------------- */
@@ -232,12 +207,11 @@ static void test_wait_n_course_calls(void **state)
     check_completion_order(wait_n, 5, 5);
     check_completion_order(wait_n, 10, 7);
 
-    struct delays_call call;
-    double *delays = delays_of(wait_n, 10, 0, &call);
-    assert_int_equal(call.rc, 0);
+    struct exercise_run run;
+    double *delays = delays_of(wait_n, 10, 0, &run);
     for (size_t i = 0; i < 10; i++)
         assert_true(delays[i] == 0);
-    assert_int_equal(call.elapsed_ns, 0);
+    assert_int_equal(run.elapsed_ns, 0);
     free(delays);
 }
 
@@ -251,56 +225,46 @@ static void test_task_wait_n_10000_ascending(void **state)
  * one seed they give the very same list. */
 static void test_task_wait_n_matches_wait_n(void **state)
 {
-    struct delays_call plain, tasks;
+    struct exercise_run plain, tasks;
     (void)state;
 
     double *a = delays_of(wait_n, 10000, 6, &plain);
     double *b = delays_of(task_wait_n, 10000, 6, &tasks);
-    assert_int_equal(plain.rc, 0);
-    assert_int_equal(tasks.rc, 0);
     assert_memory_equal(a, b, 10000 * sizeof(*a));
     assert_int_equal(plain.elapsed_ns, tasks.elapsed_ns);
     free(a);
     free(b);
 }
 
+/* n = 0: an empty list, at once. */
 static void test_n_zero(void **state)
 {
-    struct delays_call call;
+    struct exercise_run run;
     (void)state;
 
-    free(delays_of(wait_n, 0, 5, &call));
-    assert_int_equal(call.rc, 0);
-    assert_int_equal(call.elapsed_ns, 0);
-    free(delays_of(task_wait_n, 0, 5, &call));
-    assert_int_equal(call.rc, 0);
-    assert_int_equal(call.elapsed_ns, 0);
+    free(delays_of(wait_n, 0, 5, &run));
+    assert_int_equal(run.elapsed_ns, 0);
+    free(delays_of(task_wait_n, 0, 5, &run));
+    assert_int_equal(run.elapsed_ns, 0);
+}
 
-    /* With nothing to store, no array is needed either. */
-    call = (struct delays_call){.fn = wait_n, .rc = 1};
-    run_virtual(run_delays_call, &call);
-    assert_int_equal(call.rc, 0);
-    call = (struct delays_call){.fn = task_wait_n, .rc = 1};
-    run_virtual(run_delays_call, &call);
-    assert_int_equal(call.rc, 0);
+/* A bad max_delay fails every call: the first one taken reports it. */
+static void test_wait_n_bad_max_delay(void **state)
+{
+    fiber_fn fns[] = {wait_n, task_wait_n};
+    (void)state;
+
+    for (size_t f = 0; f < 2; f++) {
+        struct exercise_run run =
+            run_virtual(fns[f], &(struct wait_n_args){3, NAN});
+        assert_int_equal(run.status, -EINVAL);
+        assert_null(run.result);
+        run = run_virtual(fns[f], &(struct wait_n_args){3, -2});
+        assert_int_equal(run.status, -EINVAL);
+    }
 }
 
 /* ---- measure_time ----------------------------------------------------- */
-
-struct measure_call {
-    size_t n;
-    double max_delay;
-    double per_call;
-    int rc;
-};
-
-static void *run_measure_time(void *arg)
-{
-    struct measure_call *call = arg;
-
-    call->rc = measure_time(call->n, call->max_delay, &call->per_call);
-    return NULL;
-}
 
 static void test_measure_time_is_longest_over_n(void **state)
 {
@@ -310,9 +274,10 @@ static void test_measure_time_is_longest_over_n(void **state)
     } cases[] = {{5, 9}, {1, 3}, {100, 10}, {1000, 0.5}};
     (void)state;
 
+    loop_options = virtual_clock;
     for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
         size_t n = cases[c].n;
-        struct delays_call plain;
+        struct exercise_run plain;
         double *delays = delays_of(wait_n, n, cases[c].max_delay, &plain);
         double longest = 0;
         for (size_t i = 0; i < n; i++)
@@ -320,43 +285,48 @@ static void test_measure_time_is_longest_over_n(void **state)
                 longest = delays[i];
         free(delays);
 
-        struct measure_call call = {.n = n, .max_delay = cases[c].max_delay,
-                                    .rc = 1};
         fiber_seed(SEED);
-        assert_int_equal(run_virtual(run_measure_time, &call), 0);
-        assert_int_equal(call.rc, 0);
-        /* The same delays were drawn: the total is the longest of them,
-         * rounded up to the nanosecond. */
-        double total = call.per_call * (double)n;
-        assert_true(total >= longest - CLOCK_RESOLUTION);
-        assert_true(total <= longest + 2 * CLOCK_RESOLUTION);
-        assert_true(call.per_call <= cases[c].max_delay / (double)n +
-                                     CLOCK_RESOLUTION);
+        double per_call = measure_time(n, cases[c].max_delay);
+        /* The same delays were drawn: the whole run took the longest of
+         * them, rounded up to the nanosecond, exactly as wait_n's run. */
+        assert_true(per_call * (double)n >= longest - CLOCK_RESOLUTION);
+        assert_true(per_call * (double)n <= longest + 2 * CLOCK_RESOLUTION);
+        assert_true(per_call == (double)plain.elapsed_ns / 1e9 / (double)n);
+        assert_true(per_call <= cases[c].max_delay / (double)n +
+                                CLOCK_RESOLUTION);
     }
+    loop_options = (fiber_options_t){0};
+}
+
+static void *call_measure_time(void *arg)
+{
+    double *per_call = arg;
+
+    *per_call = measure_time(3, 1);
+    return NULL;
 }
 
 static void test_measure_time_errors(void **state)
 {
-    struct measure_call call = {.n = 0, .max_delay = 1, .per_call = -1};
+    double per_call = 0;
     (void)state;
 
-    run_virtual(run_measure_time, &call);
-    assert_int_equal(call.rc, -EINVAL);
-    assert_true(call.per_call == -1);
-
-    call = (struct measure_call){.n = 3, .max_delay = -1, .per_call = -1};
-    run_virtual(run_measure_time, &call);
-    assert_int_equal(call.rc, -EINVAL);
-    call = (struct measure_call){.n = 3, .max_delay = NAN, .per_call = -1};
-    run_virtual(run_measure_time, &call);
-    assert_int_equal(call.rc, -EINVAL);
-    assert_true(call.per_call == -1);
+    loop_options = virtual_clock;
+    assert_true(measure_time(0, 1) == -EINVAL);
+    assert_true(measure_time(3, -1) == -EINVAL);
+    assert_true(measure_time(3, NAN) == -EINVAL);
+    /* asyncio.run refuses to run inside a running loop; so does fiber_run. */
+    run_virtual(call_measure_time, &per_call);
+    assert_true(per_call == -EBUSY);
+    /* A loop that cannot start. */
+    loop_options.clock = 99;
+    assert_true(measure_time(3, 1) == -EINVAL);
+    loop_options = (fiber_options_t){0};
 }
 
 /* ---- task_wait_random ------------------------------------------------- */
 
 struct task_call {
-    double max_delay;
     double slot;
     int rc;
     int status;
@@ -372,7 +342,7 @@ static void *run_task_wait_random(void *arg)
     char description[128];
     int64_t start = fiber_now_ns();
 
-    call->rc = task_wait_random(call->max_delay, &call->slot, &task);
+    call->rc = task_wait_random(&call->slot, &task);
     if (call->rc < 0)
         return NULL;
     /* Starting a task does not run it: it is still waiting its turn. */
@@ -385,11 +355,11 @@ static void *run_task_wait_random(void *arg)
 
 static void test_task_wait_random(void **state)
 {
-    struct task_call call = {.max_delay = 5, .rc = 1};
+    struct task_call call = {.slot = 5, .rc = 1};
     (void)state;
 
     fiber_seed(SEED);
-    assert_int_equal(run_virtual(run_task_wait_random, &call), 0);
+    assert_int_equal(run_virtual(run_task_wait_random, &call).status, 0);
     assert_int_equal(call.rc, 0);
     assert_false(call.started_at_once);
     assert_int_equal(call.status, 0);
@@ -399,19 +369,20 @@ static void test_task_wait_random(void **state)
     assert_true((double)call.elapsed_ns <= call.slot * 1e9 + 1);
 
     /* The same delay wait_random draws from the same seed. */
-    struct wait_random_call plain = {.max_delay = 5};
+    double plain = 5;
     fiber_seed(SEED);
-    run_virtual(run_wait_random, &plain);
-    assert_true(plain.delay == call.slot);
+    run_virtual(wait_random, &plain);
+    assert_true(plain == call.slot);
 }
 
-/* A task cancelled before it ends reports -ECANCELED and stores NaN. */
+/* A task cancelled before it ends reports -ECANCELED and leaves max_delay
+ * where it was. */
 static void *cancel_task_wait_random(void *arg)
 {
     struct task_call *call = arg;
     fiber_task_t *task;
 
-    call->rc = task_wait_random(call->max_delay, &call->slot, &task);
+    call->rc = task_wait_random(&call->slot, &task);
     if (call->rc < 0)
         return NULL;
     fiber_sleep(0.5);
@@ -422,7 +393,7 @@ static void *cancel_task_wait_random(void *arg)
 
 static void test_task_wait_random_cancelled(void **state)
 {
-    struct task_call call = {.max_delay = 1e6, .rc = 1};
+    struct task_call call = {.slot = 1e6, .rc = 1};
     (void)state;
 
     fiber_seed(SEED);
@@ -430,86 +401,52 @@ static void test_task_wait_random_cancelled(void **state)
     assert_int_equal(call.rc, 0);
     assert_int_equal(call.status, -ECANCELED);
     assert_null(call.result);
-    assert_true(isnan(call.slot));
+    assert_true(call.slot == 1e6);
 }
 
 /* ---- errors ----------------------------------------------------------- */
 
+/* Called outside a fiber, the fiber functions fail at their first blocking
+ * call and return NULL; task_wait_random returns fiber_spawn's -EPERM. */
 static void test_outside_a_fiber(void **state)
 {
-    double delay = -1, delays[3] = {-1, -1, -1};
+    double delay = 1;
     fiber_task_t *task = NULL;
     (void)state;
 
-    assert_int_equal(wait_random(1, &delay), -EPERM);
-    assert_true(delay == -1);
-    assert_int_equal(wait_n(3, 1, delays), -EPERM);
-    assert_int_equal(task_wait_n(3, 1, delays), -EPERM);
-    assert_int_equal(measure_time(3, 1, &delay), -EPERM);
-    assert_int_equal(task_wait_random(1, &delay, &task), -EPERM);
+    assert_null(wait_random(&delay));
+    assert_true(delay == 1);
+    assert_null(wait_n(&(struct wait_n_args){3, 1}));
+    assert_null(task_wait_n(&(struct wait_n_args){3, 1}));
+    assert_int_equal(task_wait_random(&delay, &task), -EPERM);
     assert_null(task);
-    assert_true(delay == -1);
 }
 
-static void *bad_arguments(void *arg)
-{
-    double delay = -1, delays[3];
-    fiber_task_t *task = NULL;
-    (void)arg;
-
-    assert_int_equal(wait_random(-1, &delay), -EINVAL);
-    assert_int_equal(wait_random(NAN, &delay), -EINVAL);
-    assert_int_equal(wait_random(INFINITY, &delay), -EINVAL);
-    assert_int_equal(wait_random(1, NULL), -EINVAL);
-    assert_true(delay == -1);
-
-    assert_int_equal(wait_n(3, -1, delays), -EINVAL);
-    assert_int_equal(wait_n(3, NAN, delays), -EINVAL);
-    assert_int_equal(wait_n(3, 1, NULL), -EINVAL);
-    assert_int_equal(task_wait_n(3, -0.5, delays), -EINVAL);
-    assert_int_equal(task_wait_n(3, INFINITY, delays), -EINVAL);
-    assert_int_equal(task_wait_n(3, 1, NULL), -EINVAL);
-    assert_int_equal(measure_time(3, 1, NULL), -EINVAL);
-
-    assert_int_equal(task_wait_random(-1, &delay, &task), -EINVAL);
-    assert_int_equal(task_wait_random(1, NULL, &task), -EINVAL);
-    assert_int_equal(task_wait_random(1, &delay, NULL), -EINVAL);
-    assert_null(task);
-    assert_true(delay == -1);
-    return NULL;
-}
-
-static void test_bad_arguments(void **state)
-{
-    (void)state;
-    assert_int_equal(run_virtual(bad_arguments, NULL), 0);
-}
-
-/* A wait_n or task_wait_n call running in a task of its own, stopped from
+/* A wait_n or task_wait_n running in a task of its own, stopped from
  * outside after a while. */
 struct stopped_call {
-    struct delays_call call;
-    double stop_after;   /* seconds */
+    fiber_fn fn;
     bool by_timeout;     /* fiber_wait_for rather than fiber_cancel */
     int await_rc;
     int status;
+    void *result;
     int64_t stopped_at_ns;  /* since the start, once the task is reaped */
 };
 
-static void *stop_delays_call(void *arg)
+static void *stop_after_a_second(void *arg)
 {
     struct stopped_call *stop = arg;
+    struct wait_n_args args = {200, 100};
     fiber_task_t *task;
     int64_t start = fiber_now_ns();
 
-    assert_int_equal(fiber_spawn(&task, run_delays_call, &stop->call, NULL), 0);
+    assert_int_equal(fiber_spawn(&task, stop->fn, &args, NULL), 0);
     if (stop->by_timeout) {
-        stop->await_rc = fiber_wait_for(task, stop->stop_after, NULL,
-                                        &stop->status);
+        stop->await_rc = fiber_wait_for(task, 1, &stop->result, &stop->status);
     } else {
-        fiber_sleep(stop->stop_after);
+        fiber_sleep(1);
         assert_int_equal(fiber_cancel(task), 0);
-        stop->await_rc = fiber_await(task, NULL, &stop->status);
+        stop->await_rc = fiber_await(task, &stop->result, &stop->status);
     }
     stop->stopped_at_ns = fiber_now_ns() - start;
     return NULL;
@@ -519,28 +456,21 @@ static void *stop_delays_call(void *arg)
  * and reports -ECANCELED; a timeout does the same through wait_for. */
 static void test_cancel_propagates(void **state)
 {
-    int (*const fns[])(size_t, double, double *) = {wait_n, task_wait_n};
-    double delays[200];
+    fiber_fn fns[] = {wait_n, task_wait_n};
     (void)state;
 
     for (size_t f = 0; f < 2; f++) {
         for (int by_timeout = 0; by_timeout <= 1; by_timeout++) {
-            struct stopped_call stop = {
-                .call = {.fn = fns[f], .n = 200, .max_delay = 100,
-                         .delays = delays, .rc = 1},
-                .stop_after = 1,
-                .by_timeout = by_timeout,
-            };
+            struct stopped_call stop = {.fn = fns[f], .by_timeout = by_timeout};
             fiber_seed(SEED);
-            assert_int_equal(run_virtual(stop_delays_call, &stop), 0);
-            assert_int_equal(stop.call.rc, -ECANCELED);
+            struct exercise_run run = run_virtual(stop_after_a_second, &stop);
+            assert_int_equal(run.status, 0);
             assert_int_equal(stop.await_rc, by_timeout ? -ETIMEDOUT : 0);
-            /* The task's own function returned normally, but its blocking
-             * calls saw the cancel, so its status says cancelled. */
             assert_int_equal(stop.status, -ECANCELED);
+            assert_null(stop.result);
             assert_int_equal(stop.stopped_at_ns, 1000000000);
-            /* Only the delays that ended within the second were kept. */
-            assert_true(stop.call.elapsed_ns == 1000000000);
+            /* Nothing was left running: the loop ended then too. */
+            assert_int_equal(run.elapsed_ns, 1000000000);
         }
     }
 }
@@ -578,35 +508,31 @@ static void restore_address_space(rlim_t saved)
  * 64 KiB stack. */
 static void test_out_of_memory(void **state)
 {
-    int (*const fns[])(size_t, double, double *) = {wait_n, task_wait_n};
-    size_t n = 100000;
+    fiber_fn fns[] = {wait_n, task_wait_n};
     (void)state;
 
     /* Valgrind keeps its own memory within the same limit, and gives up;
      * so do the sanitizers, whose shadow memory the limit leaves no room. */
     if (RUNNING_ON_VALGRIND || getenv("FIBER_TEST_UNDER_TOOL"))
         skip();
-    double *delays = malloc(n * sizeof(*delays));
-    assert_non_null(delays);
     for (size_t f = 0; f < 2; f++) {
-        struct delays_call call = {.fn = fns[f], .n = n, .max_delay = 1,
-                                   .delays = delays, .rc = 1};
         rlim_t saved = RLIM_INFINITY;
+        void *result = &saved;
+        int status = 0;
         if (!address_space_limit(&saved, (rlim_t)64 << 20)) {
-            free(delays);
             skip();
             return;
         }
-        int run_rc = fiber_run(run_delays_call, &call, &virtual_clock, NULL, NULL);
+        int run_rc = fiber_run(fns[f], &(struct wait_n_args){100000, 1},
+                               &virtual_clock, &result, &status);
         restore_address_space(saved);
         assert_int_equal(run_rc, 0);
-        assert_int_equal(call.rc, -ENOMEM);
+        assert_int_equal(status, -ENOMEM);
+        assert_null(result);
 
-        struct delays_call after;
+        struct exercise_run after;
         free(delays_of(fns[f], 100, 1, &after));
-        assert_int_equal(after.rc, 0);
     }
-    free(delays);
 }
 
 int main(void)
@@ -615,17 +541,18 @@ int main(void)
         cmocka_unit_test(test_wait_random_sleeps_its_delay),
         cmocka_unit_test(test_wait_random_zero_max_delay),
         cmocka_unit_test(test_wait_random_same_seed_same_delay),
+        cmocka_unit_test(test_wait_random_bad_max_delay),
         cmocka_unit_test(test_wait_n_100000_ascending),
         cmocka_unit_test(test_wait_n_course_calls),
         cmocka_unit_test(test_task_wait_n_10000_ascending),
         cmocka_unit_test(test_task_wait_n_matches_wait_n),
         cmocka_unit_test(test_n_zero),
+        cmocka_unit_test(test_wait_n_bad_max_delay),
         cmocka_unit_test(test_measure_time_is_longest_over_n),
         cmocka_unit_test(test_measure_time_errors),
         cmocka_unit_test(test_task_wait_random),
         cmocka_unit_test(test_task_wait_random_cancelled),
         cmocka_unit_test(test_outside_a_fiber),
-        cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_cancel_propagates),
         cmocka_unit_test(test_out_of_memory),
     };

@@ -2,9 +2,8 @@
  * test_waitset.c - as completed and wait any, as the header promises them:
  * tasks handed back in completion order, timeouts that cancel nothing, a
  * completion winning over a timeout at the same instant, handles given
- * back to the caller, leftovers cancelled and reaped; and the course's
- * exercises in the as-completed style giving the very lists the originals
- * give.
+ * back to the caller, leftovers cancelled and reaped.  The course's
+ * exercises built on waitsets are tested in test_wait_n.c.
  *
  * Every scenario runs on the virtual clock and compares an event log, with
  * exact times, with the expected sequence (see event_log.h).
@@ -21,11 +20,6 @@
 
 #include "fiber.h"
 #include "event_log.h"
-
-#include "exercises/task_wait_n.h"
-#include "exercises/task_wait_n_as_completed.h"
-#include "exercises/wait_n.h"
-#include "exercises/wait_n_as_completed.h"
 
 #define GROUP_NAME "waitset"
 
@@ -555,129 +549,6 @@ static void test_misuse_is_refused(void **state)
     assert_int_equal(fiber_wait_any(&none, 1, 0), -EINVAL);
 }
 
-/* ---- the exercises, as completed ---------------------------------------- */
-
-typedef int delays_fn(size_t n, double max_delay, double *delays);
-
-struct delays_run {
-    delays_fn *fn;
-    size_t n;
-    double max_delay;
-    double *delays;
-    int rc;
-};
-
-static void *call_delays_fn(void *arg)
-{
-    struct delays_run *d = arg;
-
-    d->rc = d->fn(d->n, d->max_delay, d->delays);
-    return NULL;
-}
-
-/* Run fn(n, max_delay) with seed on a fresh loop; return the delays (to
- * free). */
-static double *run_delays(delays_fn *fn, size_t n, double max_delay,
-                          uint64_t seed)
-{
-    struct delays_run d = {fn, n, max_delay, calloc(n + 1, sizeof(double)), 1};
-
-    assert_non_null(d.delays);
-    fiber_seed(seed);
-    run_scenario(call_delays_fn, &d);
-    assert_int_equal(d.rc, 0);
-    return d.delays;
-}
-
-static void assert_same_ascending_lists(delays_fn *original,
-                                        delays_fn *as_completed)
-{
-    const size_t n = 300;
-    double *expected = run_delays(original, n, 6, 42);
-    double *actual = run_delays(as_completed, n, 6, 42);
-
-    for (size_t i = 0; i < n; i++) {
-        assert_true(actual[i] == expected[i]);
-        assert_true(actual[i] >= 0 && actual[i] <= 6);
-        /* The loop clock tells delays apart to the nanosecond. */
-        if (i > 0)
-            assert_true(actual[i] >= actual[i - 1] - 1e-9);
-    }
-    free(expected);
-    free(actual);
-}
-
-static void test_wait_n_as_completed_gives_wait_ns_list(void **state)
-{
-    (void)state;
-    assert_same_ascending_lists(wait_n, wait_n_as_completed);
-}
-
-static void test_task_wait_n_as_completed_gives_task_wait_ns_list(void **state)
-{
-    (void)state;
-    assert_same_ascending_lists(task_wait_n, task_wait_n_as_completed);
-}
-
-static void *exercise_errors(void *arg)
-{
-    double delays[1] = {-1};
-    (void)arg;
-
-    CHECK_EQ(wait_n_as_completed(0, 1, NULL), 0);
-    CHECK_EQ(task_wait_n_as_completed(0, 1, NULL), 0);
-    CHECK_EQ(wait_n_as_completed(1, 1, NULL), -EINVAL);
-    CHECK_EQ(wait_n_as_completed(1, -1, delays), -EINVAL);
-    CHECK_EQ(task_wait_n_as_completed(1, NAN, delays), -EINVAL);
-    CHECK_EQ(task_wait_n_as_completed(1, INFINITY, delays), -EINVAL);
-    CHECK(delays[0] == -1);
-    return NULL;
-}
-
-struct cancelled_exercise {
-    delays_fn *fn;
-    int rc;
-};
-
-static void *run_exercise(void *arg)
-{
-    struct cancelled_exercise *c = arg;
-    double delays[50];
-
-    c->rc = c->fn(50, 10, delays);
-    log_event("returned %s", rc_name(c->rc));
-    return NULL;
-}
-
-static void *cancel_exercise(void *arg)
-{
-    fiber_task_t *t = spawn_named(run_exercise, arg, "E");
-    CHECK_EQ(fiber_sleep(0.001), 0);
-    CHECK_EQ(fiber_cancel(t), 0);
-    await_expecting(t, 0, 0, -ECANCELED);
-    return NULL;
-}
-
-static void test_exercises_as_completed_errors_and_cancel(void **state)
-{
-    struct cancelled_exercise c = {.fn = wait_n_as_completed};
-    double delays[1];
-    (void)state;
-
-    run_scenario(exercise_errors, NULL);
-    assert_int_equal(wait_n_as_completed(1, 1, delays), -EPERM);
-    assert_int_equal(task_wait_n_as_completed(1, 1, delays), -EPERM);
-
-    /* Cancelled, they return -ECANCELED once every task has finished:
-     * the loop then ends with nothing left running. */
-    fiber_seed(1);
-    run_scenario(cancel_exercise, &c);
-    assert_int_equal(c.rc, -ECANCELED);
-    c.fn = task_wait_n_as_completed;
-    run_scenario(cancel_exercise, &c);
-    assert_int_equal(c.rc, -ECANCELED);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -696,9 +567,6 @@ int main(void)
         cmocka_unit_test(test_wait_any_completion_wins_over_timeout),
         cmocka_unit_test(test_wait_any_cancelled_touches_no_task),
         cmocka_unit_test(test_misuse_is_refused),
-        cmocka_unit_test(test_wait_n_as_completed_gives_wait_ns_list),
-        cmocka_unit_test(test_task_wait_n_as_completed_gives_task_wait_ns_list),
-        cmocka_unit_test(test_exercises_as_completed_errors_and_cancel),
     };
 
     return cmocka_run_group_tests_name(GROUP_NAME, tests, NULL, NULL);

@@ -78,7 +78,7 @@ done
 
 # A sleeper's row: its label (with its function where it can be named),
 # then its cells.
-sleeper="^[0-9]+ 'Task-[0-9]+'( \(wait_one\))? *\|"
+sleeper="^[0-9]+ 'Task-[0-9]+'( \(wait_random\))? *\|"
 
 run 1-concurrent_coroutines --seed 3 --timeline 4 3
 rows=$(grep -Ec "$sleeper#-" <<<"$out")

@@ -1,57 +1,41 @@
-/*
- * task_wait_n.c - wait_n built on task_wait_random.  See task_wait_n.h.
- */
-#include "task_wait_n.h"
-
+/* task_wait_n.c - exercise 4: wait_n with task_wait_random; the delays come
+ * back in the order the tasks complete, ascending without sorting. */
 #include <errno.h>
 #include <math.h>
+#include <stdlib.h>
 
-#include "../demo_util.h"
-#include "fiber.h"
-#include "task_wait_random.h"
+#include "exercises.h"
 
-/* What the n awaiting fibers of one task_wait_n call share. */
-struct task_wait_n_run {
-    double max_delay;
-    double *delays;  /* filled in completion order */
-    size_t count;    /* delays stored so far */
-    int error;       /* the first failure, 0 if none */
-};
-
-/* Start one task and append its delay the moment it finishes.  A task
- * wakes its awaiting fiber when it ends, and woken fibers run in the order
- * they were woken, so the appends happen in the tasks' completion order. */
-static void *start_and_await(void *arg)
+void *task_wait_n(void *arg)
 {
-    struct task_wait_n_run *run = arg;
+    const struct wait_n_args *a = arg;
+    /* The list, then a slot for each task: max_delay in, its delay out. */
+    double *delays = calloc(a->n ? a->n : 1, 2 * sizeof(double));
+    fiber_waitset_t *tasks = NULL;
     fiber_task_t *task;
-    double delay;
-    int status;
+    void *delay;
+    int status, rc = delays ? fiber_waitset_create(&tasks) : -ENOMEM;
 
-    int rc = task_wait_random(run->max_delay, &delay, &task);
-    /* fiber_await returns only once the task has finished, even when this
-     * fiber is cancelled meanwhile, so delay outlives the task. */
-    if (rc == 0)
-        rc = fiber_await(task, NULL, &status);
-    if (rc == 0)
-        rc = status;
-    if (rc < 0) {
-        if (run->error == 0)
-            run->error = rc;
-        return fiber_fail(rc);
+    /* tasks = [task_wait_random(max_delay) for _ in range(n)] */
+    for (size_t i = 0; i < a->n && rc == 0; i++) {
+        delays[a->n + i] = a->max_delay;
+        rc = task_wait_random(&delays[a->n + i], &task);
+        if (rc == 0)
+            rc = fiber_waitset_add(tasks, task);
     }
-    run->delays[run->count++] = delay;
-    return NULL;
-}
-
-int task_wait_n(size_t n, double max_delay, double *delays)
-{
-    if ((n > 0 && !delays) || !isfinite(max_delay) || max_delay < 0)
-        return -EINVAL;
-    if (!fiber_self())
-        return -EPERM;
-
-    struct task_wait_n_run run = {.max_delay = max_delay, .delays = delays};
-    int rc = demo_spawn_gather(n, start_and_await, &run);
-    return rc < 0 ? rc : run.error;
+    /* for task in asyncio.as_completed(tasks): delays.append(await task) */
+    for (size_t i = 0; i < a->n && rc == 0; i++) {
+        rc = fiber_waitset_next(tasks, INFINITY, &task);
+        if (rc == 0)
+            rc = fiber_await(task, &delay, &status);
+        if (rc == 0)
+            rc = status;
+        if (rc == 0)
+            delays[i] = *(double *)delay;
+    }
+    fiber_waitset_destroy(tasks);   /* after a failure, ends those left */
+    if (rc == 0)
+        return delays;
+    free(delays);
+    return fiber_fail(rc);
 }

@@ -1,49 +1,41 @@
-/*
- * wait_n.c - n concurrent wait_random calls, delays in completion order.
- * See wait_n.h.
- */
-#include "wait_n.h"
-
+/* wait_n.c - exercise 1: wait_random n times at once; the delays come back
+ * in the order the calls complete, which is ascending without sorting. */
 #include <errno.h>
 #include <math.h>
+#include <stdlib.h>
 
-#include "../demo_util.h"
-#include "fiber.h"
-#include "wait_random.h"
+#include "exercises.h"
 
-/* What the n fibers of one wait_n call share. */
-struct wait_n_run {
-    double max_delay;
-    double *delays;  /* filled in completion order */
-    size_t count;    /* delays stored so far */
-    int error;       /* the first failure of a fiber, 0 if none */
-};
-
-static void *wait_one(void *arg)
+void *wait_n(void *arg)
 {
-    struct wait_n_run *run = arg;
-    double delay;
+    const struct wait_n_args *a = arg;
+    /* The list, then a slot for each call: max_delay in, its delay out. */
+    double *delays = calloc(a->n ? a->n : 1, 2 * sizeof(double));
+    fiber_waitset_t *tasks = NULL;
+    fiber_task_t *task;
+    void *delay;
+    int status, rc = delays ? fiber_waitset_create(&tasks) : -ENOMEM;
 
-    int rc = wait_random(run->max_delay, &delay);
-    if (rc < 0) {
-        if (run->error == 0)
-            run->error = rc;
-        return fiber_fail(rc);
+    /* tasks = [wait_random(max_delay) for _ in range(n)] */
+    for (size_t i = 0; i < a->n && rc == 0; i++) {
+        delays[a->n + i] = a->max_delay;
+        rc = fiber_spawn(&task, wait_random, &delays[a->n + i], NULL);
+        if (rc == 0)
+            rc = fiber_waitset_add(tasks, task);
     }
-    /* Appending as each fiber wakes is what puts the list in completion
-     * order: the fibers run one at a time, so nothing else can interleave. */
-    run->delays[run->count++] = delay;
-    return NULL;
-}
-
-int wait_n(size_t n, double max_delay, double *delays)
-{
-    if ((n > 0 && !delays) || !isfinite(max_delay) || max_delay < 0)
-        return -EINVAL;
-    if (!fiber_self())
-        return -EPERM;
-
-    struct wait_n_run run = {.max_delay = max_delay, .delays = delays};
-    int rc = demo_spawn_gather(n, wait_one, &run);
-    return rc < 0 ? rc : run.error;
+    /* for task in asyncio.as_completed(tasks): delays.append(await task) */
+    for (size_t i = 0; i < a->n && rc == 0; i++) {
+        rc = fiber_waitset_next(tasks, INFINITY, &task);
+        if (rc == 0)
+            rc = fiber_await(task, &delay, &status);
+        if (rc == 0)
+            rc = status;
+        if (rc == 0)
+            delays[i] = *(double *)delay;
+    }
+    fiber_waitset_destroy(tasks);   /* after a failure, ends those left */
+    if (rc == 0)
+        return delays;
+    free(delays);
+    return fiber_fail(rc);
 }
