@@ -114,7 +114,9 @@ enum fiber_clock {
 
 /* Options of a loop, given to fiber_run.  All-zero means the defaults. */
 typedef struct fiber_options {
-    /* Usable stack size of each fiber; 0 means FIBER_DEFAULT_STACK_SIZE. */
+    /* Usable stack size of each fiber; 0 means FIBER_DEFAULT_STACK_SIZE.
+     * A size too large to map, up to SIZE_MAX, makes fiber_run return
+     * -ENOMEM. */
     size_t stack_size;
     /* One of enum fiber_clock. */
     int clock;
@@ -125,7 +127,8 @@ typedef struct fiber_options {
 
 /* Attributes of one fiber, given to fiber_spawn.  All-zero means defaults. */
 typedef struct fiber_attr {
-    /* Usable stack size; 0 means the loop's stack size. */
+    /* Usable stack size; 0 means the loop's stack size.  A size too large
+     * to map, up to SIZE_MAX, makes fiber_spawn return -ENOMEM. */
     size_t stack_size;
     /* A name shown in reports and descriptions; copied and cut to
      * FIBER_NAME_MAX bytes.  NULL means "Task-<id>". */
@@ -178,7 +181,8 @@ typedef struct fiber_attr {
  *
  * Returns 0 when main ran to completion, -EINVAL if main is NULL or opts
  * holds an invalid value, -EBUSY if called from inside a running loop,
- * -ENOMEM if the loop could not be set up, -EDEADLK as above.
+ * -ENOMEM if the loop could not be set up (opts->stack_size too large to
+ * map, whatever its value, included), -EDEADLK as above.
  */
 FIBER_API int fiber_run(fiber_fn main, void *arg, const fiber_options_t *opts,
                         void **result, int *status);
@@ -205,8 +209,9 @@ FIBER_API int fiber_run(fiber_fn main, void *arg, const fiber_options_t *opts,
  * Returns 0, -EINVAL if task or fn is NULL, or attr->stack_size is below
  * FIBER_MIN_STACK_SIZE or given for a compact fiber, -ENOTSUP for a compact
  * fiber where they are not supported, -EPERM outside a running fiber,
- * -ENOMEM when no stack or task could be allocated (nothing is leaked and
- * *task is left untouched).
+ * -ENOMEM when no stack or task could be allocated, a stack_size too large
+ * to map (whatever its value, SIZE_MAX included) among them: nothing is
+ * leaked and *task is left untouched.
  */
 FIBER_API int fiber_spawn(fiber_task_t **task, fiber_fn fn, void *arg,
                           const fiber_attr_t *attr);

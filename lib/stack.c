@@ -154,6 +154,10 @@ static bool install_guards_batched(struct fiber__stack_pool *pool, char *addr,
 static int grow_class(struct fiber__stack_pool *pool,
                       struct fiber__stack_class *c)
 {
+    /* A size that leaves no room for its guard page in a size_t would
+     * wrap the slot to 0 (and divide by it); no such mapping exists. */
+    if (c->size > SIZE_MAX - pool->page_size)
+        return -ENOMEM;
     size_t slot = c->size + pool->page_size;
     size_t count = CHUNK_TARGET_BYTES / slot;
 
