@@ -1359,7 +1359,8 @@ typedef struct fiber_process fiber_process_t;
 /*
  * fiber_process_spawn - asyncio.create_subprocess_exec: start argv[0]
  * (searched in PATH) with arguments argv (NULL-terminated) and the
- * environment of the process.  Streams not asked for as pipes in flags are
+ * environment of the process.  argv has execv's type, so main's argv (or
+ * argv + 1) is passed as it is; its strings are not changed.  Streams not asked for as pipes in flags are
  * inherited.  pipes (which may be NULL when flags asks for none) receives
  * the caller's end of each pipe: pipes[0] is written to the child's stdin,
  * pipes[1] and pipes[2] read from its stdout and stderr; -1 where there is
@@ -1375,7 +1376,7 @@ typedef struct fiber_process fiber_process_t;
  * on failure.
  */
 FIBER_API int fiber_process_spawn(fiber_process_t **proc,
-                                  const char *const argv[], int flags,
+                                  char *const argv[], int flags,
                                   int pipes[3]);
 
 /*
