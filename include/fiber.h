@@ -1297,11 +1297,16 @@ FIBER_API int fiber_close(int fd);
  * fiber_tcp_listen - a TCP socket listening on address, "host:port":
  * "127.0.0.1:8080", "[::1]:8080", "localhost:8080", ":8080" (every IPv4
  * interface).  Port 0 lets the kernel choose (see getsockname(2)).
+ * Addresses are strict, here and in fiber_tcp_dial: the port is 1 to 5
+ * decimal digits up to 65535 (no sign, no service name); the host is a
+ * name or IPv4 address of letters, digits, '.', '-' and '_', or an IPv6
+ * address (with an optional %zone) in brackets; nothing else, no space,
+ * comes before, between or after them.
  * SO_REUSEADDR is set; backlog <= 0 means SOMAXCONN.  A numeric address
  * needs no fiber; a host name is resolved on the thread pool, from a
  * fiber.  Never waits otherwise.  Returns the socket, non-blocking and
- * close-on-exec, or a negative errno: -EINVAL for a malformed address or
- * a port above 65535, the errors of name resolution (see fiber_tcp_dial),
+ * close-on-exec, or a negative errno: -EINVAL for a malformed address
+ * (see above) or a port above 65535, the errors of name resolution (see fiber_tcp_dial),
  * of socket, bind and listen (-EADDRINUSE...), -ECANCELED, -EPERM for a
  * host name outside a fiber.
  */
@@ -1309,7 +1314,8 @@ FIBER_API int fiber_tcp_listen(const char *address, int backlog);
 
 /*
  * fiber_tcp_dial - asyncio.open_connection: a TCP connection to address
- * ("host:port", "[v6 address]:port").  A host name is resolved with
+ * ("host:port", "[v6 address]:port", as strict as fiber_tcp_listen's;
+ * the host may not be empty).  A host name is resolved with
  * getaddrinfo on the thread pool, so other fibers run meanwhile; each
  * address found is tried in turn until one connects.  Returns the
  * connected socket, non-blocking and close-on-exec, or a negative errno:
