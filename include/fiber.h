@@ -854,7 +854,8 @@ struct fiber_waitq_storage {
 /* A mutex (asyncio.Lock): owned by one fiber at a time, not recursive. */
 typedef struct fiber_mutex {
     struct fiber_waitq_storage private_waiters;
-    fiber_task_t *private_owner;
+    uint64_t private_owner_id;
+    uint64_t private_owner_loop;
     uint32_t private_magic;
 } fiber_mutex_t;
 
@@ -909,7 +910,11 @@ FIBER_API int fiber_mutex_destroy(fiber_mutex_t *m);
 /*
  * fiber_mutex_lock - async with lock: take the mutex, waiting in line while
  * another fiber owns it.  On 0 the caller owns it until fiber_mutex_unlock.
- * A fiber that finishes while owning a mutex leaves it locked for ever.
+ * A fiber that finishes while owning a mutex leaves it locked for ever:
+ * owned by nobody who runs, so that unlocking it gives -EPERM and locking
+ * it waits, in every fiber, even one spawned later in the memory of the
+ * finished one (a mutex knows its owner by an identity never reused in the
+ * process, not by its task handle).
  *
  * Returns 0, -ECANCELED, -EINVAL (see fiber_mutex_destroy), -EPERM outside
  * a fiber, -EDEADLK if the caller owns it already.

@@ -14,6 +14,7 @@
 #include "loop.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -682,6 +683,9 @@ static void loop_destroy(struct fiber_loop *loop)
     free(loop);
 }
 
+/* Loops started in the process so far, for their serial numbers. */
+static _Atomic uint64_t loops_started;
+
 FIBER_API int fiber_run(fiber_fn main, void *arg, const fiber_options_t *opts,
                         void **result, int *status)
 {
@@ -707,6 +711,7 @@ FIBER_API int fiber_run(fiber_fn main, void *arg, const fiber_options_t *opts,
         return -ENOMEM;
     loop->stack_size = o.stack_size ? o.stack_size : FIBER_DEFAULT_STACK_SIZE;
     loop->next_id = 1;
+    loop->serial = atomic_fetch_add(&loops_started, 1) + 1;
     fiber__timer_heap_init(&loop->timers);
     fiber__stack_pool_init(&loop->stacks);
     loop->default_usable = fiber__stack_round(&loop->stacks, loop->stack_size);
