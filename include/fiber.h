@@ -1478,9 +1478,15 @@ FIBER_API int fiber_signal_wait_until(const int signals[], size_t n,
  * Stack overflow.  While a loop runs, a SIGSEGV handler on an alternate
  * signal stack recognises a fault in the guard page below a fiber's stack,
  * writes "libfiber: fiber N 'name' overflowed its S-byte stack" and that
- * fiber's backtrace to stderr, and lets the process die of SIGSEGV as it
- * would have.  Every other fault goes to the handler installed before the
- * loop started (or the default action), untouched.  The handler is left
+ * fiber's backtrace to stderr.  Then, if the program had installed a
+ * SIGSEGV handler before the loop started, that handler is called as the
+ * kernel would have called it (with the fault's siginfo_t and context for
+ * SA_SIGINFO, its sa_mask blocked, reset to the default first for
+ * SA_RESETHAND), on the alternate signal stack: it may write its own
+ * report and _exit.  If it returns, or SIGSEGV was ignored or left to
+ * its default, the default action is put back and the process dies of
+ * SIGSEGV as it would have.  Every other fault goes to the handler
+ * installed before the loop started (or the default action), untouched.  The handler is left
  * out with overflow_check = -1 or FIBER_OVERFLOW_CHECK=0, and in builds
  * with AddressSanitizer or ThreadSanitizer, which report overflows
  * themselves.
