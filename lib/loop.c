@@ -26,6 +26,7 @@
 #include "observe.h"
 #include "poller.h"
 #include "report.h"
+#include "sanitizers.h"
 #include "scope.h"
 
 _Thread_local struct fiber_loop *fiber__loop
@@ -370,6 +371,8 @@ void fiber__release_task(struct fiber_loop *loop, struct fiber_task *f)
         return;
     }
     if (f->stack.size == loop->default_usable) {
+        /* Reused as it is: an abandoned fiber's frames must go. */
+        fiber__asan_forget(f->stack.base, f->stack.size);
         f->next_ready = loop->task_free;
         loop->task_free = f;
         return;

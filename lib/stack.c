@@ -75,6 +75,7 @@ void fiber__stack_pool_destroy(struct fiber__stack_pool *pool)
                 VALGRIND_STACK_DEREGISTER(chunk->valgrind_ids[j]);
             free(chunk->valgrind_ids);
         }
+        fiber__asan_forget(chunk->addr, chunk->len);
         munmap(chunk->addr, chunk->len);
     }
     for (size_t i = 0; i < pool->nclasses; i++)
@@ -253,6 +254,7 @@ void fiber__stack_release(struct fiber__stack_pool *pool,
     }
     /* The class exists and has room: both were set up when the stack was
      * made, and free lists never hold more stacks than were made. */
+    fiber__asan_forget(stack->base, stack->size);
     c->free[c->nfree++] = stack->base;
     stack->base = NULL;
 }

@@ -446,6 +446,16 @@ static void *nap_a_second(void *arg)
     return arg;
 }
 
+/* Other sizes next, so that tasks and frames fall where the abandoned
+ * fibers' frames were, not where their own were. */
+static const fiber_attr_t next_kinds[] = {
+    {.name = "96k", .stack_size = 96 * 1024},
+    {.name = "default"},
+    {.name = "128k", .stack_size = 128 * 1024},
+    {.name = "compact", .compact = true},
+    {.name = "40k", .stack_size = 40 * 1024},
+};
+
 /* Many fibers on the stacks the abandoned ones left, and a dump of them
  * all, which unwinds every one. */
 static void *spawn_many_and_dump(void *arg)
@@ -457,7 +467,7 @@ static void *spawn_many_and_dump(void *arg)
     (void)arg;
 
     for (int i = 0; i < N; i++) {
-        const fiber_attr_t *attr = &abandoned_kinds[i % 3];
+        const fiber_attr_t *attr = &next_kinds[i % 5];
         int rc = fiber_spawn(&tasks[i], nap_a_second, NULL, attr);
         if (rc == -ENOTSUP)
             rc = fiber_spawn(&tasks[i], nap_a_second, NULL, NULL);
