@@ -1470,9 +1470,10 @@ FIBER_API int fiber_signal_wait_until(const int signals[], size_t n,
  * unavailable and fiber_backtrace returns -ENOSYS.
  *
  * Stack use is a high-water mark: the deepest non-zero word among the
- * stack's pages that are resident (mincore).  Debug mode zeroes the
- * resident pages of a reused stack when a fiber is spawned, so the mark
- * is that fiber's own; without it, a reused stack may show the deeper mark
+ * stack's pages that are resident (mincore).  Debug mode zeroes a reused
+ * stack when a fiber is spawned (it gives the pages below the first frame
+ * back to the kernel, which costs the same for a stack of any size), so
+ * the mark is that fiber's own; without it, a reused stack may show the deeper mark
  * an earlier fiber left.  Under Valgrind it is counted in whole pages.
  *
  * Stack overflow.  While a loop runs, a SIGSEGV handler on an alternate
@@ -1498,7 +1499,9 @@ FIBER_API int fiber_signal_wait_until(const int signals[], size_t n,
  *     variants, fiber_gather, fiber_cancel, fiber_detach, fiber_result
  *     and fiber_stack_usage then return -EINVAL instead of undefined
  *     behaviour.  Freed tasks are kept out of reuse for the last
- *     FIBER_DEBUG_QUARANTINE of them, so that such a handle is recognised;
+ *     FIBER_DEBUG_QUARANTINE of them (within FIBER_DEBUG_QUARANTINE_BYTES,
+ *     and only until memory runs out), so that such a handle is
+ *     recognised;
  *   - at the end of the loop, every task that was never awaited nor
  *     detached, as asyncio's "Task was destroyed but it is pending!" (it
  *     still ran when main returned) and "never retrieved" (it finished);
@@ -1541,8 +1544,13 @@ FIBER_API int fiber_signal_wait_until(const int signals[], size_t n,
  * on stderr, as a bad FIBER_CLOCK does.
  */
 
-/* Freed tasks debug mode keeps out of reuse to catch stale handles. */
+/* Freed tasks debug mode keeps out of reuse to catch stale handles: at
+ * most this many, holding at most FIBER_DEBUG_QUARANTINE_BYTES of stacks
+ * and tasks.  When a spawn runs out of memory they are all put back into
+ * circulation and the spawn is tried again, so that a program recovers
+ * from -ENOMEM in debug mode as it does without it. */
 #define FIBER_DEBUG_QUARANTINE 4096
+#define FIBER_DEBUG_QUARANTINE_BYTES ((size_t)256 << 20)
 
 /* Recorded loops, for a timeline or a trace written later. */
 typedef struct fiber_trace fiber_trace_t;

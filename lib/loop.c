@@ -523,6 +523,11 @@ int fiber__spawn(struct fiber_loop *loop, struct fiber_task **out, fiber_fn fn,
 
     struct fiber_task *f = compact ? alloc_compact_task(loop, &rc)
                                    : alloc_task(loop, stack_size, &rc);
+    /* Debug mode keeps freed tasks aside: out of memory, give them back
+     * and try once more, as a program recovering from -ENOMEM expects. */
+    if (!f && rc == -ENOMEM && fiber__debug_unquarantine(loop))
+        f = compact ? alloc_compact_task(loop, &rc)
+                    : alloc_task(loop, stack_size, &rc);
     if (!f)
         return rc;
     if (compact)
