@@ -510,6 +510,8 @@ FIBER_API int fiber_randint(int64_t a, int64_t b, int64_t *out);
 typedef struct fiber_scope {
     struct fiber_scope *private_outer;
     fiber_task_t *private_owner;
+    uint64_t private_owner_id;
+    uint64_t private_owner_loop;
     int64_t private_deadline;
     int private_cause;
     unsigned char private_shield;
@@ -582,8 +584,9 @@ FIBER_API int fiber_scope_exit(fiber_scope_t *scope);
  * in heap or static memory, as fiber_attr.compact says of all shared
  * memory.
  *
- * Returns 0, -EALREADY if the scope has exited, -EINVAL for NULL, a scope
- * never entered or one of another loop, -EPERM outside a running loop,
+ * Returns 0, -EALREADY if the scope has exited or the fiber that entered
+ * it has returned, -EINVAL for NULL, a scope never entered or one of
+ * another loop (an earlier one included), -EPERM outside a running loop,
  * -EBUSY (nothing changed) when a compact fiber cancels a scope of another
  * compact fiber that is suspended: the other's enclosing scopes are in its
  * frames, off the stack they share.
