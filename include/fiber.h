@@ -278,6 +278,46 @@ FIBER_API int fiber_gather(fiber_task_t *const tasks[], size_t n,
                            void *results[], int statuses[]);
 
 /*
+ * fiber_gather_fail_fast - asyncio.gather with return_exceptions=False:
+ * await n tasks, but stop at the first failure.
+ *
+ * A task fails when it finishes with a status other than 0: a negative
+ * errno it set with fiber_fail, or -ECANCELED when a cancellation from
+ * elsewhere was delivered to it (asyncio.gather treats a child's
+ * CancelledError as its exception too).  This differs from task groups,
+ * where a cancelled child is no failure: a group cancels children itself,
+ * while a gather asked for every result, and a cancelled task has none.
+ *
+ * fiber_gather_fail_fast waits until every task has finished or one has
+ * failed, whichever comes first.  At the first failure it cancels every
+ * task still running and waits until they have all finished (they should
+ * unwind quickly), so no task outlives the call.  Then, as with
+ * fiber_gather, results[i] and statuses[i] (each array may be NULL)
+ * receive the result and status of tasks[i], of those that finished
+ * normally as of those cancelled, and every handle is consumed.
+ *
+ * If failed is not NULL, *failed receives the index of the task whose
+ * failure ended the wait, or n when none did.  When tasks had already
+ * failed before the call, that is the lowest index among them; otherwise
+ * it is the first to fail in time.  A task that fails while the others
+ * are being cancelled is not reported there (its status is, in statuses).
+ *
+ * If the caller is cancelled, or one of its timeout scopes expires, before
+ * or during the wait, every unfinished task is cancelled and reaped in the
+ * same way, *failed is n, and the call returns -ECANCELED or -ETIMEDOUT.
+ * A failure that had already woken the caller when the cancel came wins.
+ *
+ * Returns 0 when every task finished with status 0; the failed task's
+ * status (a negative errno, statuses[*failed]) when one failed;
+ * -ECANCELED or -ETIMEDOUT as above (tell them from a task's own
+ * -ECANCELED by *failed being n).  Fails, touching no handle, with the
+ * argument errors of fiber_gather, and -ENOMEM.
+ */
+FIBER_API int fiber_gather_fail_fast(fiber_task_t *const tasks[], size_t n,
+                                     void *results[], int statuses[],
+                                     size_t *failed);
+
+/*
  * fiber_cancel - task.cancel(): ask a task to stop.
  *
  * Cancellation is delivered at blocking calls.  If the task is blocked
