@@ -1693,6 +1693,106 @@ FIBER_API int fiber_writer_drain_until(fiber_writer_t *writer,
  * written; 0 for NULL. */
 FIBER_API size_t fiber_writer_buffered(const fiber_writer_t *writer);
 
+/* ---- A child's whole conversation: communicate --------------------------
+ *
+ *   asyncio                              libfiber
+ *   out, err = await proc.communicate(   fiber_process_communicate(proc, pipes,
+ *       input)                               input, len, &output)
+ *   proc.returncode                      output.returncode
+ *                                        fiber_process_returncode(wstatus)
+ *
+ *     const char *argv[] = {"sort", NULL};
+ *     fiber_process_output_t output;
+ *     int pipes[3];
+ *     rc = fiber_process_spawn(&proc, argv, FIBER_PIPE_STDIN |
+ *                              FIBER_PIPE_STDOUT | FIBER_PIPE_STDERR, pipes);
+ *     if (rc == 0)
+ *         rc = fiber_process_communicate(proc, pipes, text, len, &output);
+ *     if (rc == 0 && output.returncode == 0)
+ *         fwrite(output.out, 1, output.out_len, stdout);
+ *     fiber_process_output_free(&output);
+ *
+ * The child's stdin is written, and its stdout and stderr read, at the
+ * same time, each by a fiber of its own.  Writing all of the input before
+ * reading, or reading one output to its end before the other, deadlocks
+ * with a child that writes more than a pipe holds (64 KiB) to the stream
+ * not being read: it blocks writing, and never reads or ends.
+ */
+
+/* What fiber_process_communicate collected. */
+typedef struct fiber_process_output {
+    /* The child's stdout, NUL-terminated (after out_len bytes, which may
+     * hold NUL bytes of their own), malloc'd; NULL when it was no pipe. */
+    char *out;
+    size_t out_len;
+    /* The same for stderr. */
+    char *err;
+    size_t err_len;
+    /* proc.returncode: the exit code, or minus the number of the signal
+     * that ended the child (-9 for SIGKILL), as fiber_process_returncode
+     * decodes it; INT_MIN when the child was not reaped by this call. */
+    int returncode;
+} fiber_process_output_t;
+
+/*
+ * fiber_process_communicate - await proc.communicate(input): write the
+ * input_len bytes of input to the child's stdin, then close it; read its
+ * stdout and stderr until each ends; wait until the child exits.
+ *
+ * pipes is the array fiber_process_spawn filled (NULL when the child has
+ * no pipes): -1 entries are skipped, so FIBER_STDERR_TO_STDOUT, or a
+ * stream left inherited, work as expected.  Without input (input_len 0)
+ * the child's stdin is closed at once, so a child reading it sees its end.
+ * A child that exits or closes its stdin before reading all of the input
+ * is no error: the rest is dropped and the call goes on.  SIGPIPE is
+ * never raised for it, whatever the program's disposition of SIGPIPE.
+ *
+ * The call consumes the handle and the pipes whatever it returns, except
+ * for the argument errors below: each pipe is closed (its entry set to
+ * -1) and the child reaped, as fiber_process_wait does.  When the call
+ * fails before the child has exited (its deadline, a cancel, a timeout
+ * scope, an error), the child is killed with SIGKILL and reaped then,
+ * output->returncode showing -9; as fiber_wait_for cancels and reaps the
+ * task it gave up on, nothing is left running.
+ *
+ * *output is filled in every case but the argument errors, with what was
+ * read so far when the call fails; free it with fiber_process_output_free.
+ *
+ * Returns 0 when the child has exited and everything was read; -ETIMEDOUT
+ * at the deadline; -ECANCELED; a timeout scope's error; the errors of
+ * fiber_read and fiber_write on the pipes (-EPIPE excepted, as above);
+ * -ECHILD when somebody else reaped the child (returncode is INT_MIN);
+ * -ENOMEM.  Fails changing nothing with -EINVAL (NULL proc or output;
+ * NULL input with input_len > 0; input_len > 0 without a stdin pipe; an
+ * entry of pipes below -1; another loop's handle), -EBUSY when another
+ * fiber is in fiber_process_wait for the child, -EPERM outside a fiber.
+ */
+FIBER_API int fiber_process_communicate(fiber_process_t *proc, int pipes[3],
+                                        const void *input, size_t input_len,
+                                        fiber_process_output_t *output);
+
+/* fiber_process_communicate_until - fiber_process_communicate with a
+ * deadline on the loop clock in nanoseconds (see fiber_now_ns) for all of
+ * it: input, output and exit.  Past it, -ETIMEDOUT, the child killed and
+ * reaped. */
+FIBER_API int fiber_process_communicate_until(fiber_process_t *proc,
+                                              int pipes[3], const void *input,
+                                              size_t input_len,
+                                              fiber_process_output_t *output,
+                                              int64_t deadline_ns);
+
+/* fiber_process_output_free - free output->out and output->err, and set
+ * them to NULL and their lengths to 0; NULL is ignored. */
+FIBER_API void fiber_process_output_free(fiber_process_output_t *output);
+
+/*
+ * fiber_process_returncode - proc.returncode from a waitpid(2) status, as
+ * fiber_process_wait stores it: the exit code (WEXITSTATUS) of a child
+ * that exited, minus the signal number (-WTERMSIG) of one a signal ended,
+ * INT_MIN for any other status (a stopped child).  Callable anywhere.
+ */
+FIBER_API int fiber_process_returncode(int wstatus);
+
 /* ---- The address a socket is bound to ----------------------------------
  *
  * A server listening on port 0 lets the kernel choose a free port, as
