@@ -55,23 +55,39 @@ static void respond(int fd, int status, const char *reason, const char *body,
         fiber_write_until(fd, body, body_len, deadline);
 }
 
-/* Read until the blank line that ends the request's head.  Returns its
- * length, 0 if the peer closed first, or a negative errno. */
+/* Read the request's head, line by line, up to the blank line that ends
+ * it, into buf (NUL-terminated).  Returns its length, 0 if the peer closed
+ * first, or a negative errno. */
 static ssize_t read_head(int fd, char *buf, size_t size)
 {
     int64_t deadline = fiber_now_ns() + REQUEST_TIMEOUT_NS;
+    fiber_reader_t *in;
     size_t len = 0;
+    ssize_t n;
 
-    while (len < size - 1) {
-        ssize_t n = fiber_read_until(fd, buf + len, size - 1 - len, deadline);
-        if (n <= 0)
-            return n;
+    n = fiber_reader_new(&in, fd, size - 1);
+    if (n < 0)
+        return n;
+    for (;;) {
+        char *line;
+        n = fiber_reader_readline_until(in, &line, deadline);
+        if (n <= 0 || line[n - 1] != '\n') {
+            n = n == -EMSGSIZE ? -E2BIG : n < 0 ? n : 0;
+            break;
+        }
+        if (len + (size_t)n > size - 1) {
+            n = -E2BIG;
+            break;
+        }
+        memcpy(buf + len, line, (size_t)n + 1);
         len += (size_t)n;
-        buf[len] = '\0';
-        if (strstr(buf, "\r\n\r\n") || strstr(buf, "\n\n"))
-            return (ssize_t)len;
+        if (strcmp(line, "\r\n") == 0 || strcmp(line, "\n") == 0) {
+            n = (ssize_t)len;
+            break;
+        }
     }
-    return -E2BIG;
+    fiber_reader_free(in);
+    return n;
 }
 
 /* The seconds of "/sleep?s=N", or NAN when the query is not that. */
