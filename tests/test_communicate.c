@@ -341,6 +341,49 @@ static void test_cancel_kills_and_reaps(void **state)
     run_real(scenario_cancel, NULL);
 }
 
+/* ---- compact fibers ---------------------------------------------------------- */
+
+/* Two compact fibers communicating with their children at once: the
+ * pipe fibers run while the callers' frames are off the shared stack. */
+static void *compact_communicate(void *arg)
+{
+    const char *argv[] = {"sh", "-c", "cat; head -c 100000 /dev/zero >&2", NULL};
+    fiber_process_output_t out;
+    char *input = arg;
+
+    CHECK_EQ(communicate(argv, ALL_PIPES, input, MIB, &out, 60), 0);
+    CHECK_EQ(out.returncode, 0);
+    CHECK(out.out_len == MIB && memcmp(out.out, input, MIB) == 0);
+    CHECK(out.err_len == 100000 && all_bytes(out.err, 100000, '\0'));
+    fiber_process_output_free(&out);
+    return NULL;
+}
+
+static void *scenario_compact(void *arg)
+{
+    const fiber_attr_t attr = {.compact = true};
+    fiber_task_t *tasks[2];
+    char *input = pattern();
+
+    (void)arg;
+    CHECK(input != NULL);
+    int rc = fiber_spawn(&tasks[0], compact_communicate, input, &attr);
+    if (rc == 0) {
+        CHECK_EQ(fiber_spawn(&tasks[1], compact_communicate, input, &attr), 0);
+        CHECK_EQ(fiber_gather(tasks, 2, NULL, NULL), 0);
+    } else {
+        CHECK_EQ(rc, -ENOTSUP);
+    }
+    free(input);
+    return NULL;
+}
+
+static void test_communicate_from_compact_fibers(void **state)
+{
+    (void)state;
+    run_real(scenario_compact, NULL);
+}
+
 /* ---- arguments -------------------------------------------------------------- */
 
 static void *wait_for_it(void *arg)
@@ -403,6 +446,7 @@ int main(void)
         cmocka_unit_test(test_no_pipes_and_stderr_into_stdout),
         cmocka_unit_test(test_deadline_kills_and_reaps),
         cmocka_unit_test(test_cancel_kills_and_reaps),
+        cmocka_unit_test(test_communicate_from_compact_fibers),
         cmocka_unit_test(test_bad_arguments_change_nothing),
     };
 

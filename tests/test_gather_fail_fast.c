@@ -459,6 +459,50 @@ static void test_many_tasks_one_failure(void **state)
     run_virtual(scenario_many, NULL);
 }
 
+/* A compact caller: the tasks finish, and the first failure is recorded,
+ * while the caller's frames are off the shared stack. */
+static struct job compact_jobs[3] = {
+    {.sleep_s = 1, .result = 1}, {.sleep_s = 2, .fail = -EIO}, {.sleep_s = 3},
+};
+
+static void *compact_gatherer(void *arg)
+{
+    fiber_task_t *tasks[3];
+    int statuses[3];
+    size_t failed;
+    const fiber_attr_t attr = {.compact = true};
+
+    (void)arg;
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ(fiber_spawn(&tasks[i], run_job, &compact_jobs[i], &attr), 0);
+    CHECK_EQ(fiber_gather_fail_fast(tasks, 3, NULL, statuses, &failed), -EIO);
+    CHECK_EQ(failed, 1);
+    CHECK_EQ(statuses[0], 0);
+    CHECK_EQ(statuses[2], -ECANCELED);
+    CHECK_EQ(elapsed_ns(), 2 * SEC);
+    return NULL;
+}
+
+static void *scenario_compact(void *arg)
+{
+    const fiber_attr_t attr = {.compact = true};
+    fiber_task_t *t;
+
+    (void)arg;
+    int rc = fiber_spawn(&t, compact_gatherer, NULL, &attr);
+    if (rc == -ENOTSUP)
+        return NULL;
+    CHECK_EQ(rc, 0);
+    CHECK_EQ(await_status(t), 0);
+    return NULL;
+}
+
+static void test_compact_caller_and_tasks(void **state)
+{
+    (void)state;
+    run_virtual(scenario_compact, NULL);
+}
+
 /* Debug mode knows a consumed handle: fiber_result refuses each one after
  * the call, whichever way it went, and the loop's end reports no task left
  * unawaited. */
@@ -523,6 +567,7 @@ int main(void)
         cmocka_unit_test(test_busy_handles_refused),
         cmocka_unit_test(test_many_tasks_one_failure),
         cmocka_unit_test(test_every_handle_consumed),
+        cmocka_unit_test(test_compact_caller_and_tasks),
     };
 
     return cmocka_run_group_tests_name("gather_fail_fast", tests, NULL, NULL);

@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -688,6 +689,85 @@ static void test_writer_errors_keep_the_buffer(void **state)
     assert_int_equal(status, -ECANCELED);
 }
 
+/* ---- compact fibers -------------------------------------------------------- */
+
+/* A reader and a writer each in a compact fiber: their locals (the line
+ * pointer, the buffers) are off the shared stack while the other runs,
+ * and nothing of the streams may point there. */
+static int compact_fds[2];
+static int compact_lines_read;
+
+static void *compact_writer(void *arg)
+{
+    fiber_writer_t *w = NULL;
+    char line[32];
+
+    (void)arg;
+    CHECK_EQ(fiber_writer_new(&w, compact_fds[1], 64), 0);
+    for (int i = 0; i < 200; i++) {
+        int len = snprintf(line, sizeof(line), "compact %d\n", i);
+        CHECK_EQ(fiber_writer_write(w, line, (size_t)len), len);
+        if (i % 7 == 0) {
+            CHECK_EQ(fiber_writer_drain(w), 0);
+            CHECK_EQ(fiber_yield(), 0);
+        }
+    }
+    CHECK_EQ(fiber_writer_write(w, "0123456789", 10), 10);
+    CHECK_EQ(fiber_writer_drain(w), 0);
+    CHECK_EQ(fiber_writer_free(w), 0);
+    CHECK_EQ(fiber_close(compact_fds[1]), 0);
+    return NULL;
+}
+
+static void *compact_reader(void *arg)
+{
+    fiber_reader_t *r = NULL;
+    char expected[32], tail[10];
+    char *line;
+    size_t got;
+
+    (void)arg;
+    CHECK_EQ(fiber_reader_new(&r, compact_fds[0], 16), 0);
+    for (int i = 0; i < 200; i++) {
+        snprintf(expected, sizeof(expected), "compact %d\n", i);
+        ssize_t n = fiber_reader_readline(r, &line);
+        CHECK_TEXT(n, line, expected);
+        compact_lines_read += n == (ssize_t)strlen(expected);
+    }
+    CHECK_EQ(fiber_reader_readexactly(r, tail, 10, &got), 10);
+    CHECK(memcmp(tail, "0123456789", 10) == 0);
+    CHECK_EQ(fiber_reader_readline(r, &line), 0);
+    CHECK_EQ(fiber_reader_free(r), 0);
+    CHECK_EQ(fiber_close(compact_fds[0]), 0);
+    return NULL;
+}
+
+static void *scenario_compact(void *arg)
+{
+    const fiber_attr_t attr = {.compact = true};
+    fiber_task_t *tasks[2];
+
+    (void)arg;
+    make_pair(compact_fds);
+    compact_lines_read = 0;
+    int rc = fiber_spawn(&tasks[0], compact_reader, NULL, &attr);
+    if (rc == -ENOTSUP) {
+        close_pair(compact_fds);
+        return NULL;
+    }
+    CHECK_EQ(rc, 0);
+    CHECK_EQ(fiber_spawn(&tasks[1], compact_writer, NULL, &attr), 0);
+    CHECK_EQ(fiber_gather(tasks, 2, NULL, NULL), 0);
+    CHECK_EQ(compact_lines_read, 200);
+    return NULL;
+}
+
+static void test_streams_in_compact_fibers(void **state)
+{
+    (void)state;
+    run_virtual(scenario_compact, NULL);
+}
+
 /* ---- arguments ------------------------------------------------------------- */
 
 static void *scenario_bad_arguments(void *arg)
@@ -772,6 +852,7 @@ int main(void)
         cmocka_unit_test(test_writer_buffers_and_keeps_order),
         cmocka_unit_test(test_drain_deadline_keeps_the_rest),
         cmocka_unit_test(test_writer_errors_keep_the_buffer),
+        cmocka_unit_test(test_streams_in_compact_fibers),
         cmocka_unit_test(test_bad_arguments),
     };
 
