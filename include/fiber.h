@@ -1486,16 +1486,16 @@ FIBER_API int fiber_signal_wait_until(const int signals[], size_t n,
  *     if ((rc = fiber_reader_new(&r, fd, 0)) < 0)
  *         return rc;
  *     while ((n = fiber_reader_readline(r, &line)) > 0)
- *         handle(line, n);                 (a NUL ends it; "\n" included)
- *     fiber_reader_free(r);              (n: 0 at the end, or an error)
+ *         handle(line, n);          (NUL-terminated, "\n" included)
+ *     fiber_reader_free(r);         (n: 0 at the end, or an error)
  *
  * A reader reads a descriptor (socket, pipe, terminal...) a buffer at a
  * time and hands out lines, delimited records, exact sizes or whatever has
  * come.  A writer gathers small writes into one buffer and writes it out
  * when full or when drained.  Reader and writer are separate objects,
  * each over one descriptor, which they never close: a socket has one of
- * each, a child process's pipes one each.  Both are made and freed
- * anywhere; their other calls need a running fiber.
+ * each, a child process's pipes one each.  Both are made, queried and
+ * freed anywhere; the calls that read or write need a running fiber.
  *
  * Waiting.  Reading and writing go through fiber_read_until and
  * fiber_write_until, and follow the rules of "Waiting" above: every call
