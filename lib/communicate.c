@@ -28,7 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fiber.h"
+#include "loop.h"
 #include "process.h"
 
 /* What one pipe's fiber works with.  On the heap: the caller may be a
@@ -257,7 +257,7 @@ FIBER_API int fiber_process_communicate_until(fiber_process_t *proc,
 
     if (rc < 0)
         return rc;
-    if (!fiber_self())
+    if (!fiber__current())
         return -EPERM;
     rc = fiber__process_check(proc);
     if (rc < 0)
@@ -265,6 +265,18 @@ FIBER_API int fiber_process_communicate_until(fiber_process_t *proc,
 
     *output = (fiber_process_output_t){.returncode = INT_MIN};
     struct pipe_job *jobs = calloc(3, sizeof(*jobs));
+    /* Another fiber writes the input out.  A compact caller's stack, where
+     * the input may be, is elsewhere while that fiber runs: copy it. */
+    void *copy = NULL;
+    if (jobs && fiber__current()->compact && input_len > 0) {
+        copy = malloc(input_len);
+        if (copy) {
+            input = memcpy(copy, input, input_len);
+        } else {
+            free(jobs);
+            jobs = NULL;
+        }
+    }
     if (jobs) {
         for (int i = 0; i < 3; i++) {
             jobs[i].fd = pipes ? pipes[i] : -1;
@@ -276,6 +288,7 @@ FIBER_API int fiber_process_communicate_until(fiber_process_t *proc,
     } else {
         rc = -ENOMEM;
     }
+    free(copy);
     /* The pipe fibers have finished: close what they left open. */
     for (int i = 0; pipes && i < 3; i++) {
         if (pipes[i] >= 0 && (!jobs || jobs[i].fd >= 0))

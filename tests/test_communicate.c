@@ -359,10 +359,30 @@ static void *compact_communicate(void *arg)
     return NULL;
 }
 
+/* Input on a compact fiber's own stack, which is elsewhere whenever
+ * another compact fiber runs. */
+static void *compact_input_on_stack(void *arg)
+{
+    const char *argv[] = {"cat", NULL};
+    fiber_process_output_t out;
+    char input[4000];
+    size_t seed = (size_t)(uintptr_t)arg;
+
+    /* Each fiber's input differs from the others', which use the same
+     * addresses of the shared stack. */
+    for (size_t i = 0; i < sizeof(input); i++)
+        input[i] = (char)('A' + (i + seed) % 26);
+    CHECK_EQ(communicate(argv, FIBER_PIPE_STDIN | FIBER_PIPE_STDOUT, input,
+                         sizeof(input), &out, 60), 0);
+    CHECK(out.out_len == sizeof(input) && memcmp(out.out, input, sizeof(input)) == 0);
+    fiber_process_output_free(&out);
+    return NULL;
+}
+
 static void *scenario_compact(void *arg)
 {
     const fiber_attr_t attr = {.compact = true};
-    fiber_task_t *tasks[2];
+    fiber_task_t *tasks[4];
     char *input = pattern();
 
     (void)arg;
@@ -370,7 +390,9 @@ static void *scenario_compact(void *arg)
     int rc = fiber_spawn(&tasks[0], compact_communicate, input, &attr);
     if (rc == 0) {
         CHECK_EQ(fiber_spawn(&tasks[1], compact_communicate, input, &attr), 0);
-        CHECK_EQ(fiber_gather(tasks, 2, NULL, NULL), 0);
+        CHECK_EQ(fiber_spawn(&tasks[2], compact_input_on_stack, (void *)1, &attr), 0);
+        CHECK_EQ(fiber_spawn(&tasks[3], compact_input_on_stack, (void *)2, &attr), 0);
+        CHECK_EQ(fiber_gather(tasks, 4, NULL, NULL), 0);
     } else {
         CHECK_EQ(rc, -ENOTSUP);
     }
