@@ -96,7 +96,19 @@ FIBER_API int fiber_reader_at_eof(const fiber_reader_t *r)
     return r->eof && r->start == r->end;
 }
 
-static void empty_buffer(struct fiber_reader *r);
+/* Once empty, a buffer that readexactly enlarged goes back to the limit;
+ * if realloc cannot shrink it, the larger one is kept. */
+static void empty_buffer(struct fiber_reader *r)
+{
+    r->start = r->end = 0;
+    if (r->cap > r->limit) {
+        char *smaller = realloc(r->buf, r->limit + 1);
+        if (smaller) {
+            r->buf = smaller;
+            r->cap = r->limit;
+        }
+    }
+}
 
 /* At the start of a call: put back the byte that the last line's NUL
  * stands on, and start an empty buffer afresh. */
@@ -142,20 +154,6 @@ static char *take(struct fiber_reader *r, size_t n)
     r->held_at = r->start;
     r->buf[r->start] = '\0';
     return p;
-}
-
-/* Once empty, a buffer that readexactly enlarged goes back to the limit;
- * if realloc cannot shrink it, the larger one is kept. */
-static void empty_buffer(struct fiber_reader *r)
-{
-    r->start = r->end = 0;
-    if (r->cap > r->limit) {
-        char *smaller = realloc(r->buf, r->limit + 1);
-        if (smaller) {
-            r->buf = smaller;
-            r->cap = r->limit;
-        }
-    }
 }
 
 /* Read once more from the descriptor into the free room at the end of the
