@@ -39,14 +39,14 @@ static int count_fds(void)
     return count_dir_entries("/proc/self/fd");
 }
 
-static int communicate(const char *const argv[], int flags, const void *input,
+static int communicate(char *const argv[], int flags, const void *input,
                        size_t len, fiber_process_output_t *out, double seconds);
 
 /* The descriptors open once the loop has its own (epoll and the like),
  * which a first child makes it open. */
 static int count_fds_after_warm_up(void)
 {
-    const char *argv[] = {"true", NULL};
+    char *argv[] = {"true", NULL};
     fiber_process_output_t out;
 
     CHECK_EQ(communicate(argv, FIBER_PIPE_STDOUT, NULL, 0, &out, 30), 0);
@@ -62,7 +62,7 @@ static int64_t in_seconds(double s)
 /* Spawn argv with flags and communicate with it, with a deadline of
  * seconds.  Returns what communicate returned; checks that every pipe
  * entry was set to -1. */
-static int communicate(const char *const argv[], int flags, const void *input,
+static int communicate(char *const argv[], int flags, const void *input,
                        size_t len, fiber_process_output_t *out, double seconds)
 {
     fiber_process_t *proc = NULL;
@@ -104,7 +104,7 @@ static char *pattern(void)
  * writes stderr before or after, or stdout comes first and stdin last. */
 static void *scenario_large_in_and_out(void *arg)
 {
-    static const char *const scripts[] = {
+    static char *const scripts[] = {
         "cat; head -c 1048576 /dev/zero >&2",
         "head -c 1048576 /dev/zero >&2; cat",
         "head -c 1048576 /dev/zero; cat >&2",
@@ -116,7 +116,7 @@ static void *scenario_large_in_and_out(void *arg)
     (void)arg;
     CHECK(input != NULL);
     for (size_t i = 0; input && i < sizeof(scripts) / sizeof(scripts[0]); i++) {
-        const char *argv[] = {"sh", "-c", scripts[i], NULL};
+        char *argv[] = {"sh", "-c", scripts[i], NULL};
         fiber_process_output_t out;
         int rc = communicate(argv, ALL_PIPES, input, MIB, &out, 60);
         CHECK_EQ(rc, 0);
@@ -152,7 +152,7 @@ static void *scenario_returncodes(void *arg)
     fiber_process_output_t out;
 
     (void)arg;
-    const char *exit3[] = {"sh", "-c", "echo out; echo err >&2; exit 3", NULL};
+    char *exit3[] = {"sh", "-c", "echo out; echo err >&2; exit 3", NULL};
     CHECK_EQ(communicate(exit3, FIBER_PIPE_STDOUT | FIBER_PIPE_STDERR, NULL, 0,
                          &out, 30), 0);
     CHECK_EQ(out.returncode, 3);
@@ -160,7 +160,7 @@ static void *scenario_returncodes(void *arg)
     CHECK(out.err && strcmp(out.err, "err\n") == 0);
     fiber_process_output_free(&out);
 
-    const char *killed[] = {"sh", "-c", "kill -TERM $$", NULL};
+    char *killed[] = {"sh", "-c", "kill -TERM $$", NULL};
     CHECK_EQ(communicate(killed, FIBER_PIPE_STDOUT, NULL, 0, &out, 30), 0);
     CHECK_EQ(out.returncode, -SIGTERM);
     /* A pipe that saw nothing gives an empty string, not NULL. */
@@ -194,13 +194,13 @@ static void *scenario_input_not_read(void *arg)
     if (!input)
         return NULL;
     /* SIGPIPE keeps its default action, which would end this test. */
-    const char *none[] = {"true", NULL};
+    char *none[] = {"true", NULL};
     CHECK_EQ(communicate(none, FIBER_PIPE_STDIN, input, MIB, &out, 30), 0);
     CHECK_EQ(out.returncode, 0);
     CHECK(out.out == NULL && out.err == NULL);
     fiber_process_output_free(&out);
 
-    const char *some[] = {"head", "-c", "10", NULL};
+    char *some[] = {"head", "-c", "10", NULL};
     CHECK_EQ(communicate(some, FIBER_PIPE_STDIN | FIBER_PIPE_STDOUT, input, MIB,
                          &out, 30), 0);
     CHECK_EQ(out.returncode, 0);
@@ -209,7 +209,7 @@ static void *scenario_input_not_read(void *arg)
     fiber_process_output_free(&out);
 
     /* No input: stdin is closed at once, and cat ends. */
-    const char *cat[] = {"cat", NULL};
+    char *cat[] = {"cat", NULL};
     CHECK_EQ(communicate(cat, FIBER_PIPE_STDIN | FIBER_PIPE_STDOUT, NULL, 0,
                          &out, 30), 0);
     CHECK_EQ(out.out_len, 0);
@@ -234,12 +234,12 @@ static void *scenario_no_pipes_and_merged_stderr(void *arg)
     fiber_process_output_t out;
 
     (void)arg;
-    const char *exit5[] = {"sh", "-c", "exit 5", NULL};
+    char *exit5[] = {"sh", "-c", "exit 5", NULL};
     CHECK_EQ(communicate(exit5, 0, NULL, 0, &out, 30), 0);
     CHECK_EQ(out.returncode, 5);
     CHECK(out.out == NULL && out.err == NULL);
 
-    const char *both[] = {"sh", "-c", "echo a; echo b >&2; echo c", NULL};
+    char *both[] = {"sh", "-c", "echo a; echo b >&2; echo c", NULL};
     CHECK_EQ(communicate(both, FIBER_PIPE_STDOUT | FIBER_STDERR_TO_STDOUT, NULL, 0,
                          &out, 30), 0);
     CHECK(out.out && strcmp(out.out, "a\nb\nc\n") == 0);
@@ -263,7 +263,7 @@ static void *scenario_deadline(void *arg)
 
     (void)arg;
     /* Output before it hangs: kept. */
-    const char *argv[] = {"sh", "-c", "echo started; exec sleep 30", NULL};
+    char *argv[] = {"sh", "-c", "echo started; exec sleep 30", NULL};
     int64_t start = fiber_now_ns();
     CHECK_EQ(communicate(argv, ALL_PIPES, "x", 1, &out, 0.3), -ETIMEDOUT);
     int64_t took = fiber_now_ns() - start;
@@ -274,7 +274,7 @@ static void *scenario_deadline(void *arg)
 
     /* Pipes closed early by the child, which lingers: the exit is waited
      * for until the deadline too. */
-    const char *closer[] = {"sh", "-c", "exec sleep 30 >&- 2>&- <&-", NULL};
+    char *closer[] = {"sh", "-c", "exec sleep 30 >&- 2>&- <&-", NULL};
     start = fiber_now_ns();
     CHECK_EQ(communicate(closer, ALL_PIPES, NULL, 0, &out, 0.3), -ETIMEDOUT);
     took = fiber_now_ns() - start;
@@ -300,7 +300,7 @@ struct talker {
 static void *talk_to_sleeper(void *arg)
 {
     struct talker *t = arg;
-    const char *argv[] = {"sleep", "30", NULL};
+    char *argv[] = {"sleep", "30", NULL};
     int64_t start = fiber_now_ns();
 
     t->rc = communicate(argv, FIBER_PIPE_STDOUT, NULL, 0, &t->out, 60);
@@ -347,7 +347,7 @@ static void test_cancel_kills_and_reaps(void **state)
  * pipe fibers run while the callers' frames are off the shared stack. */
 static void *compact_communicate(void *arg)
 {
-    const char *argv[] = {"sh", "-c", "cat; head -c 100000 /dev/zero >&2", NULL};
+    char *argv[] = {"sh", "-c", "cat; head -c 100000 /dev/zero >&2", NULL};
     fiber_process_output_t out;
     char *input = arg;
 
@@ -363,7 +363,7 @@ static void *compact_communicate(void *arg)
  * another compact fiber runs. */
 static void *compact_input_on_stack(void *arg)
 {
-    const char *argv[] = {"cat", NULL};
+    char *argv[] = {"cat", NULL};
     fiber_process_output_t out;
     char input[4000];
     size_t seed = (size_t)(uintptr_t)arg;
@@ -418,7 +418,7 @@ static void *wait_for_it(void *arg)
 
 static void *scenario_bad_arguments(void *arg)
 {
-    const char *argv[] = {"sleep", "30", NULL};
+    char *argv[] = {"sleep", "30", NULL};
     fiber_process_t *proc = NULL;
     fiber_process_output_t out = {.returncode = 42};
     int pipes[3];
