@@ -1211,10 +1211,14 @@ FIBER_API int fiber_queue_join_until(fiber_queue_t *q, int64_t deadline_ns);
  * used here with fiber_close: the loop remembers descriptors by number,
  * and fiber_close is what makes it forget one, waking the fibers waiting
  * on it with -EBADF instead of leaving them blocked.  A number closed with
- * close(2) and reused for another file is safe too: the first wait on the
- * new file finds out and starts afresh.  But fibers that were waiting on
- * the old file when close(2) ran are not told; they wait on until their
- * deadline, a cancel, or the number's new file becomes ready.
+ * close(2) and reused for another file is safe too: calls never block
+ * the thread and deadlines hold, and the first wait on the new file finds
+ * out and starts afresh.  Until then a call may still take the new file
+ * for the old one's kind (the one consequence: a socket taking a pipe's
+ * number may be written as a pipe, and raise SIGPIPE if its peer has
+ * gone).  Fibers that were waiting on the old file when close(2) ran are
+ * not told; they wait on until their deadline, a cancel, or the number's
+ * new file becomes ready.
  *
  * Waiting.  Every call that can wait has a variant ending in _until taking
  * an absolute deadline on the loop clock in nanoseconds (see fiber_now_ns;

@@ -314,11 +314,18 @@ static void polled_reset(struct polled_write *w)
     w->how = POLLED_UNSET;
 }
 
-static int polled_setup(int fd, struct polled_write *w)
+static int polled_setup(struct fiber__fd *e, int fd, struct polled_write *w)
 {
     struct stat st;
-    int flags = fcntl(fd, F_GETFL);
 
+    if (fstat(fd, &st) < 0)
+        return -errno;
+    /* A socket now holds a number closed with close(2): send(2) it is. */
+    if (S_ISSOCK(st.st_mode)) {
+        e->kind = FIBER__FD_SOCKET;
+        return 0;
+    }
+    int flags = fcntl(fd, F_GETFL);
     if (flags < 0)
         return -errno;
     /* A descriptor the program made non-blocking: write(2) as it is.
@@ -327,8 +334,6 @@ static int polled_setup(int fd, struct polled_write *w)
         w->how = POLLED_PLAIN;
         return 0;
     }
-    if (fstat(fd, &st) < 0)
-        return -errno;
     if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)) {
         w->how = POLLED_PLAIN;   /* always ready: epoll cannot wait on it */
         return 0;
@@ -354,13 +359,6 @@ static int polled_setup(int fd, struct polled_write *w)
 static ssize_t write_polled(int fd, const char *buf, size_t len,
                             struct polled_write *w)
 {
-    if (w->how == POLLED_UNSET) {
-        int rc = polled_setup(fd, w);
-        if (rc < 0) {
-            errno = -rc;
-            return -1;
-        }
-    }
     switch (w->how) {
     case POLLED_TTY:
         return write(w->tty_fd, buf, len);
@@ -384,6 +382,13 @@ static ssize_t try_write(struct fiber__fd *e, int fd, const char *buf,
                          size_t len, int flags, bool use_send,
                          struct polled_write *w)
 {
+    if (e->kind == FIBER__FD_POLL && w->how == POLLED_UNSET) {
+        int rc = polled_setup(e, fd, w);
+        if (rc < 0) {
+            errno = -rc;
+            return -1;
+        }
+    }
     if (use_send || e->kind == FIBER__FD_SOCKET)
         return send(fd, buf, len, flags | MSG_NOSIGNAL | MSG_DONTWAIT);
     if (e->kind == FIBER__FD_NOWAIT) {

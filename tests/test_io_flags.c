@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -535,6 +536,71 @@ static void test_write_waits_for_the_fiber_alone(void **state)
     run_kind(scenario_write, PTY, FIBER_CLOCK_REAL);
 }
 
+/* ---- other descriptors --------------------------------------------------- */
+
+static void *write_counter_later(void *arg)
+{
+    int fd = *(int *)arg;
+    uint64_t one = 1;
+
+    CHECK_EQ(fiber_sleep(0.5), 0);
+    CHECK_EQ(fiber_write(fd, &one, sizeof(one)), sizeof(one));
+    return NULL;
+}
+
+/*
+ * A regular file is written and read whole, without waiting; an eventfd
+ * the program made non-blocking is read when another fiber writes it; a
+ * descriptor open for reading only cannot be written.  No flag changes.
+ */
+static void *scenario_other_descriptors(void *arg)
+{
+    enum { SIZE = 300 * 1000 };
+    char path[] = "/tmp/fiber-file-XXXXXX";
+    static char data[SIZE], back[SIZE];
+
+    (void)arg;
+    for (size_t i = 0; i < SIZE; i++)
+        data[i] = (char)pattern_at(i);
+    int f = mkstemp(path);
+    CHECK(f >= 0);
+    unlink(path);
+    CHECK_EQ(fiber_write_until(f, data, SIZE, 0), SIZE);
+    CHECK_EQ(lseek(f, 0, SEEK_SET), 0);
+    CHECK_EQ(fiber_read_until(f, back, SIZE, 0), SIZE);
+    CHECK(memcmp(data, back, SIZE) == 0);
+    CHECK_EQ(fiber_read_until(f, back, SIZE, 0), 0);   /* end of file */
+    CHECK(!nonblocking(f));
+    CHECK_EQ(fiber_close(f), 0);
+
+    int ev = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    CHECK(ev >= 0);
+    fiber_task_t *writer = spawn(write_counter_later, &ev);
+    uint64_t count = 0;
+    int64_t start = fiber_now_ns();
+    CHECK_EQ(fiber_read(ev, &count, sizeof(count)), sizeof(count));
+    CHECK_EQ(count, 1);
+    CHECK_TOOK(start, 500 * MS, true);
+    CHECK_EQ(await_status(writer), 0);
+    CHECK(nonblocking(ev));
+    CHECK_EQ(fiber_close(ev), 0);
+
+    int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    CHECK(null >= 0);
+    CHECK_EQ(fiber_write(null, "x", 1), -EBADF);
+    CHECK_EQ(fiber_read(null, back, 1), 0);
+    CHECK_EQ(fiber_close(null), 0);
+    return NULL;
+}
+
+static void test_files_eventfds_and_devices(void **state)
+{
+    (void)state;
+    alarm(WATCHDOG);
+    run_virtual(scenario_other_descriptors, NULL);
+    alarm(0);
+}
+
 /* ---- numbers closed with close(2) and reused -------------------------- */
 
 enum shape { SHAPE_PIPE, SHAPE_SOCKET };
@@ -689,6 +755,7 @@ int main(void)
         cmocka_unit_test(test_terminal_stdio_stays_blocking_while_a_fiber_reads),
         cmocka_unit_test(test_read_waits_for_the_fiber_alone),
         cmocka_unit_test(test_write_waits_for_the_fiber_alone),
+        cmocka_unit_test(test_files_eventfds_and_devices),
         cmocka_unit_test(test_reused_number_pipe_to_pipe),
         cmocka_unit_test(test_reused_number_socket_to_pipe),
         cmocka_unit_test(test_reused_number_pipe_to_socket),
