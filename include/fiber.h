@@ -1172,21 +1172,24 @@ FIBER_API int fiber_queue_join_until(fiber_queue_t *q, int64_t deadline_ns);
  * never change its flags: an open file description is shared with stdio
  * (stdin, stdout and stderr of a terminal are one), other threads and
  * other processes, and O_NONBLOCK set on it would make their plain writes
- * fail with EAGAIN.  A call is made non-blocking by its own means instead:
+ * fail with EAGAIN.  A call is made non-blocking by its own means instead,
+ * chosen by the kind of descriptor (fstat(2) the first time the loop sees
+ * it; a call that fails with ENOTSOCK or EOPNOTSUPP corrects it):
  *
  *   sockets        recv(2)/send(2) with MSG_DONTWAIT added (send also
  *                  with MSG_NOSIGNAL); fiber_read and fiber_write on a
  *                  socket go this way too.
- *   pipes          preadv2(2)/pwritev2(2) with RWF_NOWAIT.
+ *   pipes          preadv2(2)/pwritev2(2) with RWF_NOWAIT (a FIFO, which
+ *                  refuses the flag, then goes as below).
  *   terminals      reads: poll(2) for POLLIN, then read(2).  Writes go
  *                  through a new open file description of the same
  *                  terminal (/proc/self/fd/N, O_NONBLOCK), opened for the
  *                  one call and closed before it returns; if that cannot
  *                  be opened (or for a pseudo-terminal master), as other
  *                  devices below.
- *   FIFOs, other   reads: poll(2) for POLLIN, then read(2).  Writes: to a
- *   devices,       descriptor the program made O_NONBLOCK, write(2); to a
- *   eventfds...    regular file or block device, write(2) (disk I/O does
+ *   FIFOs, files,  reads: poll(2) for POLLIN, then read(2).  Writes: to a
+ *   eventfds,      descriptor the program made O_NONBLOCK, write(2); to a
+ *   other devices  regular file or block device, write(2) (disk I/O does
  *                  not wait for readiness); otherwise poll(2) for POLLOUT,
  *                  then write(2) of at most PIPE_BUF bytes, which a FIFO
  *                  takes at once.
@@ -1213,7 +1216,8 @@ FIBER_API int fiber_queue_join_until(fiber_queue_t *q, int64_t deadline_ns);
  * on it with -EBADF instead of leaving them blocked.  A number closed with
  * close(2) and reused for another file is safe too: calls never block
  * the thread and deadlines hold, and the first wait on the new file finds
- * out and starts afresh.  Until then a call may still take the new file
+ * out and starts afresh (each wait re-arms the descriptor's epoll entry
+ * with one epoll_ctl(2), which fails for a file epoll does not know).  Until then a call may still take the new file
  * for the old one's kind (the one consequence: a socket taking a pipe's
  * number may be written as a pipe, and raise SIGPIPE if its peer has
  * gone).  Fibers that were waiting on the old file when close(2) ran are
