@@ -1289,6 +1289,15 @@ FIBER_API int fiber_connect_until(int fd, const struct sockaddr *addr,
 FIBER_API int fiber_close(int fd);
 
 /*
+ * fiber_forget_fd - make the running loop forget fd without closing it,
+ * for a descriptor that is being closed or replaced by other means (a
+ * dup2 onto it, say): fibers waiting on it wake with -EBADF.  Does nothing
+ * outside a loop or for a descriptor the loop never saw.  libfiber-hook's
+ * close, dup2 and dup3 call it (see fiber-hook.h).
+ */
+FIBER_API void fiber_forget_fd(int fd);
+
+/*
  * fiber_tcp_listen - a TCP socket listening on address, "host:port":
  * "127.0.0.1:8080", "[::1]:8080", "localhost:8080", ":8080" (every IPv4
  * interface).  Port 0 lets the kernel choose (see getsockname(2)).
@@ -1594,6 +1603,23 @@ FIBER_API int fiber_symbolize(const void *addr, char *buf, size_t size);
  */
 FIBER_API int fiber_stack_usage(const fiber_task_t *task, size_t *used,
                                 size_t *size);
+
+/*
+ * fiber_debug_slow_ns - debug mode's slow-fiber threshold in nanoseconds
+ * when the calling fiber's loop runs in debug mode, else 0 (also outside a
+ * fiber).
+ */
+FIBER_API int64_t fiber_debug_slow_ns(void);
+
+/*
+ * fiber_debug_blocked - in debug mode, report on the loop's report stream
+ * that the calling fiber blocked its thread for ns nanoseconds in what (a
+ * call that could not wait as a fiber, such as a read of a regular file
+ * through libfiber-hook), when that is longer than the slow-fiber
+ * threshold.  Returns 1 when reported, 0 when not (debug mode off, or
+ * quick enough), -EINVAL for a NULL what, -EPERM outside a fiber.
+ */
+FIBER_API int fiber_debug_blocked(const char *what, int64_t ns);
 
 /*
  * fiber_trace_new - an empty trace, to be given to loops in
