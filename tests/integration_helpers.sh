@@ -60,3 +60,31 @@ wait_for() {
 relay_tap() {
     "${top_builddir:-.}/libtool" --mode=execute "$@"
 }
+
+# make_certs DIR: a CA (DIR/ca.pem) and a certificate it signed for
+# 127.0.0.1 and localhost (DIR/server.pem, DIR/server.key); and a
+# self-signed one nobody trusts (DIR/untrusted.pem, DIR/untrusted.key).
+make_certs() {
+    local d=$1
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=libfiber test CA" \
+        -keyout "$d/ca.key" -out "$d/ca.pem" &&
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
+        -keyout "$d/server.key" -out "$d/server.csr" &&
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n' >"$d/ext.cnf" &&
+    openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" \
+        -CAcreateserial -days 2 -extfile "$d/ext.cnf" -out "$d/server.pem" &&
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=127.0.0.1" \
+        -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+        -keyout "$d/untrusted.key" -out "$d/untrusted.pem"
+} >/dev/null 2>&1
+
+# start_https CERT KEY: tests/https_server.py in the background; sets
+# $https_port.  Fails if it does not listen within 10 seconds.
+start_https() {
+    local portfile="$scratch/https.$RANDOM.port"
+    python3 "${top_srcdir:-.}/tests/https_server.py" "$1" "$2" "$portfile" \
+        >"$scratch/https.log" 2>&1 &
+    server_pids+=($!)
+    wait_for 10 test -s "$portfile" || return 1
+    https_port=$(cat "$portfile")
+}
