@@ -3,6 +3,8 @@
 # scratch directory removed on exit with every server started, skipping
 # when a package is missing (a failure under CI), free ports on 127.0.0.1.
 
+. "${top_srcdir:-$(dirname "${BASH_SOURCE[0]}")/..}/tests/tap_helpers.sh"
+
 scratch=$(mktemp -d) || { echo "Bail out! mktemp failed"; exit 1; }
 chmod 755 "$scratch"
 server_pids=()
