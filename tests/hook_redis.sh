@@ -10,14 +10,6 @@ prog="${top_builddir:-.}/tests/hook_redis"
 [ -x "$prog" ] || skip_all "built without hiredis (apt-get install libhiredis-dev, then configure)"
 command -v redis-server >/dev/null 2>&1 || skip_all "redis-server is not installed"
 
-start_redis() {
-    port=$(free_port)
-    redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
-        --dir "$scratch" --daemonize no --maxclients 1000 \
-        >"$scratch/redis.log" 2>&1 &
-    server_pids+=($!)
-    wait_for 10 redis-cli -h 127.0.0.1 -p "$port" ping
-}
-start_redis || start_redis || { cat "$scratch/redis.log" >&2; echo "Bail out! redis-server did not start"; exit 1; }
+start_redis || { echo "Bail out! redis-server did not start"; exit 1; }
 
-relay_tap "$prog" "$port"
+relay_tap "$prog" "$redis_port"

@@ -90,3 +90,20 @@ start_https() {
     wait_for 10 test -s "$portfile" || return 1
     https_port=$(cat "$portfile")
 }
+
+# start_redis: a redis-server on a free port of 127.0.0.1, its files in
+# the scratch directory; sets $redis_port.  Tries twice, in case another
+# program took the port meanwhile.
+start_redis() {
+    local try
+    for try in 1 2; do
+        redis_port=$(free_port)
+        redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
+            --dir "$scratch" --daemonize no --maxclients 1000 \
+            >"$scratch/redis.log" 2>&1 &
+        server_pids+=($!)
+        wait_for 10 redis-cli -h 127.0.0.1 -p "$redis_port" ping && return 0
+    done
+    cat "$scratch/redis.log" >&2
+    return 1
+}
