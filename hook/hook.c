@@ -253,17 +253,15 @@ static int64_t deadline_after(int64_t ns)
 }
 
 /*
- * Wait until fd is ready for events, or deadline (a socket timeout).
- * Returns 0 to try again, else the errno the call fails with: EAGAIN when
- * the socket timeout passed (as the kernel says), ETIMEDOUT for a timeout
- * scope of the fiber, ECANCELED when it is cancelled, EBADF when another
- * fiber closed fd.  -1: the descriptor cannot be waited for (epoll refuses
- * it), so the caller makes libc's blocking call.
+ * What a wait's result rc means for the call: 0 to try again, else the
+ * errno the call fails with: EAGAIN when the socket timeout (deadline)
+ * passed, as the kernel says, ETIMEDOUT for a timeout scope of the fiber,
+ * ECANCELED when it is cancelled, EBADF when another fiber closed fd.
+ * -1: the descriptor cannot be waited for (epoll refuses it), so the
+ * caller makes libc's blocking call.
  */
-static int wait_ready(int fd, int events, int64_t deadline)
+static int wait_result(int rc, int64_t deadline)
 {
-    int rc = fiber_wait_fd_until(fd, events, deadline);
-
     if (rc >= 0)
         return 0;
     if (rc == -ETIMEDOUT && deadline != NO_DEADLINE && fiber_now_ns() >= deadline)
@@ -271,6 +269,24 @@ static int wait_ready(int fd, int events, int64_t deadline)
     if (rc == -EPERM)
         return -1;
     return -rc;
+}
+
+/* Wait until fd is ready for events, or deadline (a socket timeout);
+ * returns as wait_result. */
+static int wait_ready(int fd, int events, int64_t deadline)
+{
+    int rc = fiber_wait_fd_until(fd, events, deadline);
+
+    return wait_result(rc, deadline);
+}
+
+/* wait_ready after the call itself failed with EAGAIN on a socket: no
+ * readiness check first. */
+static int wait_again(int fd, int events, int64_t deadline)
+{
+    int rc = fiber_wait_fd_again_until(fd, events, deadline);
+
+    return wait_result(rc, deadline);
 }
 
 static ssize_t fail(int err)
@@ -392,7 +408,8 @@ static ssize_t hooked_read(int fd, const struct read_args *a)
             deadline = deadline_after(v.rcvtimeo);
             timed = true;
         }
-        int err = wait_ready(fd, FIBER_READABLE, deadline);
+        int err = v.kind == KIND_SOCKET ? wait_again(fd, FIBER_READABLE, deadline)
+                                        : wait_ready(fd, FIBER_READABLE, deadline);
         if (err < 0)
             return BLOCKING_CALL(read_names[a->op], read_libc(fd, a));
         if (err > 0)
@@ -594,7 +611,12 @@ static ssize_t hooked_write(int fd, const struct write_args *a)
     for (;;) {
         ssize_t n = -1;
         int err = EAGAIN;
-        if (v.kind == KIND_SOCKET) {
+        if (v.kind == KIND_SOCKET && cnt == 1 && !m.msg_control) {
+            /* One buffer: sendto(2) is cheaper than sendmsg(2). */
+            n = REAL(sendto)(fd, iov->iov_base, iov->iov_len, flags | MSG_DONTWAIT,
+                             m.msg_name, m.msg_namelen);
+            err = errno;
+        } else if (v.kind == KIND_SOCKET) {
             m.msg_iov = iov;
             m.msg_iovlen = (size_t)cnt;
             n = REAL(sendmsg)(fd, &m, flags | MSG_DONTWAIT);
@@ -619,7 +641,8 @@ static ssize_t hooked_write(int fd, const struct write_args *a)
             deadline = deadline_after(v.sndtimeo);
             timed = true;
         }
-        int w = wait_ready(fd, FIBER_WRITABLE, deadline);
+        int w = v.kind == KIND_SOCKET ? wait_again(fd, FIBER_WRITABLE, deadline)
+                                      : wait_ready(fd, FIBER_WRITABLE, deadline);
         if (w < 0 && done == 0) {
             result = BLOCKING_CALL(write_names[a->op], write_libc(fd, a));
             break;

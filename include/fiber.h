@@ -1224,6 +1224,16 @@ FIBER_API int fiber_wait_fd(int fd, int events);
 FIBER_API int fiber_wait_fd_until(int fd, int events, int64_t deadline_ns);
 
 /*
+ * fiber_wait_fd_again_until - fiber_wait_fd_until for a caller whose own
+ * non-blocking call on fd (recv with MSG_DONTWAIT, say) has just failed
+ * with EAGAIN: it skips the poll(2) that fiber_wait_fd makes first, one
+ * system call less per wait.  It may return 0 when the descriptor is not
+ * ready after all (an old edge): make the call again, and wait again on
+ * EAGAIN.  Returns 0 or the errors of fiber_wait_fd_until.
+ */
+FIBER_API int fiber_wait_fd_again_until(int fd, int events, int64_t deadline_ns);
+
+/*
  * fiber_read - read(2) up to len bytes, waiting until there are some.
  * Returns the number read (at least 1 when len > 0), 0 at end of file, or
  * a negative errno: read(2)'s errors, -EBADF also when the descriptor was
