@@ -295,17 +295,23 @@ static ssize_t fail(int err)
     return -1;
 }
 
+/* Set while debug mode writes a report: what it calls (libunwind reads
+ * files to name functions) must not be reported in turn. */
+static _Thread_local bool reporting;
+
 /* A call of libc that may block the thread, made in a fiber: timed in
  * debug mode, so that it is reported when it blocked for long. */
 #define BLOCKING_CALL(what, expr)                                        \
     ({                                                                   \
-        int64_t slow_ = fiber_debug_slow_ns(), t0_ = 0;                  \
+        int64_t slow_ = reporting ? 0 : fiber_debug_slow_ns(), t0_ = 0;  \
         if (slow_)                                                       \
             t0_ = mono_ns();                                             \
         __typeof__(expr) r_ = (expr);                                    \
         if (slow_) {                                                     \
             int e_ = errno;                                              \
+            reporting = true;                                            \
             fiber_debug_blocked(what, mono_ns() - t0_);                  \
+            reporting = false;                                           \
             errno = e_;                                                  \
         }                                                                \
         r_;                                                              \
@@ -625,6 +631,12 @@ static ssize_t hooked_write(int fd, const struct write_args *a)
         if (n >= 0) {
             done += (size_t)n;
             iov = iov_advance(iov, &cnt, (size_t)n);
+            /* Ancillary data (SCM_RIGHTS...) goes with the first bytes
+             * only: never twice. */
+            if (n > 0) {
+                m.msg_control = NULL;
+                m.msg_controllen = 0;
+            }
             if (done >= total) {
                 result = (ssize_t)done;
                 break;

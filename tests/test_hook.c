@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/select.h>
+#include <sys/time.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -724,6 +725,86 @@ static void test_debug_reports_blocking_calls(void **state)
     assert_int_equal(fiber_debug_slow_ns(), 0);
 }
 
+/* A signal handler installed without SA_RESTART does not cut a fiber's
+ * wait short with EINTR: the read goes on and returns the data. */
+static volatile sig_atomic_t alarms;
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+    alarms++;
+}
+
+static void *scenario_signal_does_not_interrupt(void *arg)
+{
+    int sv[2];
+    (void)arg;
+    make_pair(sv);
+    struct pipe_job r = {.fd = sv[0]}, w = {.fd = sv[1], .delay_ns = 200 * MS,
+                                            .text = "after the alarm"};
+    struct itimerval it = {.it_value = {.tv_usec = 50000}};
+    CHECK_EQ(setitimer(ITIMER_REAL, &it, NULL), 0);
+    fiber_task_t *tasks[] = {spawn(read_job, &r), spawn(write_later_job, &w)};
+    CHECK_EQ(fiber_gather(tasks, 2, NULL, NULL), 0);
+    CHECK_EQ(alarms, 1);
+    CHECK_EQ(r.got, 15);
+    CHECK_EQ(strcmp(r.buf, "after the alarm"), 0);
+    close(sv[0]);
+    close(sv[1]);
+    return NULL;
+}
+
+static void test_signal_does_not_interrupt_a_wait(void **state)
+{
+    struct sigaction sa = {.sa_handler = on_alarm}, old;
+    (void)state;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0;   /* no SA_RESTART */
+    assert_int_equal(sigaction(SIGALRM, &sa, &old), 0);
+    alarms = 0;
+    run_real(scenario_signal_does_not_interrupt, NULL);
+    sigaction(SIGALRM, &old, NULL);
+}
+
+/* Debug mode reports I/O on a regular file, which the hooks cannot make
+ * wait, when it took longer than the slow-fiber threshold (here 1 ns, so
+ * that any read qualifies). */
+static void *scenario_plain_file_read(void *arg)
+{
+    char path[] = "/tmp/fiber-hook-XXXXXX", buf[8];
+    (void)arg;
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    unlink(path);
+    CHECK_EQ(write(fd, "abc", 3), 3);
+    CHECK_EQ(pread(fd, buf, 3, 0), 3);
+    CHECK_EQ(lseek(fd, 0, SEEK_SET), 0);
+    CHECK_EQ(read(fd, buf, sizeof(buf)), 3);
+    close(fd);
+    return NULL;
+}
+
+static void test_debug_reports_plain_file_io(void **state)
+{
+    (void)state;
+    char text[8192] = {0};
+    FILE *report = tmpfile();
+    assert_non_null(report);
+    const fiber_debug_options_t dbg = {.checks = 1, .report = report,
+                                       .slow_seconds = 1e-9, .overflow_check = -1};
+    const fiber_options_t opts = {.clock = FIBER_CLOCK_VIRTUAL, .debug = &dbg};
+    failed_checks = 0;
+    assert_int_equal(fiber_run(scenario_plain_file_read, NULL, &opts, NULL, NULL), 0);
+    assert_int_equal(failed_checks, 0);
+    rewind(report);
+    size_t n = fread(text, 1, sizeof(text) - 1, report);
+    fclose(report);
+    text[n] = '\0';
+    assert_non_null(strstr(text, "blocked its thread for"));
+    assert_non_null(strstr(text, "s in write, a call that cannot wait as a fiber"));
+    assert_non_null(strstr(text, "s in read, a call that cannot wait as a fiber"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -742,6 +823,8 @@ int main(void)
         cmocka_unit_test(test_regular_file_and_outside_fibers),
         cmocka_unit_test(test_libfiber_calls_do_not_recurse),
         cmocka_unit_test(test_debug_reports_blocking_calls),
+        cmocka_unit_test(test_debug_reports_plain_file_io),
+        cmocka_unit_test(test_signal_does_not_interrupt_a_wait),
     };
 
     return cmocka_run_group_tests_name("hook", tests, NULL, NULL);
