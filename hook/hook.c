@@ -107,6 +107,10 @@ REAL_DECL(dup3);
 REAL_DECL(fcntl);
 REAL_DECL(ioctl);
 REAL_DECL(setsockopt);
+REAL_DECL(socket);
+REAL_DECL(socketpair);
+REAL_DECL(pipe);
+REAL_DECL(pipe2);
 
 /* ---- what is known of each descriptor ---------------------------------- */
 
@@ -1195,6 +1199,58 @@ HOOK int getaddrinfo(const char *restrict node, const char *restrict service,
 
 /* ---- descriptors coming and going ---------------------------------------- */
 
+/* A new descriptor: whatever was known of an earlier one of the same
+ * number (closed on another thread, or behind the hooks' back) is
+ * dropped, here and in this thread's loop. */
+static void fresh_fd(int fd)
+{
+    if (fd >= 0) {
+        info_drop(fd);
+        fiber_forget_fd(fd);
+    }
+}
+
+HOOK int socket(int domain, int type, int protocol)
+{
+    int fd = REAL(socket)(domain, type, protocol);
+
+    fresh_fd(fd);
+    return fd;
+}
+
+HOOK int socketpair(int domain, int type, int protocol, int sv[2])
+{
+    int rc = REAL(socketpair)(domain, type, protocol, sv);
+
+    if (rc == 0) {
+        fresh_fd(sv[0]);
+        fresh_fd(sv[1]);
+    }
+    return rc;
+}
+
+HOOK int pipe(int fds[2])
+{
+    int rc = REAL(pipe)(fds);
+
+    if (rc == 0) {
+        fresh_fd(fds[0]);
+        fresh_fd(fds[1]);
+    }
+    return rc;
+}
+
+HOOK int pipe2(int fds[2], int flags)
+{
+    int rc = REAL(pipe2)(fds, flags);
+
+    if (rc == 0) {
+        fresh_fd(fds[0]);
+        fresh_fd(fds[1]);
+    }
+    return rc;
+}
+
 HOOK int close(int fd)
 {
     info_drop(fd);
@@ -1206,8 +1262,7 @@ HOOK int dup(int fd)
 {
     int fd2 = REAL(dup)(fd);
 
-    if (fd2 >= 0)
-        info_drop(fd2);
+    fresh_fd(fd2);
     return fd2;
 }
 
@@ -1242,7 +1297,7 @@ HOOK int fcntl(int fd, int cmd, ...)
     if (rc >= 0 && cmd == F_SETFL)
         info_drop(fd);   /* O_NONBLOCK may have changed */
     if (rc >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC))
-        info_drop(rc);
+        fresh_fd(rc);
     return rc;
 }
 

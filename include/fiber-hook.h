@@ -16,7 +16,8 @@
  * sendto, sendmsg, connect, accept, accept4, poll, ppoll, select,
  * nanosleep, clock_nanosleep, usleep, sleep, getaddrinfo; and, so that
  * the hooks know which descriptors exist and how the program set them up,
- * close, dup, dup2, dup3, fcntl, ioctl and setsockopt.
+ * close, dup, dup2, dup3, fcntl, ioctl, setsockopt, socket, socketpair,
+ * pipe and pipe2.
  *
  * The rules:
  *
@@ -59,12 +60,13 @@
  *   and puts the flags back before it returns or waits.  ppoll's signal
  *   mask is not applied while the fiber waits (the thread's mask is every
  *   fiber's); it is for the final check.
- * - Descriptors are known by number.  A descriptor closed other than by
- *   a hooked close, dup2 or dup3 (fclose of an fdopen'd socket, a raw
- *   system call) is recognised again when its number is reused by a
- *   socket, not otherwise: close sockets and pipes used in fibers with
- *   close(2).  Loops on other threads forget a descriptor when they next
- *   find it reused.
+ * - Descriptors are known by number.  What is known of one is dropped
+ *   when it is closed or replaced through the hooks (close, dup2, dup3)
+ *   and when its number comes back from socket, socketpair, pipe, pipe2,
+ *   accept, dup or fcntl(F_DUPFD) on the calling thread.  A descriptor
+ *   closed behind the hooks' back (fclose of an fdopen'd socket, a raw
+ *   system call) and reused by open(2) is not recognised: close sockets
+ *   and pipes used in fibers with close(2).
  * - accept waits until a connection is queued, then calls accept4(2); a
  *   connection taken by another process meanwhile blocks the thread until
  *   the next one.  A Unix socket connect whose listener's backlog is full

@@ -205,3 +205,23 @@ int setsockopt(int fd, int level, int name, const void *value, socklen_t len)
 {
     return (int)syscall(SYS_setsockopt, fd, level, name, value, len);
 }
+
+int socket(int domain, int type, int protocol)
+{
+    return (int)syscall(SYS_socket, domain, type, protocol);
+}
+
+int socketpair(int domain, int type, int protocol, int sv[2])
+{
+    return (int)syscall(SYS_socketpair, domain, type, protocol, sv);
+}
+
+int pipe2(int fds[2], int flags)
+{
+    return (int)syscall(SYS_pipe2, fds, flags);
+}
+
+int pipe(int fds[2])
+{
+    return pipe2(fds, 0);
+}

@@ -65,6 +65,10 @@ FIBER__DIRECT(dup3);
 FIBER__DIRECT(fcntl);
 FIBER__DIRECT(ioctl);
 FIBER__DIRECT(setsockopt);
+FIBER__DIRECT(socket);
+FIBER__DIRECT(socketpair);
+FIBER__DIRECT(pipe);
+FIBER__DIRECT(pipe2);
 
 #undef FIBER__DIRECT
 

@@ -10,7 +10,7 @@ lib="${top_builddir:-.}/lib/.libs/libfiber.so"
 hook="${top_builddir:-.}/lib/.libs/libfiber-hook.so"
 hooked="read write readv writev recv recvfrom recvmsg send sendto sendmsg
 connect accept accept4 poll ppoll select nanosleep clock_nanosleep usleep sleep
-getaddrinfo close dup dup2 dup3 fcntl ioctl setsockopt"
+getaddrinfo close dup dup2 dup3 fcntl ioctl setsockopt socket socketpair pipe pipe2"
 
 if [ ! -f "$lib" ] || [ ! -f "$hook" ]; then
     echo "Bail out! $lib or $hook is not built"

@@ -22,6 +22,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -725,6 +726,47 @@ static void test_debug_reports_blocking_calls(void **state)
     assert_int_equal(fiber_debug_slow_ns(), 0);
 }
 
+/* A descriptor closed on a thread without a loop, its number then reused
+ * by a new socket here: the loop takes it for a new descriptor, so a
+ * read on it waits for its own data (and does not sit on the old
+ * descriptor's registration until its timeout). */
+static void *close_in_thread(void *arg)
+{
+    close((int)(intptr_t)arg);
+    return NULL;
+}
+
+static void *scenario_number_reused_after_close_elsewhere(void *arg)
+{
+    int a[2], b[2];
+    pthread_t t;
+    (void)arg;
+    make_pair(a);
+    struct pollfd pfd = {.fd = a[0], .events = POLLIN};
+    CHECK_EQ(poll(&pfd, 1, 10), 0);   /* the loop now knows a[0] */
+    CHECK_EQ(pthread_create(&t, NULL, close_in_thread, (void *)(intptr_t)a[0]), 0);
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    make_pair(b);
+    CHECK_EQ(b[0], a[0]);
+    struct timeval tv = {.tv_sec = 1};
+    CHECK_EQ(setsockopt(b[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+    struct pipe_job r = {.fd = b[0]}, w = {.fd = b[1], .delay_ns = 20 * MS,
+                                           .text = "new"};
+    fiber_task_t *tasks[] = {spawn(read_job, &r), spawn(write_later_job, &w)};
+    CHECK_EQ(fiber_gather(tasks, 2, NULL, NULL), 0);
+    CHECK_EQ(r.got, 3);
+    close(a[1]);
+    close(b[0]);
+    close(b[1]);
+    return NULL;
+}
+
+static void test_number_reused_after_close_elsewhere(void **state)
+{
+    (void)state;
+    run_real(scenario_number_reused_after_close_elsewhere, NULL);
+}
+
 /* A signal handler installed without SA_RESTART does not cut a fiber's
  * wait short with EINTR: the read goes on and returns the data. */
 static volatile sig_atomic_t alarms;
@@ -825,6 +867,7 @@ int main(void)
         cmocka_unit_test(test_debug_reports_blocking_calls),
         cmocka_unit_test(test_debug_reports_plain_file_io),
         cmocka_unit_test(test_signal_does_not_interrupt_a_wait),
+        cmocka_unit_test(test_number_reused_after_close_elsewhere),
     };
 
     return cmocka_run_group_tests_name("hook", tests, NULL, NULL);
