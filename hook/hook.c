@@ -165,6 +165,14 @@ static struct fd_info *info_slot(int fd, bool create)
     return chunk ? &chunk[(size_t)fd % TABLE_CHUNK] : NULL;
 }
 
+/* The first chunk, for descriptors below TABLE_CHUNK, is there before
+ * main: a hook called in a signal handler (a self-pipe's write) then
+ * finds its entry without calling malloc. */
+__attribute__((constructor)) static void table_init(void)
+{
+    info_slot(0, true);
+}
+
 /* Forget what is known of fd: it was closed, replaced or changed. */
 static void info_drop(int fd)
 {
@@ -961,8 +969,8 @@ HOOK int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *timeout,
     if (timeout && (timeout->tv_sec < 0 || timeout->tv_nsec < 0 ||
                     timeout->tv_nsec >= 1000000000))
         return (int)fail(EINVAL);
-    /* The signal mask is not applied while the fiber waits: the thread's
-     * mask is every fiber's (see fiber-hook.h). */
+    /* The signal mask is not applied in a fiber: the thread's mask is
+     * every fiber's (see fiber-hook.h). */
     int64_t deadline = timeout ? fiber_now_ns() + timespec_ns(timeout) : NO_DEADLINE;
     return fiber_poll(fds, n, deadline);
 }

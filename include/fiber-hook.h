@@ -57,9 +57,9 @@
  * - Flags are never changed behind the program's back, with one
  *   exception: connect on a blocking socket sets O_NONBLOCK for the
  *   duration of the connect(2) system call alone, on the calling thread,
- *   and puts the flags back before it returns or waits.  ppoll's signal
- *   mask is not applied while the fiber waits (the thread's mask is every
- *   fiber's); it is for the final check.
+ *   and puts the flags back before it returns or waits.  In a fiber,
+ *   ppoll's signal mask is not applied: the thread's mask is every
+ *   fiber's.
  * - Descriptors are known by number.  What is known of one is dropped
  *   when it is closed or replaced through the hooks (close, dup2, dup3)
  *   and when its number comes back from socket, socketpair, pipe, pipe2,
