@@ -922,7 +922,10 @@ static int fiber_poll(struct pollfd *fds, nfds_t n, int64_t deadline)
     }
 
     for (;;) {
-        int w = fiber_wait_fd_until(wait_fd, events, deadline);
+        /* poll(2) has just said nothing is ready: no need to ask again
+         * before waiting (an old edge may wake the wait: poll then says
+         * so, and the fiber waits again). */
+        int w = fiber_wait_fd_again_until(wait_fd, events, deadline);
         if (w == -ETIMEDOUT && deadline != NO_DEADLINE && fiber_now_ns() >= deadline) {
             rc = REAL(poll)(fds, n, 0);
             break;
