@@ -339,6 +339,15 @@ static int64_t mono_ns(void)
 
 /* ---- reading -------------------------------------------------------------- */
 
+static size_t iov_total(const struct iovec *iov, int cnt)
+{
+    size_t total = 0;
+
+    for (int i = 0; i < cnt; i++)
+        total += iov[i].iov_len;
+    return total;
+}
+
 /* The ways of reading, so that one loop serves them all. */
 enum read_op { OP_READ, OP_READV, OP_RECVFROM, OP_RECVMSG };
 
@@ -404,6 +413,11 @@ static ssize_t hooked_read(int fd, const struct read_args *a)
     if (way == WAY_PLAIN)
         return BLOCKING_CALL(read_names[a->op], read_libc(fd, a));
     if (way == WAY_LIBC || (a->flags & MSG_DONTWAIT))
+        return read_libc(fd, a);
+    /* read(2) of nothing returns 0 at once, where recv would wait. */
+    if ((a->op == OP_READ && a->len == 0) ||
+        (a->op == OP_READV && a->iovcnt >= 0 && a->iovcnt <= IOV_MAX &&
+         iov_total(a->iov, a->iovcnt) == 0))
         return read_libc(fd, a);
 
     int64_t deadline = NO_DEADLINE;
@@ -523,15 +537,6 @@ static struct iovec *iov_advance(struct iovec *iov, int *cnt, size_t n)
     return iov;
 }
 
-static size_t iov_total(const struct iovec *iov, int cnt)
-{
-    size_t total = 0;
-
-    for (int i = 0; i < cnt; i++)
-        total += iov[i].iov_len;
-    return total;
-}
-
 /* What a write on a pipe may send without blocking once it is writable:
  * at most PIPE_BUF bytes, taken from the front of iov. */
 static int iov_prefix(const struct iovec *iov, int cnt, struct iovec *out,
@@ -590,6 +595,12 @@ static ssize_t hooked_write(int fd, const struct write_args *a)
     if (way == WAY_PLAIN)
         return BLOCKING_CALL(write_names[a->op], write_libc(fd, a));
     if (way == WAY_LIBC || (a->flags & MSG_DONTWAIT))
+        return write_libc(fd, a);
+    /* write(2) of nothing returns 0 at once; send would send an empty
+     * datagram. */
+    if ((a->op == OP_WRITE && a->len == 0) ||
+        (a->op == OP_WRITEV && a->iovcnt >= 0 && a->iovcnt <= IOV_MAX &&
+         iov_total(a->iov, a->iovcnt) == 0))
         return write_libc(fd, a);
 
     /* The data as one gather list, and the message header it sits in. */

@@ -253,6 +253,12 @@ static void *scenario_vectors_and_messages(void *arg)
     CHECK_EQ(recvmsg(sv[0], &mi, 0), 7);
     CHECK_EQ(strcmp(z, "abcdefg"), 0);
 
+    /* Nothing asked for, nothing waited for: read and write of 0 bytes
+     * return 0 at once, as the blocking calls do. */
+    CHECK_EQ(read(sv[0], x, 0), 0);
+    CHECK_EQ(write(sv[1], x, 0), 0);
+    CHECK_EQ(elapsed_ns(), 0);
+
     CHECK_EQ(send(sv[1], "12345678", 8, 0), 8);
     char w[9] = {0};
     CHECK_EQ(recv(sv[0], w, 8, MSG_WAITALL), 8);
