@@ -416,9 +416,9 @@ static ssize_t hooked_read(int fd, const struct read_args *a)
         return read_libc(fd, a);
     /* read(2) of nothing returns 0 at once, where recv would wait. */
     if ((a->op == OP_READ && a->len == 0) ||
-        (a->op == OP_READV && a->iovcnt >= 0 && a->iovcnt <= IOV_MAX &&
-         iov_total(a->iov, a->iovcnt) == 0))
-        return read_libc(fd, a);
+        (a->op == OP_READV && (!a->iov || a->iovcnt < 0 || a->iovcnt > IOV_MAX ||
+                               iov_total(a->iov, a->iovcnt) == 0)))
+        return read_libc(fd, a);   /* or libc's EFAULT, EINVAL */
 
     int64_t deadline = NO_DEADLINE;
     bool timed = false;
@@ -599,9 +599,10 @@ static ssize_t hooked_write(int fd, const struct write_args *a)
     /* write(2) of nothing returns 0 at once; send would send an empty
      * datagram. */
     if ((a->op == OP_WRITE && a->len == 0) ||
-        (a->op == OP_WRITEV && a->iovcnt >= 0 && a->iovcnt <= IOV_MAX &&
-         iov_total(a->iov, a->iovcnt) == 0))
-        return write_libc(fd, a);
+        (a->op == OP_WRITEV && (!a->iov || a->iovcnt < 0 || a->iovcnt > IOV_MAX ||
+                                iov_total(a->iov, a->iovcnt) == 0)) ||
+        (a->op == OP_SENDMSG && (!a->msg || (!a->msg->msg_iov && a->msg->msg_iovlen))))
+        return write_libc(fd, a);   /* or libc's EFAULT, EINVAL */
 
     /* The data as one gather list, and the message header it sits in. */
     struct iovec one = { (void *)a->buf, a->len };
