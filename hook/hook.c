@@ -1147,8 +1147,8 @@ HOOK unsigned int sleep(unsigned int seconds)
     if (!err)
         return 0;
     errno = err;
-    /* The seconds not slept, rounded up, as sleep(3) says after a signal. */
-    return (unsigned int)((left + 999999999) / 1000000000);
+    /* The whole seconds not slept, as glibc's sleep after a signal. */
+    return (unsigned int)(left / 1000000000);
 }
 
 /* ---- name resolution ------------------------------------------------------ */

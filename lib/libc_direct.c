@@ -152,7 +152,7 @@ unsigned int sleep(unsigned int seconds)
     struct timespec ts = { .tv_sec = seconds }, rem = { 0 };
 
     if (nanosleep(&ts, &rem) < 0 && errno == EINTR)
-        return (unsigned int)rem.tv_sec + (rem.tv_nsec > 0);
+        return (unsigned int)rem.tv_sec;
     return 0;
 }
 

@@ -391,9 +391,64 @@ static void *scenario_cancel_and_scope(void *arg)
     CHECK_EQ(errno, ETIMEDOUT);
     CHECK_EQ(rem.tv_sec * SEC + rem.tv_nsec, 950 * MS);
     CHECK_EQ(fiber_scope_exit(&scope), -ETIMEDOUT);
+
+    /* getaddrinfo: EAI_SYSTEM, errno telling why. */
+    struct addrinfo *res = NULL;
+    CHECK_EQ(fiber_scope_enter_after(&scope, 0), 0);
+    errno = 0;
+    CHECK_EQ(getaddrinfo("127.0.0.1", "80", NULL, &res), EAI_SYSTEM);
+    CHECK_EQ(errno, ETIMEDOUT);
+    CHECK_PTR(res, NULL);
+    CHECK_EQ(fiber_scope_exit(&scope), -ETIMEDOUT);
     close(sv[0]);
     close(sv[1]);
     return NULL;
+}
+
+/* A cancelled fiber: sleep returns the seconds it did not sleep, and
+ * every later hooked call that would wait fails with ECANCELED. */
+static void *sleep_then_more(void *arg)
+{
+    int *sv = arg;
+    struct addrinfo *res = NULL;
+    char c;
+
+    CHECK_EQ(sleep(10), 8);
+    CHECK_EQ(errno, ECANCELED);
+    errno = 0;
+    CHECK_EQ(getaddrinfo("127.0.0.1", "80", NULL, &res), EAI_SYSTEM);
+    CHECK_EQ(errno, ECANCELED);
+    errno = 0;
+    CHECK_EQ(read(sv[0], &c, 1), -1);
+    CHECK_EQ(errno, ECANCELED);
+    struct pollfd pfd = {.fd = sv[0], .events = POLLIN};
+    errno = 0;
+    CHECK_EQ(poll(&pfd, 1, 1000), -1);
+    CHECK_EQ(errno, ECANCELED);
+    errno = 0;
+    CHECK_EQ(usleep(1000), -1);
+    CHECK_EQ(errno, ECANCELED);
+    return NULL;
+}
+
+static void *scenario_cancelled_fiber(void *arg)
+{
+    int sv[2];
+    (void)arg;
+    make_pair(sv);
+    fiber_task_t *t = spawn(sleep_then_more, sv);
+    CHECK_EQ(fiber_sleep(1.5), 0);
+    CHECK_EQ(fiber_cancel(t), 0);
+    CHECK_EQ(fiber_await(t, NULL, NULL), 0);
+    close(sv[0]);
+    close(sv[1]);
+    return NULL;
+}
+
+static void test_cancelled_fiber(void **state)
+{
+    (void)state;
+    run_virtual(scenario_cancelled_fiber, NULL);
 }
 
 static void test_cancel_and_scope(void **state)
@@ -864,6 +919,7 @@ int main(void)
         cmocka_unit_test(test_nonblocking_stays_nonblocking),
         cmocka_unit_test(test_socket_timeouts),
         cmocka_unit_test(test_cancel_and_scope),
+        cmocka_unit_test(test_cancelled_fiber),
         cmocka_unit_test(test_sleeps_overlap),
         cmocka_unit_test(test_poll_and_select),
         cmocka_unit_test(test_tcp_accept_connect),
