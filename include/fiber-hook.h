@@ -46,7 +46,7 @@
  *   the loop clock (virtual under FIBER_CLOCK=virtual).
  * - The fiber's timeout scopes and cancellation apply to every hooked call
  *   that waits: cancelled, the call fails with ECANCELED (sleep returns
- *   the seconds left, getaddrinfo returns EAI_SYSTEM with errno set); a
+ *   the whole seconds left, getaddrinfo EAI_SYSTEM with errno set); a
  *   timeout scope that expires makes it fail with ETIMEDOUT.  Clients
  *   report these as I/O errors (hiredis: REDIS_ERR_IO, "Operation
  *   canceled").  A write interrupted after some bytes went returns how
