@@ -1360,6 +1360,16 @@ FIBER_API int fiber_wait_fd(int fd, int events);
 FIBER_API int fiber_wait_fd_until(int fd, int events, int64_t deadline_ns);
 
 /*
+ * fiber_wait_fd_again_until - fiber_wait_fd_until for a caller whose own
+ * non-blocking call on fd (recv with MSG_DONTWAIT, say) has just failed
+ * with EAGAIN: it skips the poll(2) that fiber_wait_fd makes first, one
+ * system call less per wait.  It may return 0 when the descriptor is not
+ * ready after all (an old edge): make the call again, and wait again on
+ * EAGAIN.  Returns 0 or the errors of fiber_wait_fd_until.
+ */
+FIBER_API int fiber_wait_fd_again_until(int fd, int events, int64_t deadline_ns);
+
+/*
  * fiber_read - read(2) up to len bytes, waiting until there are some.
  * Returns the number read (at least 1 when len > 0), 0 at end of file, or
  * a negative errno: read(2)'s errors, -EBADF also when the descriptor was
@@ -1426,6 +1436,15 @@ FIBER_API int fiber_connect_until(int fd, const struct sockaddr *addr,
  * close).  Never waits.  Returns 0, or -EBADF (or close(2)'s -EIO).
  */
 FIBER_API int fiber_close(int fd);
+
+/*
+ * fiber_forget_fd - make the running loop forget fd without closing it,
+ * for a descriptor that is being closed or replaced by other means (a
+ * dup2 onto it, say): fibers waiting on it wake with -EBADF.  Does nothing
+ * outside a loop or for a descriptor the loop never saw.  libfiber-hook's
+ * close, dup2 and dup3 call it (see fiber-hook.h).
+ */
+FIBER_API void fiber_forget_fd(int fd);
 
 /*
  * fiber_tcp_listen - a TCP socket listening on address, "host:port":
@@ -2115,6 +2134,23 @@ FIBER_API int fiber_symbolize(const void *addr, char *buf, size_t size);
  */
 FIBER_API int fiber_stack_usage(const fiber_task_t *task, size_t *used,
                                 size_t *size);
+
+/*
+ * fiber_debug_slow_ns - debug mode's slow-fiber threshold in nanoseconds
+ * when the calling fiber's loop runs in debug mode, else 0 (also outside a
+ * fiber).
+ */
+FIBER_API int64_t fiber_debug_slow_ns(void);
+
+/*
+ * fiber_debug_blocked - in debug mode, report on the loop's report stream
+ * that the calling fiber blocked its thread for ns nanoseconds in what (a
+ * call that could not wait as a fiber, such as a read of a regular file
+ * through libfiber-hook), when that is longer than the slow-fiber
+ * threshold.  Returns 1 when reported, 0 when not (debug mode off, or
+ * quick enough), -EINVAL for a NULL what, -EPERM outside a fiber.
+ */
+FIBER_API int fiber_debug_blocked(const char *what, int64_t ns);
 
 /*
  * fiber_trace_new - an empty trace, to be given to loops in
