@@ -365,8 +365,15 @@ FIBER_API int fiber_describe(const fiber_task_t *task, char *buf, size_t size);
  * negative or NaN duration.  They never allocate and never fail otherwise.
  */
 
-/* fiber_sleep - asyncio.sleep: sleep for seconds; 0 yields; +infinity
- * sleeps until cancelled. */
+/*
+ * fiber_sleep - asyncio.sleep: sleep for seconds; 0 yields; +infinity
+ * sleeps until cancelled.  The deadline is rounded up to the loop clock's
+ * nanosecond, but sleepers keep the order of the exact times they asked
+ * for, as asyncio's float deadlines do: two sleeps whose deadlines round to
+ * the same nanosecond end in the order of seconds (asked at the same
+ * instant), so fibers that sleep random delays wake in ascending order.
+ * Sleeps of equal exact times end in the order they began.
+ */
 FIBER_API int fiber_sleep(double seconds);
 
 /* fiber_sleep_ns - sleep for a number of nanoseconds; 0 yields. */

@@ -106,8 +106,8 @@ int fiber__enter_blocking_slow(struct fiber_task *self)
     return fiber__scope_deliver(self);
 }
 
-int fiber__block(struct fiber_loop *loop, enum fiber__state state,
-                 int64_t deadline)
+int fiber__block_early(struct fiber_loop *loop, enum fiber__state state,
+                       int64_t deadline, uint64_t early)
 {
     struct fiber_task *self = loop->current;
     /* A scope's deadline before the call's own cuts the wait short; at a
@@ -117,11 +117,14 @@ int fiber__block(struct fiber_loop *loop, enum fiber__state state,
     bool scope_first = until < deadline;
     if (!scope_first)
         until = deadline;
+    else
+        early = 0;
 
     self->state = state;
     self->cancellable = true;
     if (until != FIBER__FOREVER)
-        fiber__timer_heap_insert(&loop->timers, &self->timer, until);
+        fiber__timer_heap_insert_early(&loop->timers, &self->timer, until,
+                                       early);
     int rc = fiber__suspend(loop);
 
     /* Woken by a cancel, or by the timer at a scope's deadline: deliver
@@ -162,8 +165,8 @@ static void reap_zombie(struct fiber_loop *loop)
 }
 
 /* Move every fiber whose deadline has come to the run queue, in
- * (deadline, seq) order.  Kept out of line: inlined, its registers would
- * be saved at every round, with or without timers. */
+ * (deadline, early, seq) order.  Kept out of line: inlined, its registers
+ * would be saved at every round, with or without timers. */
 static __attribute__((noinline)) void fire_timers(struct fiber_loop *loop)
 {
     int64_t now = fiber__clock_now(&loop->clock);

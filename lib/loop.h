@@ -199,10 +199,19 @@ static inline int fiber__enter_blocking(struct fiber_task *self)
  * deadline is its purpose), or -ECANCELED.  The fiber's timeout scopes
  * take part: one whose deadline comes strictly before deadline ends the
  * wait then with -ETIMEDOUT (a sleep too), and cancelling one wakes it
- * with -ECANCELED, unless a shield stands in between.
+ * with -ECANCELED, unless a shield stands in between.  early is how far
+ * below deadline the time asked for lay, in 2^-64 ns (timer_heap.h): it
+ * orders fibers whose deadlines round to the same nanosecond.
  */
-int fiber__block(struct fiber_loop *loop, enum fiber__state state,
-                 int64_t deadline);
+int fiber__block_early(struct fiber_loop *loop, enum fiber__state state,
+                       int64_t deadline, uint64_t early);
+
+/* The same, for a deadline that is exactly what was asked for. */
+static inline int fiber__block(struct fiber_loop *loop,
+                               enum fiber__state state, int64_t deadline)
+{
+    return fiber__block_early(loop, state, deadline, 0);
+}
 
 /* The task's name, formatted on first use if it was not given. */
 const char *fiber__task_name(const struct fiber_task *f);

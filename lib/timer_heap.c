@@ -1,5 +1,5 @@
 /*
- * timer_heap.c - a 4-ary min-heap keyed by (deadline, seq).
+ * timer_heap.c - a 4-ary min-heap keyed by (deadline, -early, seq).
  *
  * Four children per node halve the depth of a binary heap.  Slots are 16
  * bytes and slots[1] starts a cache line, so the four children of node i,
@@ -57,12 +57,22 @@ int fiber__timer_heap_grow(struct fiber__timer_heap *heap, size_t n)
     return 0;
 }
 
+/* Equal deadlines are rare among many timers: only they leave the array
+ * for the timers themselves. */
+static bool tie_before(const struct fiber__timer *a,
+                       const struct fiber__timer *b)
+{
+    if (a->early != b->early)
+        return a->early > b->early;
+    return a->seq < b->seq;
+}
+
 static bool slot_before(const struct fiber__timer_slot *a,
                         const struct fiber__timer_slot *b)
 {
-    if (a->deadline != b->deadline)
+    if (__builtin_expect(a->deadline != b->deadline, 1))
         return a->deadline < b->deadline;
-    return a->timer->seq < b->timer->seq;
+    return tie_before(a->timer, b->timer);
 }
 
 static void place(struct fiber__timer_heap *heap, size_t i,
@@ -115,12 +125,14 @@ static void sift_down(struct fiber__timer_heap *heap, size_t i,
     place(heap, i, slot);
 }
 
-void fiber__timer_heap_insert(struct fiber__timer_heap *heap,
-                              struct fiber__timer *timer, int64_t deadline)
+void fiber__timer_heap_insert_early(struct fiber__timer_heap *heap,
+                                    struct fiber__timer *timer,
+                                    int64_t deadline, uint64_t early)
 {
     assert(timer->index == FIBER__TIMER_IDLE);
     assert(heap->len < heap->cap);
 
+    timer->early = early;
     timer->seq = heap->next_seq++;
     struct fiber__timer_slot slot = {deadline, timer};
     sift_up(heap, heap->len++, slot);

@@ -4,8 +4,11 @@
  * An array-based 4-ary min-heap of 16-byte slots {deadline, timer}, laid
  * out so that the four children of a node fill one 64-byte cache line.
  * Deadlines are compared in the slots themselves, so sifting stays in the
- * array; only equal deadlines follow the timer pointer, to its seq, a
- * counter that makes them pop in the order they were inserted.  Each timer
+ * array; only equal deadlines follow the timer pointer, to its early part
+ * (how far below the deadline, in 2^-64 ns, the time asked for lay: a sleep
+ * of 0.4473397219 s waits for a whole nanosecond, but must still end before
+ * one of 0.4473397220 s), then to its seq, a counter that makes timers
+ * equal in both pop in the order they were inserted.  Each timer
  * records its slot index, which makes removal (a cancelled sleeper, a wait
  * that finished before its timeout) O(log n).
  *
@@ -24,7 +27,8 @@
 /* Embedded in whatever waits (a fiber). */
 struct fiber__timer {
     size_t index;
-    uint64_t seq;  /* insertion order, for equal deadlines */
+    uint64_t early;  /* 2^-64 ns units the time asked for lies before it */
+    uint64_t seq;    /* insertion order, for equal deadlines and early */
 };
 
 struct fiber__timer_slot {
@@ -61,9 +65,20 @@ static inline int fiber__timer_heap_reserve(struct fiber__timer_heap *heap,
     return n <= heap->cap ? 0 : fiber__timer_heap_grow(heap, n);
 }
 
-/* Insert an idle timer; room must have been reserved. */
-void fiber__timer_heap_insert(struct fiber__timer_heap *heap,
-                              struct fiber__timer *timer, int64_t deadline);
+/* Insert an idle timer; room must have been reserved.  early is how far
+ * below deadline the exact time asked for lay, in units of 2^-64 ns (0 for
+ * a whole nanosecond): among equal deadlines, the larger early pops first. */
+void fiber__timer_heap_insert_early(struct fiber__timer_heap *heap,
+                                    struct fiber__timer *timer,
+                                    int64_t deadline, uint64_t early);
+
+/* Insert an idle timer for a whole nanosecond deadline. */
+static inline void fiber__timer_heap_insert(struct fiber__timer_heap *heap,
+                                            struct fiber__timer *timer,
+                                            int64_t deadline)
+{
+    fiber__timer_heap_insert_early(heap, timer, deadline, 0);
+}
 
 /* Remove a timer that is in the heap. */
 void fiber__timer_heap_remove_active(struct fiber__timer_heap *heap,

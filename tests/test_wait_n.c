@@ -82,10 +82,11 @@ static void *run_delays_call(void *arg)
     return NULL;
 }
 
-/* Seed, then run fn(n, max_delay) on a virtual loop; returns the delays,
- * which the caller frees. */
-static double *delays_of(int (*fn)(size_t, double, double *), size_t n,
-                         double max_delay, struct delays_call *call)
+/* Seed with seed, then run fn(n, max_delay) on a virtual loop; returns
+ * the delays, which the caller frees. */
+static double *delays_seeded(int (*fn)(size_t, double, double *), size_t n,
+                             double max_delay, uint64_t seed,
+                             struct delays_call *call)
 {
     *call = (struct delays_call){
         .fn = fn,
@@ -95,19 +96,25 @@ static double *delays_of(int (*fn)(size_t, double, double *), size_t n,
         .rc = 1,
     };
     assert_non_null(call->delays);
-    fiber_seed(SEED);
+    fiber_seed(seed);
     assert_int_equal(run_virtual(run_delays_call, call), 0);
     return call->delays;
 }
 
+static double *delays_of(int (*fn)(size_t, double, double *), size_t n,
+                         double max_delay, struct delays_call *call)
+{
+    return delays_seeded(fn, n, max_delay, SEED, call);
+}
+
 /* The n uniform draws the exercises make from the generator seeded with
- * SEED, in ascending order. */
-static double *sorted_draws(size_t n, double max_delay)
+ * seed, in ascending order. */
+static double *sorted_draws(size_t n, double max_delay, uint64_t seed)
 {
     double *draws = malloc((n ? n : 1) * sizeof(*draws));
 
     assert_non_null(draws);
-    fiber_seed(SEED);
+    fiber_seed(seed);
     for (size_t i = 0; i < n; i++)
         draws[i] = fiber_uniform(0, max_delay);
     qsort(draws, n, sizeof(*draws), compare_doubles);
@@ -116,34 +123,34 @@ static double *sorted_draws(size_t n, double max_delay)
 
 /*
  * The checks shared by wait_n and task_wait_n: n delays, each in
- * [0, max_delay], ascending as the loop clock can tell them apart (two
- * delays within a nanosecond share a deadline and wake in spawn order),
- * exactly the n delays drawn, and all of it in the time of the longest
- * delay, not of their sum.
+ * [0, max_delay], in ascending order of the exact delays asked for (two
+ * delays within a nanosecond share a deadline, and still wake in the
+ * order of their exact values), exactly the n delays drawn, and all of it
+ * in the time of the longest delay, not of their sum.  Returns how many
+ * neighbours share a nanosecond deadline.
  */
-static void check_completion_order(int (*fn)(size_t, double, double *),
-                                   size_t n, double max_delay)
+static size_t check_order_seeded(int (*fn)(size_t, double, double *),
+                                 size_t n, double max_delay, uint64_t seed)
 {
     struct delays_call call;
-    double *delays = delays_of(fn, n, max_delay, &call);
+    double *delays = delays_seeded(fn, n, max_delay, seed, &call);
 
     assert_int_equal(call.rc, 0);
     double longest = 0;
-    size_t swapped = 0;
+    size_t same_ns = 0;
     for (size_t i = 0; i < n; i++) {
         assert_true(delays[i] >= 0 && delays[i] <= max_delay);
         if (delays[i] > longest)
             longest = delays[i];
-        if (i > 0 && delays[i] < delays[i - 1]) {
-            assert_true(delays[i - 1] - delays[i] < CLOCK_RESOLUTION);
-            swapped++;
-        }
+        if (i > 0 && delays[i] < delays[i - 1])
+            fail_msg("seed %llu: delay %zu, %.17g, woke before %.17g",
+                     (unsigned long long)seed, i, delays[i - 1], delays[i]);
+        if (i > 0 && ceil(delays[i] * 1e9) == ceil(delays[i - 1] * 1e9))
+            same_ns++;
     }
-    /* Near-ties are rare: a handful among 100,000 delays in one second. */
-    assert_true(swapped <= n / 1000 + 1);
 
     /* The same values as drawn: none lost, none repeated. */
-    double *draws = sorted_draws(n, max_delay);
+    double *draws = sorted_draws(n, max_delay, seed);
     qsort(delays, n, sizeof(*delays), compare_doubles);
     assert_memory_equal(delays, draws, n * sizeof(*delays));
 
@@ -154,6 +161,13 @@ static void check_completion_order(int (*fn)(size_t, double, double *),
 
     free(draws);
     free(delays);
+    return same_ns;
+}
+
+static void check_completion_order(int (*fn)(size_t, double, double *),
+                                   size_t n, double max_delay)
+{
+    check_order_seeded(fn, n, max_delay, SEED);
 }
 
 /* ---- wait_random ------------------------------------------------------ */
@@ -224,6 +238,25 @@ static void test_wait_n_100000_ascending(void **state)
 {
     (void)state;
     check_completion_order(wait_n, 100000, 1);
+}
+
+/* Among 100,000 delays in one second a few pairs round to the same
+ * nanosecond deadline (seed 7 gives four, 0.44733972107674447 and
+ * 0.44733972193005345 among them): they must still wake in the order of
+ * their exact values, for every seed. */
+static void test_wait_n_exact_order_many_seeds(void **state)
+{
+    static const uint64_t seeds[] = {7, 1, 2, 3, 42, 20240601u};
+    size_t nseeds = sizeof(seeds) / sizeof(seeds[0]);
+    (void)state;
+
+    if (RUNNING_ON_VALGRIND || getenv("FIBER_TEST_UNDER_TOOL"))
+        nseeds = 2;
+    size_t same_ns = 0;
+    for (size_t i = 0; i < nseeds; i++)
+        same_ns += check_order_seeded(wait_n, 100000, 1, seeds[i]);
+    /* Otherwise the test would not test the ties. */
+    assert_true(same_ns > 0);
 }
 
 static void test_wait_n_course_calls(void **state)
@@ -616,6 +649,7 @@ int main(void)
         cmocka_unit_test(test_wait_random_zero_max_delay),
         cmocka_unit_test(test_wait_random_same_seed_same_delay),
         cmocka_unit_test(test_wait_n_100000_ascending),
+        cmocka_unit_test(test_wait_n_exact_order_many_seeds),
         cmocka_unit_test(test_wait_n_course_calls),
         cmocka_unit_test(test_task_wait_n_10000_ascending),
         cmocka_unit_test(test_task_wait_n_matches_wait_n),
