@@ -47,8 +47,10 @@
  * happens to keep it per fiber; do not rely on that.
  *
  * Task statuses: a task's function returns a void * result.  Its status is
- * 0 when it returned normally, -ECANCELED when a cancellation was delivered
- * to it (see fiber_cancel), or the negative errno it set with fiber_fail.
+ * the negative errno it set with fiber_fail if it did; else -ECANCELED when
+ * it was cancelled (see fiber_cancel: a blocking call returned -ECANCELED
+ * to it, or it returned without meeting a cancel that came before it ran
+ * or while it ran); else 0.
  */
 #ifndef FIBER_H
 #define FIBER_H
@@ -286,9 +288,25 @@ FIBER_API int fiber_gather(fiber_task_t *const tasks[], size_t n,
  * blocking call it makes returns -ECANCELED (level-triggered), so a task
  * unwinds by returning errors up its stack.  A blocking call whose wake-up
  * had already happened when the cancel came keeps its own result: the
- * completion came first.  A task cancelled before it started still runs,
- * so that it can release what arg owns, and its first blocking call
- * returns -ECANCELED.  Cancelling again changes nothing.
+ * completion came first.  Cancelling again changes nothing.
+ *
+ * The task's final status (fiber_cancelled, as task.cancelled()):
+ * - Cancelled before it started: it ends cancelled, status -ECANCELED, as
+ *   in asyncio.  Unlike asyncio it still runs, so that it can release what
+ *   arg owns (C has no garbage collector); its first blocking call returns
+ *   -ECANCELED, and if it returns without one its status is still
+ *   -ECANCELED.
+ * - Cancelled while it runs (it cancels itself) and returning without
+ *   another blocking call: -ECANCELED, as an asyncio task whose
+ *   CancelledError had no await to be raised at.
+ * - A blocking call returned -ECANCELED to it: -ECANCELED, whatever it
+ *   returns then (use fiber_fail for another status).
+ * - Cancelled while in a blocking call that completed first (its wake-up
+ *   was already due) or that a shield protected, and returning without
+ *   another blocking call: the cancel never reached it, and its status is
+ *   0 with its result, as an asyncio task that caught the CancelledError
+ *   and returned a result.
+ * A status set with fiber_fail wins over all of these.
  *
  * Returns 0 when the request was recorded, -EALREADY when the task has
  * already finished (its result stands), -EINVAL for NULL, -EPERM outside a
@@ -310,7 +328,8 @@ FIBER_API int fiber_done(const fiber_task_t *task);
 
 /*
  * fiber_cancelled - task.cancelled(): 1 if the task has finished with
- * status -ECANCELED, 0 if not, -EINVAL for NULL.
+ * status -ECANCELED (see fiber_cancel for when a cancelled task does), 0 if
+ * not, -EINVAL for NULL.
  */
 FIBER_API int fiber_cancelled(const fiber_task_t *task);
 

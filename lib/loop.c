@@ -89,6 +89,12 @@ int fiber__cancel(struct fiber_loop *loop, struct fiber_task *f)
     if (f->state == FIBER__DONE)
         return -EALREADY;
     f->cancel_requested = true;
+    /* A fiber cancelling itself meets the cancel only at its next
+     * blocking call.  One inside a blocking call meets it there, even if
+     * its wake-up has come already (the completion came first), and one
+     * that never ran meets it nowhere: fiber_entry marks that. */
+    if (f->state == FIBER__RUNNING)
+        f->cancel_unseen = true;
     /* A shield hides the request until it ends: the first blocking call
      * after it gets -ECANCELED. */
     if (is_blocked(f) && f->cancellable &&
@@ -103,6 +109,7 @@ int fiber__cancel(struct fiber_loop *loop, struct fiber_task *f)
  * blocking call returns. */
 int fiber__enter_blocking_slow(struct fiber_task *self)
 {
+    self->cancel_unseen = false;
     return fiber__scope_deliver(self);
 }
 
@@ -283,7 +290,14 @@ static void fiber_entry(void)
     reap_zombie(loop);
     self->state = FIBER__RUNNING;
     *loop->errno_at = 0;
+    /* Cancelled before it ran: it runs, to release what arg owns, but its
+     * cancel has been met by no blocking call. */
+    self->cancel_unseen = self->cancel_requested;
     self->result = self->fn(self->arg);
+    /* Returned without meeting a cancel that came while it ran: cancelled
+     * all the same (asyncio's _must_cancel).  Decided before the groups it owns are
+     * closed below, which may block. */
+    bool cancelled = self->cancel_delivered || self->cancel_unseen;
     /* The scopes it entered lived in frames that have returned.  Groups
      * and waitsets it still owns are closed now, waiting for their tasks:
      * no fiber ends with tasks of its own still running. */
@@ -294,7 +308,7 @@ static void fiber_entry(void)
 
     if (self->fail_status < 0)
         self->status = self->fail_status;
-    else if (self->cancel_delivered)
+    else if (cancelled)
         self->status = -ECANCELED;
     else
         self->status = 0;

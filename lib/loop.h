@@ -39,6 +39,10 @@ struct fiber_task {
     enum fiber__state state;
     bool cancel_requested;
     bool cancel_delivered; /* a blocking call returned -ECANCELED */
+    /* A cancel came before the fiber ran or while it ran, and it has made
+     * no blocking call since: if it returns so, it ends cancelled, as an
+     * asyncio task whose cancel could not be thrown in yet. */
+    bool cancel_unseen;
     bool cancellable;      /* a cancel may interrupt the current wait */
     bool detached;
     bool is_main;
@@ -185,7 +189,8 @@ int fiber__enter_blocking_slow(struct fiber_task *self);
 
 static inline int fiber__enter_blocking(struct fiber_task *self)
 {
-    /* One test in the common case: no cancel, no timeout scope. */
+    /* One test in the common case: no cancel, no timeout scope.  (A cancel
+     * not yet seen is a cancel requested: the slow path clears it.) */
     if (!self->cancel_requested && !self->scope)
         return 0;
     return fiber__enter_blocking_slow(self);
