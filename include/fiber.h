@@ -237,8 +237,16 @@ FIBER_API int fiber_await(fiber_task_t *task, void **result, int *status);
  * If the task has not finished when timeout seconds have passed, it is
  * cancelled and fiber_wait_for waits until it has returned (a task
  * unwinding after cancellation should not block for long), then frees the
- * handle and returns -ETIMEDOUT; *result and *status are filled as always,
- * so a result the task returned while unwinding is never lost.
+ * handle; *result and *status are filled as always, so a result the task
+ * returned while unwinding is never lost.  What it returns then depends on
+ * whether the cancel reached the task:
+ * - it did (the task ended cancelled, status -ECANCELED, or failed with
+ *   fiber_fail after a blocking call returned -ECANCELED to it):
+ *   -ETIMEDOUT;
+ * - it did not (the task was inside a shield, see fiber_scope_enter_shielded,
+ *   and returned without blocking after it): 0 and the task's result, even
+ *   though it finished after the timeout, as asyncio 3.12's wait_for
+ *   returns the result of a task that finished despite the cancel.
  *
  * When the timeout and the task's completion fall at the same instant, the
  * completion wins: a task whose wake-up was already due returns normally,

@@ -294,10 +294,12 @@ static void fiber_entry(void)
      * cancel has been met by no blocking call. */
     self->cancel_unseen = self->cancel_requested;
     self->result = self->fn(self->arg);
-    /* Returned without meeting a cancel that came while it ran: cancelled
-     * all the same (asyncio's _must_cancel).  Decided before the groups it owns are
-     * closed below, which may block. */
-    bool cancelled = self->cancel_delivered || self->cancel_unseen;
+    /* Returned without meeting a cancel that came before or while it ran:
+     * cancelled all the same (asyncio's _must_cancel), and awaiting it
+     * tells so as for a cancel delivered.  Decided before the groups it
+     * owns are closed below, which may block. */
+    if (self->cancel_unseen)
+        self->cancel_delivered = true;
     /* The scopes it entered lived in frames that have returned.  Groups
      * and waitsets it still owns are closed now, waiting for their tasks:
      * no fiber ends with tasks of its own still running. */
@@ -308,7 +310,7 @@ static void fiber_entry(void)
 
     if (self->fail_status < 0)
         self->status = self->fail_status;
-    else if (cancelled)
+    else if (self->cancel_delivered)
         self->status = -ECANCELED;
     else
         self->status = 0;

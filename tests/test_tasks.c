@@ -318,6 +318,67 @@ static void test_wait_for_timeout_keeps_result_returned_unwinding(void **state)
     assert_timed_await(&t.outcome, -ETIMEDOUT, 9, -ECANCELED);
 }
 
+static void *return_its_arg(void *arg);
+
+/* A task whose work is shielded: the timeout's cancel cannot reach it. */
+static void *shielded_work(void *arg)
+{
+    fiber_scope_t shield;
+
+    log_event("work start");
+    CHECK_EQ(fiber_scope_enter_shielded(&shield, INFINITY), 0);
+    log_event("work slept %s", rc_name(fiber_sleep(3)));
+    CHECK_EQ(fiber_scope_exit(&shield), 0);
+    CHECK_EQ(fiber_cancelling(), 1);
+    return arg;
+}
+
+static void *wait_for_shielded_work(void *arg)
+{
+    struct timed_await *out = arg;
+    fiber_task_t *task;
+
+    CHECK_EQ(fiber_spawn(&task, shielded_work, RESULT(11), NULL), 0);
+    wait_for_logged("wait_for", task, 1, out);
+    return NULL;
+}
+
+/* The task finishes after the timeout, without the cancel ever reaching
+ * it: fiber_wait_for returns 0 with its result, as asyncio 3.12 does. */
+static void test_wait_for_shielded_work_finishing_late_gives_result(void **state)
+{
+    struct timed_await out;
+    (void)state;
+
+    run_scenario(wait_for_shielded_work, &out);
+    ASSERT_EVENTS("work start @0ms", "work slept ok @3000ms",
+                  "wait_for ok @3000ms");
+    assert_timed_await(&out, 0, 11, 0);
+}
+
+/* A task not yet started when a zero timeout polls it is cancelled before
+ * it runs: it ends cancelled even if it never blocks, and the poll timed
+ * out. */
+static void *poll_unstarted(void *arg)
+{
+    struct timed_await *out = arg;
+    fiber_task_t *task;
+
+    CHECK_EQ(fiber_spawn(&task, return_its_arg, RESULT(12), NULL), 0);
+    wait_for_logged("wait_for", task, 0, out);
+    return NULL;
+}
+
+static void test_wait_for_zero_on_unstarted_task_times_out(void **state)
+{
+    struct timed_await out;
+    (void)state;
+
+    run_scenario(poll_unstarted, &out);
+    ASSERT_EVENTS("wait_for ETIMEDOUT @0ms");
+    assert_timed_await(&out, -ETIMEDOUT, 12, -ECANCELED);
+}
+
 static void test_wait_for_infinite_timeout_waits_like_await(void **state)
 {
     struct timed_job t = {
@@ -1484,6 +1545,8 @@ int main(void)
         cmocka_unit_test(test_wait_for_timeout_keeps_result_returned_unwinding),
         cmocka_unit_test(test_wait_for_infinite_timeout_waits_like_await),
         cmocka_unit_test(test_wait_for_zero_timeout_polls),
+        cmocka_unit_test(test_wait_for_zero_on_unstarted_task_times_out),
+        cmocka_unit_test(test_wait_for_shielded_work_finishing_late_gives_result),
         cmocka_unit_test(test_await_until_past_deadline_polls),
         cmocka_unit_test(test_wait_for_completion_wins_task_timer_set_last),
         cmocka_unit_test(test_wait_for_completion_wins_task_timer_set_first),
