@@ -27,7 +27,8 @@
  * error code, never an abort().  Errors used throughout:
  *
  *   -EINVAL     a NULL handle or function, a negative or NaN delay
- *   -EPERM      a fiber-only call made outside a running fiber
+ *   -EPERM      a fiber-only call made outside a running fiber (named
+ *               on stderr in debug mode, see "Debugging")
  *   -EDEADLK    a fiber awaiting itself; every fiber blocked for ever
  *   -ECANCELED  the calling fiber has been cancelled
  *   -ETIMEDOUT  a deadline passed
@@ -1518,10 +1519,13 @@ FIBER_API int fiber_signal_wait_until(const int signals[], size_t n,
  *   - the first fiber that switches away with the floating-point
  *     environment not as the loop found it (see "What fibers share" at
  *     the top of this file), once per loop;
- *   - a fiber-only call (fiber_sleep and its variants, fiber_yield,
- *     fiber_spawn, fiber_await and its variants, fiber_gather,
- *     fiber_detach) made outside a fiber; FIBER_DEBUG=1 turns this on
- *     where no loop runs as well.
+ *   - every call that returns -EPERM outside a running fiber (sleeping,
+ *     spawning, awaiting, scopes, groups, waitsets, the synchronisation
+ *     primitives and queues, I/O, TCP, fiber_to_thread, processes,
+ *     signals, backtraces) made outside one, and every call that needs a
+ *     running loop (fiber_cancel, fiber_group_cancel, fiber_scope_cancel,
+ *     fiber_clock_virtual, fiber_dump) made where none runs, naming the
+ *     call; FIBER_DEBUG=1 turns this on where no loop runs as well.
  * A loop in debug mode is slower: each switch reads the clock.
  *
  * Tracing.  trace_path (or FIBER_TRACE=path.json) makes the loop write a

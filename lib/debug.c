@@ -458,18 +458,35 @@ int fiber__debug_bad_handle(struct fiber_loop *loop, const struct fiber_task *t,
     return -EINVAL;
 }
 
-int fiber__outside_fiber(const char *api)
+/* Debug mode is asked for by the running loop, or by FIBER_DEBUG when
+ * none runs on this thread. */
+static bool checks_on(struct fiber_loop *loop)
 {
-    struct fiber_loop *loop = fiber__loop;
     bool on;
 
     if (loop)
-        on = loop->debug && loop->debug->checks;
-    else if (env_switch("FIBER_DEBUG", false, &on) < 0)
-        on = false;
-    if (on)
+        return loop->debug && loop->debug->checks;
+    if (env_switch("FIBER_DEBUG", false, &on) < 0)
+        return false;
+    return on;
+}
+
+int fiber__outside_fiber(const char *api)
+{
+    struct fiber_loop *loop = fiber__loop;
+
+    if (checks_on(loop))
         fiber__debug_report(loop, "%s called outside a fiber: it must be called "
                             "from a fiber of a running loop (inside fiber_run)%s",
                             api, loop ? "" : ", and no loop runs on this thread");
+    return -EPERM;
+}
+
+int fiber__outside_loop(const char *api)
+{
+    if (checks_on(NULL))
+        fiber__debug_report(NULL, "%s called outside a running loop: it must be "
+                            "called on the thread of a loop, inside fiber_run",
+                            api);
     return -EPERM;
 }

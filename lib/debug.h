@@ -70,9 +70,8 @@ bool fiber__debug_quarantine(struct fiber_loop *loop, struct fiber_task *f);
 int fiber__debug_bad_handle(struct fiber_loop *loop, const struct fiber_task *t,
                             const char *api);
 
-/* A fiber-only api called outside a running fiber: reported in debug mode
- * (FIBER_DEBUG=1 when no loop runs on this thread).  Returns -EPERM. */
-int fiber__outside_fiber(const char *api);
+/* fiber__outside_fiber and fiber__outside_loop, the reports of the entry
+ * checks, are declared in loop.h. */
 
 /* The check every public call taking a handle makes first. */
 static inline int fiber__check_handle(const struct fiber_task *t, const char *api)

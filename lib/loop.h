@@ -179,6 +179,40 @@ void fiber__free_task(struct fiber_loop *loop, struct fiber_task *f);
 void fiber__release_task(struct fiber_loop *loop, struct fiber_task *f);
 
 /*
+ * A call that only a fiber may make, made outside one, or one that needs a
+ * running loop, made outside any: reported in debug mode (FIBER_DEBUG=1
+ * when no loop runs on this thread; see debug.c).  Return -EPERM.
+ */
+int fiber__outside_fiber(const char *api) __attribute__((cold));
+int fiber__outside_loop(const char *api) __attribute__((cold));
+
+/*
+ * The entry check of every public call that only a fiber may make: the
+ * running fiber, or NULL outside one, reported in debug mode (the caller
+ * returns -EPERM then).  One test in the common case; the report is out of
+ * line.
+ */
+static inline struct fiber_task *fiber__enter_fiber(const char *api)
+{
+    struct fiber_task *self = fiber__current();
+
+    if (__builtin_expect(!self, 0))
+        fiber__outside_fiber(api);
+    return self;
+}
+
+/* The same for the calls that need a running loop but no fiber (cancels,
+ * dumps): the loop, or NULL, reported in debug mode. */
+static inline struct fiber_loop *fiber__enter_loop(const char *api)
+{
+    struct fiber_loop *loop = fiber__loop;
+
+    if (__builtin_expect(!loop, 0))
+        fiber__outside_loop(api);
+    return loop;
+}
+
+/*
  * The check at the start of every blocking call: returns -ECANCELED (and
  * marks it delivered) if the running fiber self has a pending cancellation
  * that no shield hides, else the error of the outermost of its timeout

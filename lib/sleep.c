@@ -9,10 +9,11 @@
 #include "debug.h"
 #include "loop.h"
 
-/* The running fiber, or NULL; *loop is set when it is not NULL. */
-static struct fiber_task *running(struct fiber_loop **loop)
+/* The entry check of api: the running fiber, or NULL outside one; *loop
+ * is set when it is not NULL. */
+static struct fiber_task *running(const char *api, struct fiber_loop **loop)
 {
-    struct fiber_task *self = fiber__current();
+    struct fiber_task *self = fiber__enter_fiber(api);
 
     if (self)
         *loop = self->loop;
@@ -22,10 +23,10 @@ static struct fiber_task *running(struct fiber_loop **loop)
 FIBER_API int fiber_yield(void)
 {
     struct fiber_loop *loop;
-    struct fiber_task *self = running(&loop);
+    struct fiber_task *self = running("fiber_yield", &loop);
 
     if (!self)
-        return fiber__outside_fiber("fiber_yield");
+        return -EPERM;
     int rc = fiber__enter_blocking(self);
     if (rc < 0)
         return rc;
@@ -52,10 +53,10 @@ static int sleep_until(struct fiber_loop *loop, struct fiber_task *self,
 FIBER_API int fiber_sleep_until(int64_t deadline_ns)
 {
     struct fiber_loop *loop;
-    struct fiber_task *self = running(&loop);
+    struct fiber_task *self = running("fiber_sleep_until", &loop);
 
     if (!self)
-        return fiber__outside_fiber("fiber_sleep_until");
+        return -EPERM;
     return sleep_until(loop, self, deadline_ns, 0);
 }
 
@@ -63,8 +64,8 @@ FIBER_API int fiber_sleep_ns(int64_t ns)
 {
     if (ns < 0)
         return -EINVAL;
-    if (!fiber__current())
-        return fiber__outside_fiber("fiber_sleep_ns");
+    if (!fiber__enter_fiber("fiber_sleep_ns"))
+        return -EPERM;
     if (ns == 0)
         return fiber_yield();
     return fiber_sleep_until(fiber__deadline_after(fiber_now_ns(), ns));
@@ -105,9 +106,9 @@ FIBER_API int fiber_sleep(double seconds)
     if (isnan(seconds) || seconds < 0)
         return -EINVAL;
     struct fiber_loop *loop;
-    struct fiber_task *self = running(&loop);
+    struct fiber_task *self = running("fiber_sleep", &loop);
     if (!self)
-        return fiber__outside_fiber("fiber_sleep");
+        return -EPERM;
     if (seconds == 0)
         return fiber_yield();
     if (isinf(seconds))
@@ -137,7 +138,8 @@ FIBER_API double fiber_time(void)
 
 FIBER_API int fiber_clock_virtual(void)
 {
-    if (!fiber__loop)
+    struct fiber_loop *loop = fiber__enter_loop("fiber_clock_virtual");
+    if (!loop)
         return -EPERM;
-    return fiber__loop->clock.is_virtual ? 1 : 0;
+    return loop->clock.is_virtual ? 1 : 0;
 }

@@ -38,9 +38,9 @@ void fiber__sync_wake_all(struct fiber__waitq *q, int result)
 
 int fiber__sync_enter(struct fiber_task **self, const char *api)
 {
-    *self = fiber__current();
+    *self = fiber__enter_fiber(api);
     if (!*self)
-        return fiber__outside_fiber(api);
+        return -EPERM;
     return fiber__enter_blocking(*self);
 }
 
@@ -103,9 +103,9 @@ static int mutex_lock(fiber_mutex_t *m, int64_t deadline,
 {
     if (!mutex_valid(m))
         return -EINVAL;
-    struct fiber_task *self = fiber__current();
+    struct fiber_task *self = fiber__enter_fiber(api);
     if (!self)
-        return fiber__outside_fiber(api);
+        return -EPERM;
     if (m->private_owner == self)
         return -EDEADLK;
     int rc = fiber__enter_blocking(self);
@@ -138,9 +138,9 @@ FIBER_API int fiber_mutex_trylock(fiber_mutex_t *m)
 {
     if (!mutex_valid(m))
         return -EINVAL;
-    struct fiber_task *self = fiber__current();
+    struct fiber_task *self = fiber__enter_fiber("fiber_mutex_trylock");
     if (!self)
-        return fiber__outside_fiber("fiber_mutex_trylock");
+        return -EPERM;
     if (m->private_owner)
         return -EBUSY;
     m->private_owner = self;
@@ -151,9 +151,9 @@ FIBER_API int fiber_mutex_unlock(fiber_mutex_t *m)
 {
     if (!mutex_valid(m))
         return -EINVAL;
-    struct fiber_task *self = fiber__current();
+    struct fiber_task *self = fiber__enter_fiber("fiber_mutex_unlock");
     if (!self)
-        return fiber__outside_fiber("fiber_mutex_unlock");
+        return -EPERM;
     if (m->private_owner != self)
         return -EPERM;
     mutex_release(m);
@@ -383,9 +383,9 @@ static int cond_wait(fiber_cond_t *c, fiber_mutex_t *m, int64_t deadline,
 {
     if (!cond_valid(c) || !mutex_valid(m))
         return -EINVAL;
-    struct fiber_task *self = fiber__current();
+    struct fiber_task *self = fiber__enter_fiber(api);
     if (!self)
-        return fiber__outside_fiber(api);
+        return -EPERM;
     if (m->private_owner != self)
         return -EPERM;
     int rc = fiber__enter_blocking(self);
