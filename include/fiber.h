@@ -1237,6 +1237,29 @@ FIBER_API int fiber_queue_join_until(fiber_queue_t *q, int64_t deadline_ns);
  * I/O that depends on another process or thread may lose a race against a
  * virtual deadline, and is best tested on the real clock.
  *
+ * Thread and process work under the virtual clock.  Virtual time counts
+ * the loop's timers, not work: fibers running take none, and neither does
+ * work on the thread pool (fiber_to_thread, host names for fiber_tcp_dial)
+ * or in a child process (fiber_process_wait), which the loop cannot
+ * measure.  While a fiber waits for such work, the clock moves only as the
+ * timers of the other fibers make it: with none pending, the loop waits in
+ * real time and virtual time stands still (the work takes no virtual
+ * time); with some pending, the loop waits up to 5 ms of real time for the
+ * work, then jumps to the next deadline and fires it, and so on, so the
+ * work seems to take as many deadlines as pass meanwhile (0.2 s of thread
+ * work beside a fiber ticking every 10 ms reads as several tenths of a
+ * second, or none with no ticker).  So under the virtual clock, a time
+ * measured across thread or process work means nothing, and a timeout
+ * racing such work may fire whatever its length: time it, and test its
+ * timeouts, on the real clock.  Work in fibers, and I/O between the
+ * loop's own fibers, keep exact virtual times.
+ *
+ * Polling under the virtual clock.  Time moves only when no fiber is
+ * ready, so fibers that poll a flag with fiber_yield keep it still for
+ * ever, and the sleeper that would set the flag never wakes: the loop
+ * spins at 100% CPU.  Wait on an event, a queue or a task, or sleep
+ * between polls.  Debug mode reports such a loop (see "Debugging").
+ *
  * Threads.  Each thread may run its own loop, with its own epoll instance,
  * thread pool and descriptors; a descriptor is waited on from one loop at
  * a time.
@@ -1359,7 +1382,8 @@ FIBER_API int fiber_tcp_dial_until(const char *address, int64_t deadline_ns);
  * threads, started as jobs need them and joined when the loop ends (which
  * waits for jobs still running).  Jobs start in the order submitted.  fn
  * must not call libfiber: it runs outside any loop.  Workers block every
- * signal.
+ * signal.  Under the virtual clock the job takes no virtual time of its
+ * own (see "Thread and process work under the virtual clock").
  *
  * Cancellation: a thread cannot be stopped.  If the calling fiber is
  * cancelled while its job is still queued, the job is taken back and
@@ -1414,6 +1438,8 @@ FIBER_API int fiber_process_spawn(fiber_process_t **proc,
  * WIFSIGNALED, WTERMSIG) and free the handle.  The loop learns of the
  * exit through a pidfd (Linux 5.3+) or, without one, through SIGCHLD,
  * which must then reach the loop's thread: block it in other threads.
+ * Under the virtual clock the child's run takes no virtual time of its
+ * own (see "Thread and process work under the virtual clock").
  *
  * If the wait ends early (-ETIMEDOUT, -ECANCELED) the child runs on and
  * the handle stays valid: wait again, or kill it first.  A handle never
@@ -1519,6 +1545,10 @@ FIBER_API int fiber_signal_wait_until(const int signals[], size_t n,
  *   - the first fiber that switches away with the floating-point
  *     environment not as the loop found it (see "What fibers share" at
  *     the top of this file), once per loop;
+ *   - under the virtual clock, a loop whose time has not moved for 100,000
+ *     rounds in a row in which every runnable fiber only yielded (fibers
+ *     polling with fiber_yield, see "Polling under the virtual clock"),
+ *     naming those fibers, once per loop;
  *   - every call that returns -EPERM outside a running fiber (sleeping,
  *     spawning, awaiting, scopes, groups, waitsets, the synchronisation
  *     primitives and queues, I/O, TCP, fiber_to_thread, processes,

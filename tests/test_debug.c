@@ -31,6 +31,9 @@
 #include "stack_use.h"
 #include "stderr_capture.h"
 
+/* lib/debug.h's FIBER__SPIN_ROUNDS: rounds of yields before the report. */
+#define FIBER_TEST_SPIN_ROUNDS 100000l
+
 /* " (function)", as reports name a fiber's entry function: static
  * functions have names only where libunwind reads the symbol table. */
 #ifdef HAVE_LIBUNWIND
@@ -752,6 +755,87 @@ static void test_every_fiber_only_call_outside_is_eperm_and_reported(void **stat
     assert_int_equal(fiber_queue_destroy(&perm_queue), 0);
 }
 
+/* ---- a loop spinning on fiber_yield under the virtual clock ------------- */
+
+struct spin {
+    bool flag;
+    bool sleep_between;  /* poll as one should: sleep between polls */
+    long polls_left;     /* the pollers give up after this many */
+};
+
+/* Poll spin->flag, which the setter sets after a virtual second. */
+static void *poll_flag(void *arg)
+{
+    struct spin *s = arg;
+
+    while (!s->flag && s->polls_left > 0) {
+        s->polls_left--;
+        CHECK_EQ(s->sleep_between ? fiber_sleep(1e-3) : fiber_yield(), 0);
+    }
+    return NULL;
+}
+
+static void *set_flag(void *arg)
+{
+    struct spin *s = arg;
+
+    CHECK_EQ(fiber_sleep(1), 0);
+    s->flag = true;
+    return NULL;
+}
+
+static void *spin_main(void *arg)
+{
+    fiber_task_t *t[3];
+    fiber_attr_t poller = {.name = "poller"}, other = {.name = "other poller"};
+
+    CHECK_EQ(fiber_spawn(&t[0], set_flag, arg, &(fiber_attr_t){.name = "setter"}), 0);
+    CHECK_EQ(fiber_spawn(&t[1], poll_flag, arg, &poller), 0);
+    CHECK_EQ(fiber_spawn(&t[2], poll_flag, arg, &other), 0);
+    CHECK_EQ(fiber_gather(t, 3, NULL, NULL), 0);
+    return NULL;
+}
+
+/* Run spin_main in debug mode on the virtual clock; returns its stderr. */
+static void run_spin(struct spin *s, char *text, size_t size)
+{
+    struct captured_stderr c;
+    fiber_debug_options_t debug = {.checks = 1};
+    fiber_options_t opts = {.clock = FIBER_CLOCK_VIRTUAL, .debug = &debug};
+    int status = -1;
+
+    failed_checks = 0;
+    capture_stderr(&c);
+    int rc = fiber_run(spin_main, s, &opts, NULL, &status);
+    release_stderr(&c, text, size);
+    assert_int_equal(rc, 0);
+    assert_int_equal(status, 0);
+    assert_int_equal(failed_checks, 0);
+}
+
+static void test_yield_spinning_under_virtual_clock_is_reported(void **state)
+{
+    static char text[16384];
+    (void)state;
+
+    /* Yielding only, the pollers keep virtual time from ever reaching the
+     * setter's second: reported once, naming both, while they spin. */
+    struct spin s = {.polls_left = 3 * FIBER_TEST_SPIN_ROUNDS};
+    run_spin(&s, text, sizeof(text));
+    assert_false(s.flag && s.polls_left > 0);
+    assert_int_equal(count_occurrences(text, "libfiber: debug:"), 1);
+    assert_contains(text, "libfiber: debug: virtual time has not moved for");
+    assert_contains(text, "every runnable fiber only yielded");
+    assert_contains(text, "'poller'");
+    assert_contains(text, "'other poller'");
+
+    /* Sleeping between polls lets time move: not a word. */
+    s = (struct spin){.sleep_between = true, .polls_left = 3 * FIBER_TEST_SPIN_ROUNDS};
+    run_spin(&s, text, sizeof(text));
+    assert_true(s.flag);
+    assert_string_equal(text, "");
+}
+
 /* ---- stacks measured afresh --------------------------------------------- */
 
 static void *measure_own_stack(void *arg)
@@ -868,6 +952,7 @@ int main(void)
         cmocka_unit_test(test_a_floating_point_environment_left_changed_is_reported),
         cmocka_unit_test(test_calls_outside_a_fiber_are_reported_in_debug_mode),
         cmocka_unit_test(test_every_fiber_only_call_outside_is_eperm_and_reported),
+        cmocka_unit_test(test_yield_spinning_under_virtual_clock_is_reported),
         cmocka_unit_test(test_debug_mode_measures_a_reused_stack_afresh),
         cmocka_unit_test(test_bad_debug_options_and_environment_are_einval),
         cmocka_unit_test(test_environment_turns_debug_mode_on_and_options_off),
