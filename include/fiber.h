@@ -504,13 +504,15 @@ FIBER_API int fiber_randint(int64_t a, int64_t b, int64_t *out);
  * A scope puts one deadline on every blocking call that the fiber that
  * entered it makes until it exits, however deep in the fiber's calls:
  *
+ *     // example (tests/examples.sh builds each such block as written)
  *     fiber_scope_t scope;
  *     fiber_scope_enter_after(&scope, 2.5);
- *     rc = fetch_index();                   (each sleeps, awaits, waits...)
+ *     int rc = fiber_sleep(1);              // sleeps, awaits, waits, ...
  *     if (rc == 0)
- *         rc = fetch_pages();
+ *         rc = fiber_sleep(2);              // -ETIMEDOUT at 2.5 s
  *     if (fiber_scope_exit(&scope) == -ETIMEDOUT)
  *         puts("gave up after 2.5 s");
+ *     // end of example
  *
  * - Once its deadline has passed, the call blocked then returns -ETIMEDOUT,
  *   and so does every later blocking call of the fiber until the scope
@@ -629,15 +631,23 @@ FIBER_API int fiber_scope_expired(const fiber_scope_t *scope);
 
 /* ---- Task groups ---------------------------------------------------------
  *
- *     fiber_group_t *g;
- *     if ((rc = fiber_group_create(&g)) < 0)
+ *     // example
+ *     int download_all(fiber_fn download, void *jobs[], size_t n)
+ *     {
+ *         fiber_group_t *g;
+ *         int rc, status;
+ *         if ((rc = fiber_group_create(&g)) < 0)
+ *             return rc;
+ *         for (size_t i = 0; i < n; i++)
+ *             fiber_group_spawn(g, NULL, download, jobs[i], NULL);
+ *         rc = fiber_group_wait(g);     // 0, the first failure, -ECANCELED
+ *         for (fiber_task_t *t = fiber_group_next(g, NULL); t;
+ *              t = fiber_group_next(g, t))
+ *             fiber_result(t, NULL, &status);      // every child's status
+ *         fiber_group_destroy(g);
  *         return rc;
- *     for (i = 0; i < n; i++)
- *         fiber_group_spawn(g, NULL, download, &jobs[i], NULL);
- *     rc = fiber_group_wait(g);       (0, the first failure, -ECANCELED)
- *     for (t = fiber_group_next(g, NULL); t; t = fiber_group_next(g, t))
- *         fiber_result(t, NULL, &status);          (every child's status)
- *     fiber_group_destroy(g);
+ *     }
+ *     // end of example
  *
  * - The fiber that creates a group owns it: only the owner waits for it
  *   and destroys it.  Any fiber of the loop may spawn into it (a child may
@@ -740,14 +750,23 @@ FIBER_API int fiber_group_destroy(fiber_group_t *group);
  * A waitset holds tasks and hands each back as it finishes, in the order
  * they finish: the course's "ascending without sort".
  *
- *     fiber_waitset_t *set;
- *     fiber_waitset_create(&set);
- *     for (i = 0; i < n; i++)
- *         if (fiber_spawn(&t, fn, &args[i], NULL) == 0)
- *             fiber_waitset_add(set, t);
- *     while (fiber_waitset_next(set, INFINITY, &t) == 0)
- *         fiber_await(t, &result, &status);      (finished: at once)
- *     fiber_waitset_destroy(set);
+ *     // example
+ *     void as_completed(fiber_fn fn, void *args[], size_t n)
+ *     {
+ *         fiber_waitset_t *set;
+ *         fiber_task_t *t;
+ *         void *result;
+ *         int status;
+ *         if (fiber_waitset_create(&set) < 0)
+ *             return;
+ *         for (size_t i = 0; i < n; i++)
+ *             if (fiber_spawn(&t, fn, args[i], NULL) == 0)
+ *                 fiber_waitset_add(set, t);
+ *         while (fiber_waitset_next(set, INFINITY, &t) == 0)
+ *             fiber_await(t, &result, &status);  // finished: at once
+ *         fiber_waitset_destroy(set);
+ *     }
+ *     // end of example
  *
  * Ownership: fiber_waitset_add gives the handle to the set (await, detach
  * and gather refuse it with -EBUSY); fiber_waitset_next gives it back,
