@@ -250,8 +250,9 @@ static void test_wait_n_exact_order_many_seeds(void **state)
     size_t nseeds = sizeof(seeds) / sizeof(seeds[0]);
     (void)state;
 
+    /* Under Valgrind or a sanitizer, seed 7 alone: its ties are known. */
     if (RUNNING_ON_VALGRIND || getenv("FIBER_TEST_UNDER_TOOL"))
-        nseeds = 2;
+        nseeds = 1;
     size_t same_ns = 0;
     for (size_t i = 0; i < nseeds; i++)
         same_ns += check_order_seeded(wait_n, 100000, 1, seeds[i]);
