@@ -32,15 +32,22 @@ void fiber__timer_heap_destroy(struct fiber__timer_heap *heap)
 #define LINE 64
 _Static_assert(sizeof(struct fiber__timer_slot) * ARITY == LINE,
                "the children of a node fill one cache line");
+_Static_assert(sizeof(struct fiber__timer) == 16,
+               "a timer takes no more room in a task than a slot");
 
 int fiber__timer_heap_grow(struct fiber__timer_heap *heap, size_t n)
 {
     size_t cap = heap->cap ? heap->cap : 64;
+    /* A timer's index is 32 bits. */
+    if (n >= FIBER__TIMER_IDLE)
+        return -ENOMEM;
     while (cap < n) {
         if (cap > SIZE_MAX / 2 / sizeof(*heap->slots))
             return -ENOMEM;
         cap *= 2;
     }
+    if (cap >= FIBER__TIMER_IDLE)
+        cap = FIBER__TIMER_IDLE - 1;
     /* One line more than the slots, so that slots[0] can sit in the last
      * 16 bytes of the first line. */
     void *block = aligned_alloc(LINE, cap * sizeof(*heap->slots) + LINE);
@@ -65,7 +72,7 @@ static __attribute__((noinline, cold)) bool tie_before(const struct fiber__timer
 {
     if (a->early != b->early)
         return a->early > b->early;
-    return a->seq < b->seq;
+    return (int32_t)(a->seq - b->seq) < 0;
 }
 
 static bool slot_before(const struct fiber__timer_slot *a,
@@ -80,7 +87,7 @@ static void place(struct fiber__timer_heap *heap, size_t i,
                   struct fiber__timer_slot slot)
 {
     heap->slots[i] = slot;
-    slot.timer->index = i;
+    slot.timer->index = (uint32_t)i;
 }
 
 /* Move slot up from the hole at i until its parent is earlier. */

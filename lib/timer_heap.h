@@ -21,14 +21,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The index of a timer that is not in the heap. */
-#define FIBER__TIMER_IDLE SIZE_MAX
+/* The index of a timer that is not in the heap; the heap holds fewer. */
+#define FIBER__TIMER_IDLE UINT32_MAX
 
-/* Embedded in whatever waits (a fiber). */
+/* Embedded in whatever waits (a fiber).  Sixteen bytes, as before early
+ * was added: seq is 32 bits, compared as a serial number (RFC 1982), so
+ * two timers equal in deadline and early keep their order unless 2^31
+ * insertions came between them while both waited. */
 struct fiber__timer {
-    size_t index;
+    uint32_t index;
+    uint32_t seq;    /* insertion order, for equal deadlines and early */
     uint64_t early;  /* 2^-64 ns units the time asked for lies before it */
-    uint64_t seq;    /* insertion order, for equal deadlines and early */
 };
 
 struct fiber__timer_slot {
@@ -40,8 +43,8 @@ struct fiber__timer_heap {
     struct fiber__timer_slot *slots;  /* slots[1] starts a cache line */
     void *block;                      /* what slots was carved from */
     size_t len;
-    size_t cap;
-    uint64_t next_seq;
+    size_t cap;        /* below FIBER__TIMER_IDLE */
+    uint32_t next_seq;
 };
 
 /* The inline functions below are asked at every spawn and wake-up, and

@@ -65,7 +65,7 @@ static void assert_heap_valid(const struct fiber__timer_heap *heap)
                         (p->deadline == s->deadline &&
                          (p->timer->early > s->timer->early ||
                           (p->timer->early == s->timer->early &&
-                           p->timer->seq < s->timer->seq))));
+                           (int32_t)(p->timer->seq - s->timer->seq) < 0))));
         }
     }
 }
@@ -227,6 +227,28 @@ static void test_equal_deadlines_pop_by_early_part(void **state)
     fiber__timer_heap_destroy(&heap);
 }
 
+/* The insertion counter is 32 bits: equal timers inserted across its wrap
+ * still pop in insertion order. */
+static void test_insertion_order_survives_the_counter_wrapping(void **state)
+{
+    (void)state;
+    enum { N = 6 };
+    struct fiber__timer_heap heap;
+    struct entry e[N];
+
+    fiber__timer_heap_init(&heap);
+    assert_int_equal(fiber__timer_heap_reserve(&heap, N), 0);
+    heap.next_seq = UINT32_MAX - 2;
+    for (size_t i = 0; i < N; i++) {
+        fiber__timer_init(&e[i].timer);
+        fiber__timer_heap_insert(&heap, &e[i].timer, 7);
+        assert_heap_valid(&heap);
+    }
+    for (size_t i = 0; i < N; i++)
+        assert_ptr_equal(fiber__timer_heap_pop_due(&heap, 7), &e[i].timer);
+    fiber__timer_heap_destroy(&heap);
+}
+
 static void test_remove_idle_timer_is_harmless(void **state)
 {
     (void)state;
@@ -263,6 +285,7 @@ int main(void)
         cmocka_unit_test(test_pop_order_is_deadline_then_insertion),
         cmocka_unit_test(test_pop_due_respects_now),
         cmocka_unit_test(test_equal_deadlines_pop_by_early_part),
+        cmocka_unit_test(test_insertion_order_survives_the_counter_wrapping),
         cmocka_unit_test(test_remove_idle_timer_is_harmless),
         cmocka_unit_test(test_reserve_refuses_absurd_sizes),
     };
