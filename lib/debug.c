@@ -407,7 +407,8 @@ static void runnable_labels(struct fiber_loop *loop, char *buf, size_t size)
         }
         char label[FIBER_NAME_MAX + 200];
         fiber__label(f, label, sizeof(label));
-        int n = snprintf(buf + len, size - len, "%s%s", shown ? ", " : "", label);
+        int n = snprintf(buf + len, size - len, "%s%s", shown ? ", " : "",
+                         label);
         if (n < 0 || (size_t)n >= size - len)
             break;
         len += (size_t)n;
@@ -552,8 +553,8 @@ int fiber__outside_fiber(const char *api)
 int fiber__outside_loop(const char *api)
 {
     if (checks_on(NULL))
-        fiber__debug_report(NULL, "%s called outside a running loop: it must be "
-                            "called on the thread of a loop, inside fiber_run",
-                            api);
+        fiber__debug_report(NULL, "%s called outside a running loop: it must "
+                            "be called on the thread of a loop, inside "
+                            "fiber_run", api);
     return -EPERM;
 }

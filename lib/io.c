@@ -24,8 +24,8 @@
  */
 static int io_begin(int fd, struct fiber_loop **loop, struct fiber__fd **e)
 {
-    struct fiber_task *self =
-        fiber__enter_fiber("fiber I/O (read, recv, write, send, accept or connect)");
+    struct fiber_task *self = fiber__enter_fiber(
+        "fiber I/O (read, recv, write, send, accept or connect)");
 
     if (!self)
         return -EPERM;

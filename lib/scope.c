@@ -165,7 +165,8 @@ FIBER_API int fiber_scope_enter_after(fiber_scope_t *scope, double seconds)
     if (!fiber__enter_fiber("fiber_scope_enter_after"))
         return -EPERM;
     int rc = deadline_after(seconds, &deadline);
-    return rc < 0 ? rc : scope_enter(scope, deadline, false, "fiber_scope_enter_after");
+    return rc < 0 ? rc
+                  : scope_enter(scope, deadline, false, "fiber_scope_enter_after");
 }
 
 FIBER_API int fiber_scope_enter_shielded(fiber_scope_t *scope, double seconds)
@@ -177,7 +178,9 @@ FIBER_API int fiber_scope_enter_shielded(fiber_scope_t *scope, double seconds)
     if (!fiber__enter_fiber("fiber_scope_enter_shielded"))
         return -EPERM;
     int rc = deadline_after(seconds, &deadline);
-    return rc < 0 ? rc : scope_enter(scope, deadline, true, "fiber_scope_enter_shielded");
+    return rc < 0 ? rc
+                  : scope_enter(scope, deadline, true,
+                                "fiber_scope_enter_shielded");
 }
 
 FIBER_API int fiber_scope_exit(fiber_scope_t *scope)

@@ -67,8 +67,8 @@ int fiber__timer_heap_grow(struct fiber__timer_heap *heap, size_t n)
 /* Equal deadlines are rare among many timers: only they leave the array
  * for the timers themselves.  Out of line, so that the sifting loops keep
  * their registers (inlined twice, it made them spill). */
-static __attribute__((noinline, cold)) bool tie_before(const struct fiber__timer *a,
-                       const struct fiber__timer *b)
+static __attribute__((noinline, cold)) bool
+tie_before(const struct fiber__timer *a, const struct fiber__timer *b)
 {
     if (a->early != b->early)
         return a->early > b->early;
