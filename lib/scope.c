@@ -166,7 +166,8 @@ FIBER_API int fiber_scope_enter_after(fiber_scope_t *scope, double seconds)
         return -EPERM;
     int rc = deadline_after(seconds, &deadline);
     return rc < 0 ? rc
-                  : scope_enter(scope, deadline, false, "fiber_scope_enter_after");
+                  : scope_enter(scope, deadline, false,
+                                "fiber_scope_enter_after");
 }
 
 FIBER_API int fiber_scope_enter_shielded(fiber_scope_t *scope, double seconds)
