@@ -257,7 +257,7 @@ FIBER_API int fiber_process_communicate_until(fiber_process_t *proc,
 
     if (rc < 0)
         return rc;
-    if (!fiber__current())
+    if (!fiber__enter_fiber("fiber_process_communicate_until"))
         return -EPERM;
     rc = fiber__process_check(proc);
     if (rc < 0)

@@ -50,11 +50,11 @@ FIBER_API int fiber_debug_blocked(const char *what, int64_t ns)
 
 FIBER_API int fiber_wait_fd_again_until(int fd, int events, int64_t deadline_ns)
 {
-    struct fiber_task *self = fiber__current();
     struct fiber__fd *e = NULL;
 
     if (events <= 0 || events > FIBER__IO_BOTH)
         return -EINVAL;
+    struct fiber_task *self = fiber__enter_fiber("fiber_wait_fd_again_until");
     if (!self)
         return -EPERM;
     if (fd < 0)

@@ -128,9 +128,9 @@ static void unhold(struct fiber_reader *r)
  * call on the same stream (its buffer would change under it), and the
  * check every blocking call makes (a cancel, an expired timeout scope).
  */
-static int stream_enter(bool busy)
+static int stream_enter(const char *api, bool busy)
 {
-    struct fiber_task *self = fiber__current();
+    struct fiber_task *self = fiber__enter_fiber(api);
 
     if (!self)
         return -EPERM;
@@ -231,7 +231,7 @@ FIBER_API ssize_t fiber_reader_readuntil_until(fiber_reader_t *r,
 {
     if (!r || !sep || seplen == 0 || seplen > r->limit || !data)
         return -EINVAL;
-    int rc = stream_enter(r->busy);
+    int rc = stream_enter("fiber_reader_readuntil_until", r->busy);
     if (rc < 0)
         return rc;
     unhold(r);
@@ -252,7 +252,7 @@ FIBER_API ssize_t fiber_reader_readline_until(fiber_reader_t *r, char **line,
 {
     if (!r || !line)
         return -EINVAL;
-    int rc = stream_enter(r->busy);
+    int rc = stream_enter("fiber_reader_readline_until", r->busy);
     if (rc < 0)
         return rc;
     unhold(r);
@@ -296,7 +296,7 @@ FIBER_API ssize_t fiber_reader_readexactly_until(fiber_reader_t *r, void *buf,
         return -EINVAL;
     if (nread)
         *nread = 0;
-    int rc = stream_enter(r->busy);
+    int rc = stream_enter("fiber_reader_readexactly_until", r->busy);
     if (rc < 0)
         return rc;
     unhold(r);
@@ -335,7 +335,7 @@ FIBER_API ssize_t fiber_reader_read_until(fiber_reader_t *r, void *buf,
         return -EINVAL;
     if (n > SSIZE_MAX)
         n = SSIZE_MAX;
-    int rc = stream_enter(r->busy);
+    int rc = stream_enter("fiber_reader_read_until", r->busy);
     if (rc < 0)
         return rc;
     unhold(r);
@@ -448,7 +448,7 @@ FIBER_API int fiber_writer_drain_until(fiber_writer_t *w, int64_t deadline_ns)
 {
     if (!w)
         return -EINVAL;
-    int rc = stream_enter(w->busy);
+    int rc = stream_enter("fiber_writer_drain_until", w->busy);
     if (rc < 0)
         return rc;
     w->busy = true;
@@ -467,7 +467,7 @@ FIBER_API ssize_t fiber_writer_write_until(fiber_writer_t *w, const void *data,
 {
     if (!w || (!data && len > 0) || len > SSIZE_MAX)
         return -EINVAL;
-    int rc = stream_enter(w->busy);
+    int rc = stream_enter("fiber_writer_write_until", w->busy);
     if (rc < 0)
         return rc;
     if (len <= w->cap - w->len) {

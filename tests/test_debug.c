@@ -632,6 +632,49 @@ static int perm_stack_usage(void)
     size_t used, size;
     return fiber_stack_usage(NULL, &used, &size);
 }
+static fiber_reader_t *perm_reader;
+static fiber_writer_t *perm_writer;
+static int perm_reader_readline(void)
+{
+    char *line;
+    return (int)fiber_reader_readline(perm_reader, &line);
+}
+static int perm_reader_readuntil(void)
+{
+    char *data;
+    return (int)fiber_reader_readuntil(perm_reader, ";", 1, &data);
+}
+static int perm_reader_readexactly(void)
+{
+    size_t nread;
+    return (int)fiber_reader_readexactly(perm_reader, perm_buf, 1, &nread);
+}
+static int perm_reader_read(void)
+{
+    return (int)fiber_reader_read(perm_reader, perm_buf, 1);
+}
+static int perm_writer_write(void)
+{
+    return (int)fiber_writer_write(perm_writer, "x", 1);
+}
+static int perm_writer_drain(void) { return fiber_writer_drain(perm_writer); }
+static int perm_gather_fail_fast(void)
+{
+    fiber_task_t *tasks[] = {STAND_IN(fiber_task_t)};
+    size_t failed;
+    return fiber_gather_fail_fast(tasks, 1, NULL, NULL, &failed);
+}
+static int perm_process_communicate(void)
+{
+    int pipes[3] = {-1, -1, -1};
+    fiber_process_output_t out;
+    return fiber_process_communicate(STAND_IN(fiber_process_t), pipes, NULL, 0,
+                                     &out);
+}
+static int perm_wait_fd_again_until(void)
+{
+    return fiber_wait_fd_again_until(0, FIBER_READABLE, 0);
+}
 
 /* The call, and the name its report gives (the call's own, the one it
  * calls, or the I/O calls' common name). */
@@ -712,6 +755,18 @@ static const struct {
     {"fiber_dump", "fiber_dump", perm_dump},
     {"fiber_backtrace", "fiber_backtrace", perm_backtrace},
     {"fiber_stack_usage", "fiber_stack_usage", perm_stack_usage},
+    {"fiber_reader_readline", "fiber_reader_readline_until", perm_reader_readline},
+    {"fiber_reader_readuntil", "fiber_reader_readuntil_until", perm_reader_readuntil},
+    {"fiber_reader_readexactly", "fiber_reader_readexactly_until",
+     perm_reader_readexactly},
+    {"fiber_reader_read", "fiber_reader_read_until", perm_reader_read},
+    {"fiber_writer_write", "fiber_writer_write_until", perm_writer_write},
+    {"fiber_writer_drain", "fiber_writer_drain_until", perm_writer_drain},
+    {"fiber_gather_fail_fast", "fiber_gather_fail_fast", perm_gather_fail_fast},
+    {"fiber_process_communicate", "fiber_process_communicate_until",
+     perm_process_communicate},
+    {"fiber_wait_fd_again_until", "fiber_wait_fd_again_until",
+     perm_wait_fd_again_until},
 };
 
 static void test_every_fiber_only_call_outside_is_eperm_and_reported(void **state)
@@ -725,6 +780,9 @@ static void test_every_fiber_only_call_outside_is_eperm_and_reported(void **stat
     assert_int_equal(fiber_sem_init(&perm_sem, 0), 0);
     assert_int_equal(fiber_cond_init(&perm_cond), 0);
     assert_int_equal(fiber_queue_init(&perm_queue, 1), 0);
+    assert_int_equal(fiber_reader_new(&perm_reader, 0, 0), 0);
+    /* A writer with something to drain, so that drain must wait. */
+    assert_int_equal(fiber_writer_new(&perm_writer, 1, 16), 0);
 
     for (size_t i = 0; i < sizeof(perm_calls) / sizeof(perm_calls[0]); i++) {
         /* Not in debug mode: -EPERM, and not a word. */
@@ -755,6 +813,8 @@ static void test_every_fiber_only_call_outside_is_eperm_and_reported(void **stat
                      line, text);
     }
     assert_int_equal(fiber_queue_destroy(&perm_queue), 0);
+    assert_int_equal(fiber_reader_free(perm_reader), 0);
+    assert_int_equal(fiber_writer_free(perm_writer), 0);
 }
 
 /* ---- a loop spinning on fiber_yield under the virtual clock ------------- */
