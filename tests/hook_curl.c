@@ -20,34 +20,10 @@
 #include <time.h>
 
 #include "fiber-hook.h"
+#include "tap_ok.h"
 
 static int port;
 static const char *ca_file;
-static int test_no, failures;
-
-static void ok(int cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void ok(int cond, const char *fmt, ...)
-{
-    va_list ap;
-
-    printf("%s %d - ", cond ? "ok" : "not ok", ++test_no);
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    putchar('\n');
-    fflush(stdout);
-    if (!cond)
-        failures++;
-}
-
-static double wall(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* TLS handshakes and libcurl's calls go deeper than a default stack. */
 static const fiber_attr_t big_stack = {.stack_size = 512 * 1024};

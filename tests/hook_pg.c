@@ -21,33 +21,9 @@
 #include <time.h>
 
 #include "fiber-hook.h"
+#include "tap_ok.h"
 
 static const char *conninfo;
-static int test_no, failures;
-
-static void ok(int cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void ok(int cond, const char *fmt, ...)
-{
-    va_list ap;
-
-    printf("%s %d - ", cond ? "ok" : "not ok", ++test_no);
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    putchar('\n');
-    fflush(stdout);
-    if (!cond)
-        failures++;
-}
-
-static double wall(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* libpq and its name lookups use more stack than a fiber's default. */
 static const fiber_attr_t big_stack = {.stack_size = 256 * 1024};
