@@ -139,7 +139,9 @@ enum fiber_clock {
 
 /* Options of a loop, given to fiber_run.  All-zero means the defaults. */
 typedef struct fiber_options {
-    /* Usable stack size of each fiber; 0 means FIBER_DEFAULT_STACK_SIZE. */
+    /* Usable stack size of each fiber; 0 means FIBER_DEFAULT_STACK_SIZE.
+     * A size too large to map, up to SIZE_MAX, makes fiber_run return
+     * -ENOMEM. */
     size_t stack_size;
     /* One of enum fiber_clock. */
     int clock;
@@ -150,7 +152,8 @@ typedef struct fiber_options {
 
 /* Attributes of one fiber, given to fiber_spawn.  All-zero means defaults. */
 typedef struct fiber_attr {
-    /* Usable stack size; 0 means the loop's stack size. */
+    /* Usable stack size; 0 means the loop's stack size.  A size too large
+     * to map, up to SIZE_MAX, makes fiber_spawn return -ENOMEM. */
     size_t stack_size;
     /* A name shown in reports and descriptions; copied and cut to
      * FIBER_NAME_MAX bytes.  NULL means "Task-<id>". */
@@ -203,7 +206,8 @@ typedef struct fiber_attr {
  *
  * Returns 0 when main ran to completion, -EINVAL if main is NULL or opts
  * holds an invalid value, -EBUSY if called from inside a running loop,
- * -ENOMEM if the loop could not be set up, -EDEADLK as above.
+ * -ENOMEM if the loop could not be set up (opts->stack_size too large to
+ * map, whatever its value, included), -EDEADLK as above.
  */
 FIBER_API int fiber_run(fiber_fn main, void *arg, const fiber_options_t *opts,
                         void **result, int *status);
@@ -230,8 +234,9 @@ FIBER_API int fiber_run(fiber_fn main, void *arg, const fiber_options_t *opts,
  * Returns 0, -EINVAL if task or fn is NULL, or attr->stack_size is below
  * FIBER_MIN_STACK_SIZE or given for a compact fiber, -ENOTSUP for a compact
  * fiber where they are not supported, -EPERM outside a running fiber,
- * -ENOMEM when no stack or task could be allocated (nothing is leaked and
- * *task is left untouched).
+ * -ENOMEM when no stack or task could be allocated, a stack_size too large
+ * to map (whatever its value, SIZE_MAX included) among them: nothing is
+ * leaked and *task is left untouched.
  */
 FIBER_API int fiber_spawn(fiber_task_t **task, fiber_fn fn, void *arg,
                           const fiber_attr_t *attr);
@@ -542,6 +547,8 @@ FIBER_API int fiber_randint(int64_t a, int64_t b, int64_t *out);
 typedef struct fiber_scope {
     struct fiber_scope *private_outer;
     fiber_task_t *private_owner;
+    uint64_t private_owner_id;
+    uint64_t private_owner_loop;
     int64_t private_deadline;
     int private_cause;
     unsigned char private_shield;
@@ -614,8 +621,9 @@ FIBER_API int fiber_scope_exit(fiber_scope_t *scope);
  * in heap or static memory, as fiber_attr.compact says of all shared
  * memory.
  *
- * Returns 0, -EALREADY if the scope has exited, -EINVAL for NULL, a scope
- * never entered or one of another loop, -EPERM outside a running loop,
+ * Returns 0, -EALREADY if the scope has exited or the fiber that entered
+ * it has returned, -EINVAL for NULL, a scope never entered or one of
+ * another loop (an earlier one included), -EPERM outside a running loop,
  * -EBUSY (nothing changed) when a compact fiber cancels a scope of another
  * compact fiber that is suspended: the other's enclosing scopes are in its
  * frames, off the stack they share.
@@ -886,7 +894,8 @@ struct fiber_waitq_storage {
 /* A mutex (asyncio.Lock): owned by one fiber at a time, not recursive. */
 typedef struct fiber_mutex {
     struct fiber_waitq_storage private_waiters;
-    fiber_task_t *private_owner;
+    uint64_t private_owner_id;
+    uint64_t private_owner_loop;
     uint32_t private_magic;
 } fiber_mutex_t;
 
@@ -941,7 +950,11 @@ FIBER_API int fiber_mutex_destroy(fiber_mutex_t *m);
 /*
  * fiber_mutex_lock - async with lock: take the mutex, waiting in line while
  * another fiber owns it.  On 0 the caller owns it until fiber_mutex_unlock.
- * A fiber that finishes while owning a mutex leaves it locked for ever.
+ * A fiber that finishes while owning a mutex leaves it locked for ever:
+ * owned by nobody who runs, so that unlocking it gives -EPERM and locking
+ * it waits, in every fiber, even one spawned later in the memory of the
+ * finished one (a mutex knows its owner by an identity never reused in the
+ * process, not by its task handle).
  *
  * Returns 0, -ECANCELED, -EINVAL (see fiber_mutex_destroy), -EPERM outside
  * a fiber, -EDEADLK if the caller owns it already.
@@ -1346,11 +1359,16 @@ FIBER_API int fiber_close(int fd);
  * fiber_tcp_listen - a TCP socket listening on address, "host:port":
  * "127.0.0.1:8080", "[::1]:8080", "localhost:8080", ":8080" (every IPv4
  * interface).  Port 0 lets the kernel choose (see getsockname(2)).
+ * Addresses are strict, here and in fiber_tcp_dial: the port is 1 to 5
+ * decimal digits up to 65535 (no sign, no service name); the host is a
+ * name or IPv4 address of letters, digits, '.', '-' and '_', or an IPv6
+ * address (with an optional %zone) in brackets; nothing else, no space,
+ * comes before, between or after them.
  * SO_REUSEADDR is set; backlog <= 0 means SOMAXCONN.  A numeric address
  * needs no fiber; a host name is resolved on the thread pool, from a
  * fiber.  Never waits otherwise.  Returns the socket, non-blocking and
- * close-on-exec, or a negative errno: -EINVAL for a malformed address or
- * a port above 65535, the errors of name resolution (see fiber_tcp_dial),
+ * close-on-exec, or a negative errno: -EINVAL for a malformed address
+ * (see above) or a port above 65535, the errors of name resolution (see fiber_tcp_dial),
  * of socket, bind and listen (-EADDRINUSE...), -ECANCELED, -EPERM for a
  * host name outside a fiber.
  */
@@ -1358,7 +1376,8 @@ FIBER_API int fiber_tcp_listen(const char *address, int backlog);
 
 /*
  * fiber_tcp_dial - asyncio.open_connection: a TCP connection to address
- * ("host:port", "[v6 address]:port").  A host name is resolved with
+ * ("host:port", "[v6 address]:port", as strict as fiber_tcp_listen's;
+ * the host may not be empty).  A host name is resolved with
  * getaddrinfo on the thread pool, so other fibers run meanwhile; each
  * address found is tried in turn until one connects.  Returns the
  * connected socket, non-blocking, close-on-exec and with TCP_NODELAY set
@@ -1441,7 +1460,8 @@ typedef struct fiber_process fiber_process_t;
 /*
  * fiber_process_spawn - asyncio.create_subprocess_exec: start argv[0]
  * (searched in PATH) with arguments argv (NULL-terminated) and the
- * environment of the process.  Streams not asked for as pipes in flags are
+ * environment of the process.  argv has execv's type, so main's argv (or
+ * argv + 1) is passed as it is; its strings are not changed.  Streams not asked for as pipes in flags are
  * inherited.  pipes (which may be NULL when flags asks for none) receives
  * the caller's end of each pipe: pipes[0] is written to the child's stdin,
  * pipes[1] and pipes[2] read from its stdout and stderr; -1 where there is
@@ -1457,7 +1477,7 @@ typedef struct fiber_process fiber_process_t;
  * on failure.
  */
 FIBER_API int fiber_process_spawn(fiber_process_t **proc,
-                                  const char *const argv[], int flags,
+                                  char *const argv[], int flags,
                                   int pipes[3]);
 
 /*
@@ -1540,17 +1560,24 @@ FIBER_API int fiber_signal_wait_until(const int signals[], size_t n,
  * unavailable and fiber_backtrace returns -ENOSYS.
  *
  * Stack use is a high-water mark: the deepest non-zero word among the
- * stack's pages that are resident (mincore).  Debug mode zeroes the
- * resident pages of a reused stack when a fiber is spawned, so the mark
- * is that fiber's own; without it, a reused stack may show the deeper mark
+ * stack's pages that are resident (mincore).  Debug mode zeroes a reused
+ * stack when a fiber is spawned (it gives the pages below the first frame
+ * back to the kernel, which costs the same for a stack of any size), so
+ * the mark is that fiber's own; without it, a reused stack may show the deeper mark
  * an earlier fiber left.  Under Valgrind it is counted in whole pages.
  *
  * Stack overflow.  While a loop runs, a SIGSEGV handler on an alternate
  * signal stack recognises a fault in the guard page below a fiber's stack,
  * writes "libfiber: fiber N 'name' overflowed its S-byte stack" and that
- * fiber's backtrace to stderr, and lets the process die of SIGSEGV as it
- * would have.  Every other fault goes to the handler installed before the
- * loop started (or the default action), untouched.  The handler is left
+ * fiber's backtrace to stderr.  Then, if the program had installed a
+ * SIGSEGV handler before the loop started, that handler is called as the
+ * kernel would have called it (with the fault's siginfo_t and context for
+ * SA_SIGINFO, its sa_mask blocked, reset to the default first for
+ * SA_RESETHAND), on the alternate signal stack: it may write its own
+ * report and _exit.  If it returns, or SIGSEGV was ignored or left to
+ * its default, the default action is put back and the process dies of
+ * SIGSEGV as it would have.  Every other fault goes to the handler
+ * installed before the loop started (or the default action), untouched.  The handler is left
  * out with overflow_check = -1 or FIBER_OVERFLOW_CHECK=0, and in builds
  * with AddressSanitizer or ThreadSanitizer, which report overflows
  * themselves.
@@ -1562,7 +1589,9 @@ FIBER_API int fiber_signal_wait_until(const int signals[], size_t n,
  *     variants, fiber_gather, fiber_cancel, fiber_detach, fiber_result
  *     and fiber_stack_usage then return -EINVAL instead of undefined
  *     behaviour.  Freed tasks are kept out of reuse for the last
- *     FIBER_DEBUG_QUARANTINE of them, so that such a handle is recognised;
+ *     FIBER_DEBUG_QUARANTINE of them (within FIBER_DEBUG_QUARANTINE_BYTES,
+ *     and only until memory runs out), so that such a handle is
+ *     recognised;
  *   - at the end of the loop, every task that was never awaited nor
  *     detached, as asyncio's "Task was destroyed but it is pending!" (it
  *     still ran when main returned) and "never retrieved" (it finished);
@@ -1605,8 +1634,13 @@ FIBER_API int fiber_signal_wait_until(const int signals[], size_t n,
  * on stderr, as a bad FIBER_CLOCK does.
  */
 
-/* Freed tasks debug mode keeps out of reuse to catch stale handles. */
+/* Freed tasks debug mode keeps out of reuse to catch stale handles: at
+ * most this many, holding at most FIBER_DEBUG_QUARANTINE_BYTES of stacks
+ * and tasks.  When a spawn runs out of memory they are all put back into
+ * circulation and the spawn is tried again, so that a program recovers
+ * from -ENOMEM in debug mode as it does without it. */
 #define FIBER_DEBUG_QUARANTINE 4096
+#define FIBER_DEBUG_QUARANTINE_BYTES ((size_t)256 << 20)
 
 /* Recorded loops, for a timeline or a trace written later. */
 typedef struct fiber_trace fiber_trace_t;

@@ -336,11 +336,7 @@ void fiber__debug_detach(struct fiber_loop *loop)
     if (d->dump_signal)
         uninstall_dump_signal(d->dump_signal);
     /* Quarantined tasks go back to be freed with the loop. */
-    while (d->quarantine_head) {
-        struct fiber_task *f = d->quarantine_head;
-        d->quarantine_head = f->next_ready;
-        fiber__release_task(loop, f);
-    }
+    fiber__debug_unquarantine(loop);
     free(d->trace_path);
     free(d);
     loop->debug = NULL;
@@ -413,6 +409,26 @@ void fiber__debug_round(struct fiber_loop *loop)
     }
 }
 
+/* The memory a quarantined task keeps from reuse: its stack and task, or
+ * a compact task and its frames. */
+static size_t task_bytes(const struct fiber_task *f)
+{
+    return f->compact ? sizeof(*f) + f->frames_cap : f->slot_size;
+}
+
+/* Put the oldest quarantined task back into circulation. */
+static void release_oldest(struct fiber_loop *loop, struct fiber__debug *d)
+{
+    struct fiber_task *old = d->quarantine_head;
+
+    d->quarantine_head = old->next_ready;
+    if (!d->quarantine_head)
+        d->quarantine_tail = NULL;
+    d->quarantined--;
+    d->quarantined_bytes -= task_bytes(old);
+    fiber__release_task(loop, old);
+}
+
 bool fiber__debug_quarantine(struct fiber_loop *loop, struct fiber_task *f)
 {
     struct fiber__debug *d = loop->debug;
@@ -426,13 +442,23 @@ bool fiber__debug_quarantine(struct fiber_loop *loop, struct fiber_task *f)
     else
         d->quarantine_head = f;
     d->quarantine_tail = f;
-    /* The oldest goes back into circulation. */
-    if (++d->quarantined > FIBER_DEBUG_QUARANTINE) {
-        struct fiber_task *old = d->quarantine_head;
-        d->quarantine_head = old->next_ready;
-        d->quarantined--;
-        fiber__release_task(loop, old);
-    }
+    d->quarantined++;
+    d->quarantined_bytes += task_bytes(f);
+    /* The oldest go back into circulation, one this large at once. */
+    while (d->quarantined > FIBER_DEBUG_QUARANTINE ||
+           d->quarantined_bytes > FIBER_DEBUG_QUARANTINE_BYTES)
+        release_oldest(loop, d);
+    return true;
+}
+
+bool fiber__debug_unquarantine(struct fiber_loop *loop)
+{
+    struct fiber__debug *d = loop->debug;
+
+    if (!d || !d->quarantine_head)
+        return false;
+    while (d->quarantine_head)
+        release_oldest(loop, d);
     return true;
 }
 

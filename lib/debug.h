@@ -38,7 +38,7 @@ struct fiber__debug {
     char *trace_path;          /* write log as JSON here at the end, or NULL */
     fiber_trace_t *trace;      /* hand log over to this trace at the end */
     struct fiber_task *quarantine_head, *quarantine_tail;
-    size_t quarantined;
+    size_t quarantined, quarantined_bytes;
 };
 
 /*
@@ -61,9 +61,15 @@ void fiber__debug_switch(struct fiber_loop *loop, struct fiber_task *from);
 /* Called at the start of every round: serves a pending dump request. */
 void fiber__debug_round(struct fiber_loop *loop);
 
-/* Debug mode: keep a freed task out of reuse for a while.  Returns true if
- * it was kept (the caller must not recycle it). */
+/* Debug mode: keep a freed task out of reuse for a while (the last
+ * FIBER_DEBUG_QUARANTINE tasks, up to FIBER_DEBUG_QUARANTINE_BYTES of
+ * memory).  Returns true if it was taken (the caller must not recycle it). */
 bool fiber__debug_quarantine(struct fiber_loop *loop, struct fiber_task *f);
+
+/* Put every quarantined task back into circulation, when memory runs
+ * out: a program must recover from -ENOMEM as it does without debug
+ * mode.  Returns true if there was any. */
+bool fiber__debug_unquarantine(struct fiber_loop *loop);
 
 /* Debug mode: report a handle that is no longer a live task, naming the
  * api called with it.  Returns -EINVAL then, 0 for a good handle. */

@@ -32,8 +32,9 @@
  * more than the 128-byte red zone, and what a switch may keep there. */
 #define PAINT_MARGIN 256
 
-/* Pages asked about per mincore call. */
-#define MINCORE_BATCH 64
+/* Pages asked about per mincore call: the cost is mostly per call, and a
+ * large stack has millions of pages, nearly all of them never touched. */
+#define MINCORE_BATCH 16384
 
 /* ---- stack use --------------------------------------------------------- */
 
@@ -55,7 +56,9 @@ static const char *first_nonzero_word(const char *from, const char *to)
 static char *find_resident(char *base, size_t size, size_t page,
                            bool (*visit)(char *page_addr, void *arg), void *arg)
 {
-    unsigned char vec[MINCORE_BATCH];
+    /* Per thread, not on the stack: the caller may be a fiber with a
+     * small one. */
+    static _Thread_local unsigned char vec[MINCORE_BATCH];
 
     /* mincore wants a page-aligned start; a fiber's stack may begin a
      * little above one (its mapping starts there). */
@@ -67,7 +70,18 @@ static char *find_resident(char *base, size_t size, size_t page,
         size_t len = size - off < MINCORE_BATCH * page ? size - off : MINCORE_BATCH * page;
         if (mincore(base + off, len, vec) < 0)
             return NULL;
-        for (size_t i = 0; i * page < len; i++) {
+        size_t n = (len + page - 1) / page;
+        for (size_t i = 0; i < n; i++) {
+            /* Eight pages at a time where none is resident, as in most
+             * of a large stack. */
+            uint64_t eight;
+            if (i % 8 == 0 && i + 8 <= n) {
+                memcpy(&eight, &vec[i], sizeof(eight));
+                if (eight == 0) {
+                    i += 7;
+                    continue;
+                }
+            }
             char *p = base + off + i * page;
             if ((vec[i] & 1) && visit(p, arg))
                 return p;
@@ -120,23 +134,6 @@ size_t fiber__stack_high_water(const struct fiber_loop *loop,
     return (size_t)(base + f->stack.size - scan.hit);
 }
 
-#ifndef FIBER__ASAN
-struct paint {
-    size_t page;
-    char *end;
-};
-
-static bool zero_page(char *page_addr, void *arg)
-{
-    struct paint *paint = arg;
-    char *end = page_addr + paint->page < paint->end ? page_addr + paint->page : paint->end;
-
-    if (page_addr < end)
-        memset(page_addr, 0, (size_t)(end - page_addr));
-    return false;
-}
-#endif
-
 void fiber__stack_paint(const struct fiber_loop *loop, struct fiber_task *f)
 {
 #ifdef FIBER__ASAN
@@ -149,15 +146,31 @@ void fiber__stack_paint(const struct fiber_loop *loop, struct fiber_task *f)
         return;
     char *base = f->stack.base;
     char *sp = fiber__context_sp(&f->ctx);
-    struct paint paint = {.page = loop->stacks.page_size, .end = sp - PAINT_MARGIN};
+    size_t page = loop->stacks.page_size;
 
     /* Valgrind would see writes below another stack's pointer. */
     if (RUNNING_ON_VALGRIND || !base || !sp || sp <= base + PAINT_MARGIN ||
         sp > base + f->stack.size)
         return;
     /* Only well below the first frame: the switch may keep a word or two
-     * just under the starting stack pointer. */
-    find_resident(base, (size_t)(paint.end - base), paint.page, zero_page, &paint);
+     * just under the starting stack pointer.  The whole pages below are
+     * given back to the kernel, which reads them as zeros and no longer
+     * counts them resident: it visits only the pages that are, so a huge
+     * stack costs no more than a small one, where asking mincore about
+     * every page of it would take seconds.  The page holding end, shared
+     * with the first frame, is zeroed up to end if resident.  The first
+     * page may start below base, in the slot's rounding: unused. */
+    char *end = sp - PAINT_MARGIN;
+    char *low = (char *)((uintptr_t)base & ~(uintptr_t)(page - 1));
+    char *last = (char *)((uintptr_t)end & ~(uintptr_t)(page - 1));
+    unsigned char resident = 0;
+    if (last > low && madvise(low, (size_t)(last - low), MADV_DONTNEED) < 0)
+        return;
+    if (last < base)
+        last = base;
+    if (mincore((char *)((uintptr_t)last & ~(uintptr_t)(page - 1)), 1, &resident) == 0 &&
+        (resident & 1))
+        memset(last, 0, (size_t)(end - last));
     f->debug_flags |= FIBER__FLAG_PAINTED;
 #endif
 }

@@ -14,6 +14,7 @@
 #include "loop.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@
 #include "observe.h"
 #include "poller.h"
 #include "report.h"
+#include "sanitizers.h"
 #include "scope.h"
 
 _Thread_local struct fiber_loop *fiber__loop
@@ -369,6 +371,8 @@ void fiber__release_task(struct fiber_loop *loop, struct fiber_task *f)
         return;
     }
     if (f->stack.size == loop->default_usable) {
+        /* Reused as it is: an abandoned fiber's frames must go. */
+        fiber__asan_forget(f->stack.base, f->stack.size);
         f->next_ready = loop->task_free;
         loop->task_free = f;
         return;
@@ -519,6 +523,11 @@ int fiber__spawn(struct fiber_loop *loop, struct fiber_task **out, fiber_fn fn,
 
     struct fiber_task *f = compact ? alloc_compact_task(loop, &rc)
                                    : alloc_task(loop, stack_size, &rc);
+    /* Debug mode keeps freed tasks aside: out of memory, give them back
+     * and try once more, as a program recovering from -ENOMEM expects. */
+    if (!f && rc == -ENOMEM && fiber__debug_unquarantine(loop))
+        f = compact ? alloc_compact_task(loop, &rc)
+                    : alloc_task(loop, stack_size, &rc);
     if (!f)
         return rc;
     if (compact)
@@ -686,6 +695,9 @@ static void loop_destroy(struct fiber_loop *loop)
     free(loop);
 }
 
+/* Loops started in the process so far, for their serial numbers. */
+static _Atomic uint64_t loops_started;
+
 FIBER_API int fiber_run(fiber_fn main, void *arg, const fiber_options_t *opts,
                         void **result, int *status)
 {
@@ -712,6 +724,7 @@ FIBER_API int fiber_run(fiber_fn main, void *arg, const fiber_options_t *opts,
         return -ENOMEM;
     loop->stack_size = o.stack_size ? o.stack_size : FIBER_DEFAULT_STACK_SIZE;
     loop->next_id = 1;
+    loop->serial = atomic_fetch_add(&loops_started, 1) + 1;
     fiber__timer_heap_init(&loop->timers);
     fiber__stack_pool_init(&loop->stacks);
     loop->default_usable = fiber__stack_round(&loop->stacks, loop->stack_size);

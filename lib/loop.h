@@ -107,6 +107,9 @@ struct fiber_loop {
     size_t compact_hint;          /* bytes of frames last saved */
     struct fiber_task *main;
     uint64_t next_id;
+    /* This loop's number among the loops the process has run, from 1:
+     * with a task's id, an identity never reused (a mutex's owner). */
+    uint64_t serial;
     bool main_done;
     bool shutting_down;           /* every live fiber has been cancelled */
     bool observed;                /* call the observe.h hooks */

@@ -5,12 +5,13 @@
  * The handler runs on an alternate signal stack, since the faulting
  * fiber's own stack is used up.  For a fault inside the guard page of a
  * live fiber of this thread's loop, it writes which fiber overflowed and
- * its backtrace, puts the default action back and returns: the faulting
+ * its backtrace, then calls the SIGSEGV handler the program installed
+ * before ours, if any, as the kernel would have (on the alternate stack,
+ * since the fiber's is used up).  If that handler returns, or there is
+ * none, it puts the default action back and returns: the faulting
  * instruction runs again and the process dies of SIGSEGV, as it would
- * have without us (the kernel cannot run a handler on a stack used up,
- * unless the program gave it an alternate stack: such a handler of the
- * program's own is called instead).  Every other SIGSEGV goes to the
- * action installed before ours, untouched.
+ * have without us.  Every other SIGSEGV goes to the action installed
+ * before ours, untouched.
  *
  * It writes with write(2) and formats by hand: stdio is not safe in a
  * signal handler.  Unwinding and naming use libunwind, which reads memory
@@ -61,7 +62,6 @@
 static pthread_mutex_t handler_lock = PTHREAD_MUTEX_INITIALIZER;
 static int loops_running;           /* loops armed, over all threads */
 static struct sigaction previous;   /* SIGSEGV's action before ours */
-static volatile sig_atomic_t reported; /* an overflow has been reported */
 
 /* Read by the handler: initial-exec, so no allocation on first use. */
 static _Thread_local struct {
@@ -250,24 +250,58 @@ static void restore_default(void)
     sigaction(SIGSEGV, &dfl, NULL);
 }
 
+static bool is_handler(const struct sigaction *sa)
+{
+    return (sa->sa_flags & SA_SIGINFO) ||
+           (sa->sa_handler != SIG_DFL && sa->sa_handler != SIG_IGN);
+}
+
+/*
+ * Call the program's handler prev as the kernel would have: with its
+ * sa_mask blocked (and the signal too, unless SA_NODEFER), with the
+ * fault's siginfo_t and context if SA_SIGINFO, and reset to the default
+ * first if SA_RESETHAND, so that the next SIGSEGV gets the default.
+ */
+static void call_handler(const struct sigaction *prev, int sig,
+                         siginfo_t *info, void *ucontext)
+{
+    struct sigaction sa = *prev;
+    sigset_t old, only_sig;
+
+    if (sa.sa_flags & SA_RESETHAND) {
+        memset(&previous, 0, sizeof(previous));
+        previous.sa_handler = SIG_DFL;
+        sigemptyset(&previous.sa_mask);
+    }
+    pthread_sigmask(SIG_BLOCK, &sa.sa_mask, &old);
+    if (sa.sa_flags & SA_NODEFER) {
+        sigemptyset(&only_sig);
+        sigaddset(&only_sig, sig);
+        pthread_sigmask(SIG_UNBLOCK, &only_sig, NULL);
+    }
+    if (sa.sa_flags & SA_SIGINFO)
+        sa.sa_sigaction(sig, info, ucontext);
+    else
+        sa.sa_handler(sig);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
 /* Do what SIGSEGV would have done without us. */
 static void pass_on(int sig, siginfo_t *info, void *ucontext)
 {
     struct sigaction prev = previous;
     bool sent = info->si_code <= 0; /* by kill() or the like, not a fault */
 
-    if (prev.sa_flags & SA_SIGINFO) {
-        prev.sa_sigaction(sig, info, ucontext);
+    if (is_handler(&prev)) {
+        call_handler(&prev, sig, info, ucontext);
     } else if (prev.sa_handler == SIG_IGN && sent) {
         /* Ignored, as it would have been. */
-    } else if (prev.sa_handler == SIG_DFL || prev.sa_handler == SIG_IGN) {
+    } else {
         /* A fault cannot be ignored: it happens again on return, under
          * the default action; a sent signal is sent again. */
         restore_default();
         if (sent)
             raise(sig);
-    } else {
-        prev.sa_handler(sig);
     }
 }
 
@@ -279,29 +313,19 @@ static void on_segv(int sig, siginfo_t *info, void *ucontext)
 
     if (loop && info->si_code > 0)
         f = guard_owner(loop, (uintptr_t)info->si_addr);
-    /* After the report, whatever would have happened without us: the
-     * default action kills the process with SIGSEGV, as it would have. */
     if (!f) {
         pass_on(sig, info, ucontext);
     } else {
-        /* Once: a handler of the program's own that returns would make
-         * the fault, and the report, happen again and again. */
-        if (!reported) {
-            reported = 1;
-            report(f, ucontext);
-        }
-        /* Without us, only a handler on an alternate stack of the
-         * program's own could have run on a stack used up; otherwise the
-         * kernel kills the process with SIGSEGV. */
-        stack_t current;
-        bool programs_stack = sigaltstack(NULL, &current) == 0 &&
-                              !(current.ss_flags & SS_DISABLE) &&
-                              current.ss_sp != thread_state.alt_stack;
-        if ((previous.sa_flags & SA_ONSTACK) && programs_stack &&
-            previous.sa_handler != SIG_DFL && previous.sa_handler != SIG_IGN)
-            pass_on(sig, info, ucontext);
-        else
-            restore_default();
+        report(f, ucontext);
+        /* Then the program's own handler, if it had one, on this
+         * alternate stack (or its own): it may log, clean up, exit or
+         * jump away.  If it returns, or there is none, the default action
+         * puts an end to it: the fault happens again on return, and the
+         * process dies of SIGSEGV, as it would have without us. */
+        struct sigaction prev = previous;
+        if (is_handler(&prev))
+            call_handler(&prev, sig, info, ucontext);
+        restore_default();
     }
     errno = saved_errno;
 }

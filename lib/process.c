@@ -143,7 +143,7 @@ static int make_pipes(int flags, int child[3], int parent[3])
     return 0;
 }
 
-static int spawn_child(struct fiber_loop *loop, const char *const argv[],
+static int spawn_child(struct fiber_loop *loop, char *const argv[],
                        int flags, const int child[3], pid_t *pid)
 {
     posix_spawn_file_actions_t actions;
@@ -174,7 +174,7 @@ static int spawn_child(struct fiber_loop *loop, const char *const argv[],
     if (rc == 0)
         rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
     if (rc == 0)
-        rc = posix_spawnp(pid, argv[0], &actions, &attr, (char *const *)argv,
+        rc = posix_spawnp(pid, argv[0], &actions, &attr, argv,
                           environ);
     posix_spawnattr_destroy(&attr);
     posix_spawn_file_actions_destroy(&actions);
@@ -182,7 +182,7 @@ static int spawn_child(struct fiber_loop *loop, const char *const argv[],
 }
 
 FIBER_API int fiber_process_spawn(fiber_process_t **proc,
-                                  const char *const argv[], int flags,
+                                  char *const argv[], int flags,
                                   int pipes[3])
 {
     struct fiber_task *self = fiber__current();

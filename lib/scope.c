@@ -141,6 +141,8 @@ static int scope_enter(fiber_scope_t *scope, int64_t deadline, bool shield)
 
     scope->private_outer = self->scope;
     scope->private_owner = self;
+    scope->private_owner_id = self->id;
+    scope->private_owner_loop = self->loop->serial;
     scope->private_deadline = deadline;
     scope->private_cause = 0;
     scope->private_shield = shield;
@@ -206,11 +208,17 @@ FIBER_API int fiber_scope_cancel(fiber_scope_t *scope)
         return -EPERM;
     if (scope->private_magic == SCOPE_EXITED)
         return -EALREADY;
+    /* The owner's memory is only read once the scope is known to be of
+     * this loop: an earlier loop's tasks are gone. */
     if (scope->private_magic != SCOPE_ENTERED ||
-        scope->private_owner->loop != loop)
+        scope->private_owner_loop != loop->serial)
         return -EINVAL;
 
     struct fiber_task *owner = scope->private_owner;
+    /* A fiber that returns inside a scope ends it; its task may be
+     * another fiber's by now. */
+    if (owner->id != scope->private_owner_id || owner->state == FIBER__DONE)
+        return -EALREADY;
     /* Whether the scope reaches the owner's wait is read from its other
      * scopes, which are in its frames: a compact owner's must be on the
      * shared stack, which a compact caller is running on. */

@@ -75,6 +75,7 @@ void fiber__stack_pool_destroy(struct fiber__stack_pool *pool)
                 VALGRIND_STACK_DEREGISTER(chunk->valgrind_ids[j]);
             free(chunk->valgrind_ids);
         }
+        fiber__asan_forget(chunk->addr, chunk->len);
         munmap(chunk->addr, chunk->len);
     }
     for (size_t i = 0; i < pool->nclasses; i++)
@@ -154,6 +155,10 @@ static bool install_guards_batched(struct fiber__stack_pool *pool, char *addr,
 static int grow_class(struct fiber__stack_pool *pool,
                       struct fiber__stack_class *c)
 {
+    /* A size that leaves no room for its guard page in a size_t would
+     * wrap the slot to 0 (and divide by it); no such mapping exists. */
+    if (c->size > SIZE_MAX - pool->page_size)
+        return -ENOMEM;
     size_t slot = c->size + pool->page_size;
     size_t count = CHUNK_TARGET_BYTES / slot;
 
@@ -249,6 +254,7 @@ void fiber__stack_release(struct fiber__stack_pool *pool,
     }
     /* The class exists and has room: both were set up when the stack was
      * made, and free lists never hold more stacks than were made. */
+    fiber__asan_forget(stack->base, stack->size);
     c->free[c->nfree++] = stack->base;
     stack->base = NULL;
 }

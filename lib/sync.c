@@ -67,6 +67,30 @@ int fiber__sync_wait(struct fiber_task *self, struct fiber__waitq *q,
 
 /* ---- mutex -------------------------------------------------------------- */
 
+/*
+ * A mutex names its owner by the fiber's id and its loop's serial, not by
+ * its control block: a finished fiber's block is recycled for the next
+ * spawn, and the mutex it left locked must not pass to that stranger.
+ * Neither pair is ever used again in the process.
+ */
+static bool owned_by(const fiber_mutex_t *m, const struct fiber_task *f)
+{
+    return m->private_owner_id == f->id &&
+           m->private_owner_loop == f->loop->serial;
+}
+
+static bool mutex_is_locked(const fiber_mutex_t *m)
+{
+    return m->private_owner_id != 0;
+}
+
+/* Make f (NULL: nobody) the owner of m. */
+static void set_owner(fiber_mutex_t *m, const struct fiber_task *f)
+{
+    m->private_owner_id = f ? f->id : 0;
+    m->private_owner_loop = f ? f->loop->serial : 0;
+}
+
 static bool mutex_valid(const fiber_mutex_t *m)
 {
     return m && m->private_magic == FIBER__MUTEX_MAGIC;
@@ -77,7 +101,7 @@ FIBER_API int fiber_mutex_init(fiber_mutex_t *m)
     if (!m)
         return -EINVAL;
     fiber__waitq_init(fiber__waiters(&m->private_waiters));
-    m->private_owner = NULL;
+    set_owner(m, NULL);
     m->private_magic = FIBER__MUTEX_MAGIC;
     return 0;
 }
@@ -86,7 +110,7 @@ FIBER_API int fiber_mutex_destroy(fiber_mutex_t *m)
 {
     if (!mutex_valid(m))
         return -EINVAL;
-    if (m->private_owner || fiber__waiters_len(&m->private_waiters) > 0)
+    if (mutex_is_locked(m) || fiber__waiters_len(&m->private_waiters) > 0)
         return -EBUSY;
     m->private_magic = 0;
     return 0;
@@ -95,7 +119,7 @@ FIBER_API int fiber_mutex_destroy(fiber_mutex_t *m)
 /* Give m to its oldest waiter, or leave it free when nobody waits. */
 static void mutex_release(fiber_mutex_t *m)
 {
-    m->private_owner = fiber__sync_wake_one(fiber__waiters(&m->private_waiters), 0);
+    set_owner(m, fiber__sync_wake_one(fiber__waiters(&m->private_waiters), 0));
 }
 
 static int mutex_lock(fiber_mutex_t *m, int64_t deadline,
@@ -106,21 +130,21 @@ static int mutex_lock(fiber_mutex_t *m, int64_t deadline,
     struct fiber_task *self = fiber__current();
     if (!self)
         return fiber__outside_fiber(api);
-    if (m->private_owner == self)
+    if (owned_by(m, self))
         return -EDEADLK;
     int rc = fiber__enter_blocking(self);
     if (rc < 0)
         return rc;
-    if (!m->private_owner) {
+    if (!mutex_is_locked(m)) {
         /* Hand-off means a free mutex has nobody waiting for it. */
         assert(fiber__waiters_len(&m->private_waiters) == 0);
-        m->private_owner = self;
+        set_owner(m, self);
         return 0;
     }
     rc = fiber__sync_wait(self, fiber__waiters(&m->private_waiters), deadline,
                           "mutex");
     /* Woken with 0 only by mutex_release, which made us the owner. */
-    assert(rc != 0 || m->private_owner == self);
+    assert(rc != 0 || owned_by(m, self));
     return rc;
 }
 
@@ -141,9 +165,9 @@ FIBER_API int fiber_mutex_trylock(fiber_mutex_t *m)
     struct fiber_task *self = fiber__current();
     if (!self)
         return fiber__outside_fiber("fiber_mutex_trylock");
-    if (m->private_owner)
+    if (mutex_is_locked(m))
         return -EBUSY;
-    m->private_owner = self;
+    set_owner(m, self);
     return 0;
 }
 
@@ -154,7 +178,7 @@ FIBER_API int fiber_mutex_unlock(fiber_mutex_t *m)
     struct fiber_task *self = fiber__current();
     if (!self)
         return fiber__outside_fiber("fiber_mutex_unlock");
-    if (m->private_owner != self)
+    if (!owned_by(m, self))
         return -EPERM;
     mutex_release(m);
     return 0;
@@ -164,7 +188,7 @@ FIBER_API int fiber_mutex_locked(const fiber_mutex_t *m)
 {
     if (!mutex_valid(m))
         return -EINVAL;
-    return m->private_owner != NULL;
+    return mutex_is_locked(m);
 }
 
 /* ---- event -------------------------------------------------------------- */
@@ -369,13 +393,13 @@ FIBER_API int fiber_cond_destroy(fiber_cond_t *c)
  * of fiber_cond_wait must own m when it returns. */
 static void mutex_relock(fiber_mutex_t *m, struct fiber_task *self)
 {
-    if (!m->private_owner) {
-        m->private_owner = self;
+    if (!mutex_is_locked(m)) {
+        set_owner(m, self);
         return;
     }
     fiber__waitq_wait_uncancellable(fiber__waiters(&m->private_waiters),
                                     "mutex");
-    assert(m->private_owner == self);
+    assert(owned_by(m, self));
 }
 
 static int cond_wait(fiber_cond_t *c, fiber_mutex_t *m, int64_t deadline,
@@ -386,7 +410,7 @@ static int cond_wait(fiber_cond_t *c, fiber_mutex_t *m, int64_t deadline,
     struct fiber_task *self = fiber__current();
     if (!self)
         return fiber__outside_fiber(api);
-    if (m->private_owner != self)
+    if (!owned_by(m, self))
         return -EPERM;
     int rc = fiber__enter_blocking(self);
     if (rc < 0)

@@ -4,6 +4,7 @@
  */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -23,19 +24,68 @@
 
 /* ---- addresses ----------------------------------------------------------- */
 
+/* A port: one to five decimal digits, at most 65535.  No sign, space or
+ * other base, which strtol and getaddrinfo would take. */
+static bool valid_port(const char *port, size_t len)
+{
+    unsigned long value = 0;
+
+    if (len == 0 || len > 5)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        if (port[i] < '0' || port[i] > '9')
+            return false;
+        value = value * 10 + (unsigned long)(port[i] - '0');
+    }
+    return value <= 65535;
+}
+
+/* Letters, digits, '.', '-' and '_': what host names and IPv4 addresses
+ * are made of, and the names of interfaces after an IPv6 '%'. */
+static bool valid_name(const char *name, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_'))
+            return false;
+    }
+    return true;
+}
+
+/* What brackets hold: an IPv6 address, maybe with a zone ("fe80::1%eth0"). */
+static bool valid_ipv6(const char *host)
+{
+    char address[INET6_ADDRSTRLEN];
+    struct in6_addr ignored;
+    const char *zone = strchr(host, '%');
+    size_t len = zone ? (size_t)(zone - host) : strlen(host);
+
+    if (len >= sizeof(address))
+        return false;
+    if (zone && (zone[1] == '\0' || !valid_name(zone + 1, strlen(zone + 1))))
+        return false;
+    memcpy(address, host, len);
+    address[len] = '\0';
+    return inet_pton(AF_INET6, address, &ignored) == 1;
+}
+
 /*
  * Split "host:port" or "[host]:port" into its parts.  The host may be
- * empty (":8080"); the port may not.  A bare IPv6 address has colons of
- * its own, so it must be bracketed.  Returns 0 or -EINVAL.
+ * empty (":8080"); the port may not, and is a decimal number up to 65535.
+ * A bare IPv6 address has colons of its own, so it must be bracketed, and
+ * brackets hold nothing else.  Returns 0 or -EINVAL for anything else:
+ * spaces, signs, junk after the port, a service name for a port.
  */
 static int split_address(const char *address, char host[HOST_MAX],
                          char port[PORT_MAX])
 {
     const char *host_start, *host_end, *colon;
+    bool bracketed = address && address[0] == '[';
 
     if (!address)
         return -EINVAL;
-    if (address[0] == '[') {
+    if (bracketed) {
         host_start = address + 1;
         host_end = strchr(host_start, ']');
         if (!host_end || host_end[1] != ':')
@@ -43,22 +93,22 @@ static int split_address(const char *address, char host[HOST_MAX],
         colon = host_end + 1;
     } else {
         host_start = address;
-        colon = strrchr(address, ':');
+        colon = strchr(address, ':');
         if (!colon)
             return -EINVAL;
         host_end = colon;
-        if (memchr(host_start, ':', (size_t)(host_end - host_start)))
-            return -EINVAL;
     }
     size_t host_len = (size_t)(host_end - host_start);
     size_t port_len = strlen(colon + 1);
-    if (host_len >= HOST_MAX || port_len == 0 || port_len >= PORT_MAX)
+    if (host_len >= HOST_MAX || !valid_port(colon + 1, port_len))
         return -EINVAL;
     memcpy(host, host_start, host_len);
     host[host_len] = '\0';
     memcpy(port, colon + 1, port_len + 1);
-    /* getaddrinfo takes "99999" and wraps it; a port has 16 bits. */
-    if (strspn(port, "0123456789") == port_len && strtol(port, NULL, 10) > 65535)
+    if (bracketed ? !valid_ipv6(host) : !valid_name(host, host_len))
+        return -EINVAL;
+    /* A name starts with a letter or digit: "-1.2.3.4" is no address. */
+    if (!bracketed && (host[0] == '-' || host[0] == '.'))
         return -EINVAL;
     return 0;
 }

@@ -7,10 +7,10 @@
 set -u
 
 prog=${top_builddir:-.}/tests/overflow_prog
-echo "1..9"
+echo "1..14"
 if [ -n "${FIBER_TEST_UNDER_TOOL:-}" ]; then
     # Sanitizers and Valgrind catch the overflow their own way.
-    for i in 1 2 3 4 5 6 7 8 9; do echo "ok $i # SKIP under a sanitizer or Valgrind"; done
+    for i in $(seq 14); do echo "ok $i # SKIP under a sanitizer or Valgrind"; done
     exit 0
 fi
 if [ ! -x "$prog" ]; then
@@ -87,6 +87,28 @@ check "the program's own SIGSEGV handler gets the faults that are not overflows"
 run user-altstack
 check "an overflow goes on to the program's handler when it has its own alternate stack" \
     eval '[ "$status" -eq 42 ] && [[ "$err" == *"overflowed its 16384-byte stack"*"own handler ran" ]]'
+
+run user-overflow
+check "an overflow is named, then the program's own handler runs" \
+    eval '[ "$status" -eq 42 ] && [[ "$err" == *"overflowed its 16384-byte stack"*"own handler ran" ]]'
+
+run user-siginfo
+check "an SA_SIGINFO handler of the program's gets the overflow's own siginfo_t" \
+    eval '[ "$status" -eq 42 ] && [[ "$err" == *"overflowed its 16384-byte stack"*"siginfo handler ran" ]]'
+
+run user-returns
+check "a handler that returns from an overflow runs once, then the process dies of SIGSEGV" \
+    eval '[ "$status" -eq "$sigsegv" ] && [[ "$err" == *"overflowed its 16384-byte stack"*"handler returns" ]] &&
+          [ "$(grep -c "handler returns" "$scratch/err")" -eq 1 ] &&
+          [ "$(grep -c "overflowed its" "$scratch/err")" -eq 1 ]'
+
+run user-ignored
+check "an overflow with SIGSEGV ignored is named, and kills" \
+    eval '[ "$status" -eq "$sigsegv" ] && [[ "$err" == *"overflowed its 16384-byte stack"* ]]'
+
+run null FIBER_OVERFLOW_CHECK=1
+check "without a handler of the program's, a fault that is no overflow kills as before" \
+    eval '[ "$status" -eq "$sigsegv" ] && [ -z "$err" ]'
 
 run overflow FIBER_OVERFLOW_CHECK=0
 check "FIBER_OVERFLOW_CHECK=0: no handler, the kernel's SIGSEGV alone" \

@@ -11,14 +11,20 @@
  *                                the one to run
  *   overflow_prog user-overflow  a fiber overflows while the program has
  *                                its own handler, but no alternate stack
- *                                for it to run on: the overflow is named
- *                                and the process dies of SIGSEGV, as the
- *                                kernel would have killed it
+ *                                for it to run on: the overflow is named,
+ *                                then the program's handler runs
  *   overflow_prog user-altstack  the same with the program's own
- *                                alternate stack: its handler runs
+ *                                alternate stack
+ *   overflow_prog user-siginfo   the same with an SA_SIGINFO handler, which
+ *                                checks the fault's siginfo_t
+ *   overflow_prog user-returns   the same with an SA_RESETHAND handler that
+ *                                returns: the process dies of SIGSEGV
+ *   overflow_prog user-ignored   the same with SIGSEGV ignored: the
+ *                                process dies of SIGSEGV
  *
- * overflow, big-frames, null and user-overflow die of SIGSEGV; user-handler and
- * user-altstack exit 42 from the program's handler.
+ * overflow, big-frames, null, user-returns and user-ignored die of
+ * SIGSEGV; user-handler, user-overflow, user-altstack and user-siginfo
+ * exit 42 from the program's handler.
  */
 #include <signal.h>
 #include <stdbool.h>
@@ -120,6 +126,29 @@ static void users_own_handler(int sig)
     _exit(42);
 }
 
+/* The fault's own siginfo_t, as the kernel gives it: an address in the
+ * guard page below the fiber's stack. */
+static void users_siginfo_handler(int sig, siginfo_t *info, void *ucontext)
+{
+    static const char message[] = "the program's siginfo handler ran\n";
+
+    if (sig != SIGSEGV || !info || info->si_signo != SIGSEGV ||
+        info->si_code <= 0 || !info->si_addr || !ucontext)
+        _exit(44);
+    if (write(STDERR_FILENO, message, sizeof(message) - 1) < 0)
+        _exit(43);
+    _exit(42);
+}
+
+static void users_returning_handler(int sig)
+{
+    static const char message[] = "the program's handler returns\n";
+
+    (void)sig;
+    if (write(STDERR_FILENO, message, sizeof(message) - 1) < 0)
+        _exit(43);
+}
+
 int main(int argc, char **argv)
 {
     const char *what = argc > 1 ? argv[1] : "overflow";
@@ -138,12 +167,22 @@ int main(int argc, char **argv)
         struct sigaction sa;
         memset(&sa, 0, sizeof(sa));
         sa.sa_handler = users_own_handler;
+        if (strcmp(what, "user-siginfo") == 0) {
+            sa.sa_sigaction = users_siginfo_handler;
+            sa.sa_flags = SA_SIGINFO;
+        }
+        if (strcmp(what, "user-returns") == 0) {
+            sa.sa_handler = users_returning_handler;
+            sa.sa_flags = SA_RESETHAND;
+        }
+        if (strcmp(what, "user-ignored") == 0)
+            sa.sa_handler = SIG_IGN;
         sigemptyset(&sa.sa_mask);
         if (strcmp(what, "user-altstack") == 0) {
             static char alt_stack[64 * 1024];
             stack_t ss = {.ss_sp = alt_stack, .ss_size = sizeof(alt_stack)};
             sigaltstack(&ss, NULL);
-            sa.sa_flags = SA_ONSTACK;
+            sa.sa_flags |= SA_ONSTACK;
         }
         sigaction(SIGSEGV, &sa, NULL);
     }

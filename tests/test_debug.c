@@ -20,6 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -434,6 +436,158 @@ static void test_debug_mode_measures_a_reused_stack_afresh(void **state)
 
 /* ---- options and environment -------------------------------------------- */
 
+/* ---- large stacks and scarce memory ------------------------------------ */
+
+static double monotonic_seconds(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+struct terabyte {
+    double spawn_seconds;  /* in fiber_spawn, all three */
+    size_t used;           /* the last fiber's own stack use */
+};
+
+/* A 1 TiB stack, spawned three times: the second and third time on the
+ * first's stack, used 64 KiB deep; the third measures its own use. */
+static void *spawn_terabyte_stacks(void *arg)
+{
+    struct terabyte *tb = arg;
+    fiber_attr_t attr = {.stack_size = (size_t)1 << 40, .name = "huge"};
+    fiber_task_t *t;
+    int kib = 64;
+
+    for (int i = 0; i < 3; i++) {
+        double start = monotonic_seconds();
+        int rc = fiber_spawn(&t, i < 2 ? recurse_kib : measure_own_stack,
+                             i < 2 ? (void *)&kib : (void *)&tb->used, &attr);
+        tb->spawn_seconds += monotonic_seconds() - start;
+        if (rc == -ENOMEM && i == 0) {
+            tb->used = 0;
+            return NULL; /* No room for 1 TiB of address space here. */
+        }
+        CHECK_EQ(rc, 0);
+        CHECK_EQ(fiber_await(t, NULL, NULL), 0);
+        kib = 4;
+    }
+    return NULL;
+}
+
+static void test_debug_mode_spawns_a_terabyte_stack_quickly(void **state)
+{
+    struct debug_run r;
+    struct terabyte tb = {0, 0};
+    (void)state;
+
+    if (getenv("FIBER_TEST_UNDER_TOOL"))
+        skip(); /* No terabyte mappings under sanitizers and Valgrind. */
+    debug_run_open(&r, 100);
+    debug_run(&r, spawn_terabyte_stacks, &tb);
+    debug_run_close(&r);
+    /* Zeroing a reused stack asked the kernel about every page of it:
+     * seconds for each spawn. */
+    if (tb.spawn_seconds >= 1.0)
+        fail_msg("three spawns of a 1 TiB stack took %.3f s", tb.spawn_seconds);
+    /* Zeroed all the same: the 64 KiB the first fibers used are not
+     * counted for the last. */
+    assert_true(tb.used < 32 * 1024);
+}
+
+static void *wait_for_event(void *arg)
+{
+    CHECK_EQ(fiber_event_wait(arg), 0);
+    return NULL;
+}
+
+/* Spawn fibers that wait on an event until spawning fails; count them. */
+static size_t spawn_until_enomem(fiber_task_t **tasks, size_t max,
+                                 fiber_event_t *e)
+{
+    size_t n = 0;
+
+    while (n < max) {
+        int rc = fiber_spawn(&tasks[n], wait_for_event, e, NULL);
+        if (rc == -ENOMEM)
+            break;
+        CHECK_EQ(rc, 0);
+        if (rc < 0)
+            break;
+        n++;
+    }
+    return n;
+}
+
+#define SCARCE_MAX 100000
+
+struct scarce {
+    fiber_task_t *tasks[SCARCE_MAX];
+    size_t first, second;
+};
+
+static void *recover_from_enomem(void *arg)
+{
+    struct scarce *sc = arg;
+    fiber_event_t e;
+
+    for (int round = 0; round < 2; round++) {
+        CHECK_EQ(fiber_event_init(&e), 0);
+        size_t n = spawn_until_enomem(sc->tasks, SCARCE_MAX, &e);
+        *(round == 0 ? &sc->first : &sc->second) = n;
+        CHECK_EQ(fiber_event_set(&e), 0);
+        CHECK_EQ(fiber_gather(sc->tasks, n, NULL, NULL), 0);
+        CHECK_EQ(fiber_event_destroy(&e), 0);
+    }
+    return NULL;
+}
+
+/* In a child limited to a little more address space than it has, spawn
+ * until -ENOMEM, let every fiber finish, and spawn until -ENOMEM again:
+ * the second time as many fibers fit as the first. */
+static int recover_in_a_child(int checks)
+{
+    static struct scarce sc;
+    pid_t pid = fork();
+
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        long pages = 0;
+        FILE *statm = fopen("/proc/self/statm", "r");
+        if (!statm || fscanf(statm, "%ld", &pages) != 1)
+            _exit(2);
+        fclose(statm);
+        struct rlimit limit;
+        limit.rlim_cur = limit.rlim_max =
+            (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + ((rlim_t)64 << 20);
+        if (setrlimit(RLIMIT_AS, &limit) < 0)
+            _exit(3);
+        fiber_debug_options_t debug = {.checks = checks, .slow_seconds = 1000};
+        fiber_options_t opts = {.clock = FIBER_CLOCK_VIRTUAL, .debug = &debug};
+        failed_checks = 0;
+        int rc = fiber_run(recover_from_enomem, &sc, &opts, NULL, NULL);
+        fprintf(stderr, "# %s mode: %zu fibers, then %zu\n",
+                checks == 1 ? "debug" : "normal", sc.first, sc.second);
+        _exit(rc == 0 && failed_checks == 0 && sc.first > 10 &&
+              sc.second >= sc.first ? 0 : 1);
+    }
+    int status = 0;
+    if (waitpid(pid, &status, 0) != pid)
+        return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static void test_debug_mode_recovers_from_enomem_as_normal_mode_does(void **state)
+{
+    (void)state;
+    if (getenv("FIBER_TEST_UNDER_TOOL"))
+        skip(); /* Sanitizers need address space beyond any small limit. */
+    assert_int_equal(recover_in_a_child(-1), 0);
+    assert_int_equal(recover_in_a_child(1), 0);
+}
+
 static void test_bad_debug_options_and_environment_are_einval(void **state)
 {
     fiber_debug_options_t debug = {0};
@@ -508,6 +662,8 @@ int main(void)
         cmocka_unit_test(test_a_floating_point_environment_left_changed_is_reported),
         cmocka_unit_test(test_calls_outside_a_fiber_are_reported_in_debug_mode),
         cmocka_unit_test(test_debug_mode_measures_a_reused_stack_afresh),
+        cmocka_unit_test(test_debug_mode_spawns_a_terabyte_stack_quickly),
+        cmocka_unit_test(test_debug_mode_recovers_from_enomem_as_normal_mode_does),
         cmocka_unit_test(test_bad_debug_options_and_environment_are_einval),
         cmocka_unit_test(test_environment_turns_debug_mode_on_and_options_off),
     };

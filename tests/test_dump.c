@@ -390,6 +390,117 @@ static void test_deadlock_report_shows_backtraces(void **state)
     }
 }
 
+/* ---- fibers abandoned by a loop ----------------------------------------- */
+
+/* Frames with arrays, which AddressSanitizer fences with red zones, depth
+ * of them; then a wait that nothing ends and no cancel reaches, so that
+ * the loop abandons the fiber with its frames in place. */
+__attribute__((noinline)) static int block_deep(int depth)
+{
+    volatile char frame[512];
+
+    frame[0] = (char)depth;
+    __asm__ volatile("" : : "r"(frame) : "memory");
+    if (depth > 0)
+        return block_deep(depth - 1) + frame[0];
+    fiber_scope_t shield;
+    fiber_scope_enter_shielded(&shield, INFINITY);
+    fiber_sleep(INFINITY);
+    return frame[0];
+}
+
+static void *blocked_deep(void *arg)
+{
+    return (void *)(intptr_t)block_deep((int)(intptr_t)arg);
+}
+
+/* Fibers of the default stack size, of another and compact ones. */
+static const fiber_attr_t abandoned_kinds[] = {
+    {.name = "default"},
+    {.name = "big", .stack_size = 256 * 1024},
+    {.name = "compact", .compact = true},
+};
+
+static void *abandon_fibers(void *arg)
+{
+    fiber_task_t *task;
+    (void)arg;
+
+    for (int i = 0; i < 60; i++) {
+        const fiber_attr_t *attr = &abandoned_kinds[i % 3];
+        int depth = attr->compact ? 8 : 40;
+        int rc = fiber_spawn(&task, blocked_deep, (void *)(intptr_t)depth, attr);
+        CHECK(rc == 0 || (attr->compact && rc == -ENOTSUP));
+    }
+    fiber_sleep(INFINITY);
+    return NULL;
+}
+
+static void *nap_a_second(void *arg)
+{
+    volatile char frame[256];
+
+    frame[0] = 1;
+    __asm__ volatile("" : : "r"(frame) : "memory");
+    fiber_sleep(1);
+    return arg;
+}
+
+/* Other sizes next, so that tasks and frames fall where the abandoned
+ * fibers' frames were, not where their own were. */
+static const fiber_attr_t next_kinds[] = {
+    {.name = "96k", .stack_size = 96 * 1024},
+    {.name = "default"},
+    {.name = "128k", .stack_size = 128 * 1024},
+    {.name = "compact", .compact = true},
+    {.name = "40k", .stack_size = 40 * 1024},
+};
+
+/* Many fibers on the stacks the abandoned ones left, and a dump of them
+ * all, which unwinds every one. */
+static void *spawn_many_and_dump(void *arg)
+{
+    enum { N = 300 };
+    fiber_task_t *tasks[N];
+    char *text = NULL;
+    size_t len = 0;
+    (void)arg;
+
+    for (int i = 0; i < N; i++) {
+        const fiber_attr_t *attr = &next_kinds[i % 5];
+        int rc = fiber_spawn(&tasks[i], nap_a_second, NULL, attr);
+        if (rc == -ENOTSUP)
+            rc = fiber_spawn(&tasks[i], nap_a_second, NULL, NULL);
+        CHECK_EQ(rc, 0);
+    }
+    fiber_yield();
+    FILE *out = open_memstream(&text, &len);
+    CHECK(out != NULL);
+    CHECK_EQ(fiber_dump(out), N + 1);
+    fclose(out);
+    free(text);
+    CHECK_EQ(fiber_gather(tasks, N, NULL, NULL), 0);
+    return NULL;
+}
+
+static void test_stacks_of_abandoned_fibers_are_clean_for_the_next_loop(void **state)
+{
+    char report[1 << 16] = "";
+    struct captured_stderr captured;
+    (void)state;
+
+    for (int round = 0; round < 2; round++) {
+        failed_checks = 0;
+        capture_stderr(&captured);
+        int rc = fiber_run(abandon_fibers, NULL, &virtual_clock, NULL, NULL);
+        release_stderr(&captured, report, sizeof(report));
+        assert_int_equal(rc, -EDEADLK);
+        assert_int_equal(failed_checks, 0);
+        assert_non_null(strstr(report, "abandoned"));
+        run_scenario(spawn_many_and_dump, NULL, NULL);
+    }
+}
+
 /* ---- the dump signal --------------------------------------------------- */
 
 static void *raise_and_go_on(void *arg)
@@ -464,6 +575,7 @@ int main(void)
         cmocka_unit_test(test_symbolize_names_functions_static_or_not),
         cmocka_unit_test(test_stack_usage_is_a_high_water_mark),
         cmocka_unit_test(test_deadlock_report_shows_backtraces),
+        cmocka_unit_test(test_stacks_of_abandoned_fibers_are_clean_for_the_next_loop),
         cmocka_unit_test(test_dump_signal_dumps_and_the_program_goes_on),
         cmocka_unit_test(test_dump_signal_from_the_environment),
     };

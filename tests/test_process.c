@@ -48,7 +48,7 @@ static int count_fds(void)
 
 /* Run argv with the pipes of flags; return its wait status (-1 on error).
  * out receives its stdout, if piped. */
-static int run_child(const char *const argv[], int flags, const char *input,
+static int run_child(char *const argv[], int flags, const char *input,
                      char *out, size_t out_size)
 {
     fiber_process_t *proc = NULL;
@@ -82,12 +82,12 @@ static void *scenario_output_and_status(void *arg)
     char out[256];
 
     (void)arg;
-    const char *const echo[] = {"echo", "hello", "world", NULL};
+    char *const echo[] = {"echo", "hello", "world", NULL};
     int status = run_child(echo, FIBER_PIPE_STDOUT, NULL, out, sizeof(out));
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     CHECK(strcmp(out, "hello world\n") == 0);
 
-    const char *const fail[] = {"sh", "-c", "echo out; echo err >&2; exit 3", NULL};
+    char *const fail[] = {"sh", "-c", "echo out; echo err >&2; exit 3", NULL};
     status = run_child(fail, FIBER_PIPE_STDOUT | FIBER_STDERR_TO_STDOUT, NULL,
                        out, sizeof(out));
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 3);
@@ -127,7 +127,7 @@ static void *scenario_stdin_to_cat(void *arg)
     (void)arg;
     for (size_t i = 0; i < sizeof(in) - 1; i++)
         in[i] = (char)('a' + i % 26);
-    const char *const cat[] = {"cat", NULL};
+    char *const cat[] = {"cat", NULL};
     CHECK_EQ(fiber_process_spawn(&proc, cat, FIBER_PIPE_STDIN | FIBER_PIPE_STDOUT,
                                  pipes), 0);
     CHECK_EQ(pipes[2], -1);
@@ -157,7 +157,7 @@ static void *scenario_stderr_pipe(void *arg)
     char err[64];
 
     (void)arg;
-    const char *const argv[] = {"sh", "-c", "echo oops >&2", NULL};
+    char *const argv[] = {"sh", "-c", "echo oops >&2", NULL};
     CHECK_EQ(fiber_process_spawn(&proc, argv, FIBER_PIPE_STDERR, pipes), 0);
     CHECK_EQ(pipes[0], -1);
     CHECK_EQ(pipes[1], -1);
@@ -183,7 +183,7 @@ static void *scenario_wait_deadline_then_kill(void *arg)
     int status = -1;
 
     (void)arg;
-    const char *const argv[] = {"sleep", "30", NULL};
+    char *const argv[] = {"sleep", "30", NULL};
     CHECK_EQ(fiber_process_spawn(&proc, argv, 0, NULL), 0);
     int64_t start = fiber_now_ns();
     CHECK_EQ(fiber_process_wait_until(proc, &status, start + 100 * MS), -ETIMEDOUT);
@@ -219,7 +219,7 @@ static void *scenario_wait_cancelled_and_busy(void *arg)
     int status;
 
     (void)arg;
-    const char *const argv[] = {"sleep", "30", NULL};
+    char *const argv[] = {"sleep", "30", NULL};
     CHECK_EQ(fiber_process_spawn(&proc, argv, 0, NULL), 0);
     fiber_task_t *t = spawn(wait_for_child, proc);
     CHECK_EQ(fiber_yield(), 0);
@@ -249,7 +249,7 @@ static void *scenario_many_children(void *arg)
 
     (void)arg;
     int64_t start = fiber_now_ns();
-    const char *const argv[] = {"sh", "-c", "sleep 0.1; exit 7", NULL};
+    char *const argv[] = {"sh", "-c", "sleep 0.1; exit 7", NULL};
     for (int i = 0; i < N; i++) {
         CHECK_EQ(fiber_process_spawn(&proc[i], argv, 0, NULL), 0);
         t[i] = spawn(wait_for_child, proc[i]);
@@ -289,7 +289,7 @@ static void test_sigchld_fallback_without_pidfd(void **state)
 /* Whether spawning argv says the program does not exist.  Valgrind runs
  * posix_spawn's vfork as a fork, which cannot report a failed exec: the
  * child exits 127 instead, as a shell's would. */
-static bool not_found(const char *const argv[])
+static bool not_found(char *const argv[])
 {
     fiber_process_t *proc = NULL;
     int status = -1;
@@ -308,8 +308,8 @@ static void *scenario_spawn_errors(void *arg)
     int pipes[3];
 
     (void)arg;
-    const char *const missing[] = {"/nonexistent/program", NULL};
-    const char *const not_in_path[] = {"no-such-program-anywhere", NULL};
+    char *const missing[] = {"/nonexistent/program", NULL};
+    char *const not_in_path[] = {"no-such-program-anywhere", NULL};
     CHECK(not_found(missing));
     CHECK(not_found(not_in_path));
     /* Counted after the first call, which set up the loop's epoll. */
@@ -322,8 +322,8 @@ static void *scenario_spawn_errors(void *arg)
         CHECK_PTR(proc, NULL);
     }
 
-    const char *const ok[] = {"true", NULL};
-    const char *const empty[] = {NULL};
+    char *const ok[] = {"true", NULL};
+    char *const empty[] = {NULL};
     CHECK_EQ(fiber_process_spawn(NULL, ok, 0, NULL), -EINVAL);
     CHECK_EQ(fiber_process_spawn(&proc, NULL, 0, NULL), -EINVAL);
     CHECK_EQ(fiber_process_spawn(&proc, empty, 0, NULL), -EINVAL);
@@ -345,7 +345,7 @@ static void *scenario_spawn_errors(void *arg)
 
 static void test_spawn_errors_leave_nothing_behind(void **state)
 {
-    const char *const ok[] = {"true", NULL};
+    char *const ok[] = {"true", NULL};
     fiber_process_t *proc;
 
     (void)state;
@@ -449,7 +449,7 @@ static void *scenario_child_signal_mask(void *arg)
 
     (void)arg;
     CHECK_EQ(fiber_signal_watch(term, 1), 0);
-    const char *const argv[] = {"sh", "-c", "grep SigBlk /proc/self/status", NULL};
+    char *const argv[] = {"sh", "-c", "grep SigBlk /proc/self/status", NULL};
     int status = run_child(argv, FIBER_PIPE_STDOUT, NULL, out, sizeof(out));
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     CHECK_CONTAINS(out, "SigBlk:\t0000000000000000");

@@ -140,6 +140,78 @@ static void test_stacks_are_reused_at_their_own_size(void **state)
     run_main(spawn_sizes_in_turn, NULL, &virtual_clock);
 }
 
+/* Stack sizes so large that rounding them to pages, with a guard page and
+ * the task, does not fit in a size_t, and a few that fit but cannot be
+ * mapped: every one is refused with -ENOMEM, and none may crash. */
+static size_t huge_sizes[16];
+
+static size_t fill_huge_sizes(void)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t n = 0;
+
+    huge_sizes[n++] = SIZE_MAX;
+    huge_sizes[n++] = SIZE_MAX - 1;
+    huge_sizes[n++] = SIZE_MAX - page;
+    huge_sizes[n++] = SIZE_MAX - page + 1;
+    huge_sizes[n++] = SIZE_MAX - 2 * page - 1;
+    huge_sizes[n++] = SIZE_MAX - 2 * page;
+    huge_sizes[n++] = SIZE_MAX - 12287;
+    huge_sizes[n++] = SIZE_MAX - 10000;
+    huge_sizes[n++] = SIZE_MAX - 8191;
+    huge_sizes[n++] = SIZE_MAX - 8192;
+    huge_sizes[n++] = SIZE_MAX - 3 * page - 1;
+    huge_sizes[n++] = SIZE_MAX - 4 * page;
+    huge_sizes[n++] = SIZE_MAX / 2 + 1;
+    huge_sizes[n++] = SIZE_MAX / 2;
+    huge_sizes[n++] = (size_t)1 << 56;
+    return n;
+}
+
+static void *spawn_huge_stacks(void *arg)
+{
+    (void)arg;
+    size_t n = fill_huge_sizes();
+    fiber_task_t *t = NULL;
+
+    for (size_t i = 0; i < n; i++) {
+        fiber_attr_t attr = {.stack_size = huge_sizes[i]};
+        int rc = fiber_spawn(&t, recurse_kib, &(int){1}, &attr);
+        if (rc != -ENOMEM)
+            fail_msg("stack_size SIZE_MAX - %zu: fiber_spawn gave %d",
+                     SIZE_MAX - huge_sizes[i], rc);
+        assert_null(t);
+    }
+    /* The loop is still usable. */
+    assert_int_equal(fiber_spawn(&t, recurse_kib, &(int){4}, NULL), 0);
+    assert_int_equal(fiber_await(t, NULL, NULL), 0);
+    return NULL;
+}
+
+static void *never_runs(void *arg)
+{
+    *(bool *)arg = true;
+    return NULL;
+}
+
+static void test_huge_stack_sizes_are_refused(void **state)
+{
+    (void)state;
+    size_t n = fill_huge_sizes();
+
+    run_main(spawn_huge_stacks, NULL, &virtual_clock);
+    for (size_t i = 0; i < n; i++) {
+        fiber_options_t opts = {.clock = FIBER_CLOCK_VIRTUAL,
+                                .stack_size = huge_sizes[i]};
+        bool ran = false;
+        int rc = fiber_run(never_runs, &ran, &opts, NULL, NULL);
+        if (rc != -ENOMEM)
+            fail_msg("stack_size SIZE_MAX - %zu: fiber_run gave %d",
+                     SIZE_MAX - huge_sizes[i], rc);
+        assert_false(ran);
+    }
+}
+
 static void test_loop_stack_size_applies_to_main_and_children(void **state)
 {
     (void)state;
@@ -460,6 +532,7 @@ int main(void)
         cmocka_unit_test(test_per_fiber_stack_size_allows_deep_recursion),
         cmocka_unit_test(test_loop_stack_size_applies_to_main_and_children),
         cmocka_unit_test(test_stacks_are_reused_at_their_own_size),
+        cmocka_unit_test(test_huge_stack_sizes_are_refused),
         cmocka_unit_test(test_overflow_hits_the_guard_page),
         cmocka_unit_test(test_stacks_of_finished_fibers_are_reused),
         cmocka_unit_test(test_a_hundred_thousand_fibers_fit_the_map_count),

@@ -820,11 +820,63 @@ static void test_misuse_is_refused_and_changes_nothing(void **state)
     assert_int_equal(fiber_scope_cancel(&scope), -EPERM);
 }
 
+/* ---- a scope left entered by a fiber that returned ----------------------- */
+
+static fiber_scope_t left_entered;
+
+static void *enter_and_return(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(fiber_scope_enter_after(&left_entered, 3600), 0);
+    return NULL;
+}
+
+static void *nap_uncancelled(void *arg)
+{
+    int *rc = arg;
+
+    *rc = fiber_sleep(1);
+    return NULL;
+}
+
+static void *cancel_a_scope_whose_fiber_returned(void *arg)
+{
+    fiber_task_t *t = spawn_named(enter_and_return, NULL, "enterer");
+    uintptr_t enterer = (uintptr_t)t;
+    int nap_rc = 1;
+    (void)arg;
+
+    CHECK_EQ(fiber_await(t, NULL, NULL), 0);
+    /* The next fiber takes the finished one's task: the scope is not its. */
+    t = spawn_named(nap_uncancelled, &nap_rc, "napper");
+    CHECK_EQ((uintptr_t)t, enterer);
+    CHECK_EQ(fiber_yield(), 0);
+    CHECK_EQ(fiber_scope_cancel(&left_entered), -EALREADY);
+    CHECK_EQ(fiber_await(t, NULL, NULL), 0);
+    CHECK_EQ(nap_rc, 0);
+    return NULL;
+}
+
+static void *cancel_a_scope_of_an_earlier_loop(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(fiber_scope_cancel(&left_entered), -EINVAL);
+    return NULL;
+}
+
+static void test_a_scope_ends_with_the_fiber_that_entered_it(void **state)
+{
+    (void)state;
+    run_scenario(cancel_a_scope_whose_fiber_returned, NULL);
+    run_scenario(cancel_a_scope_of_an_earlier_loop, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_deadline_cuts_the_block_then_calls_work_again),
         cmocka_unit_test(test_block_done_in_time_exits_with_zero),
+        cmocka_unit_test(test_a_scope_ends_with_the_fiber_that_entered_it),
         cmocka_unit_test(test_absolute_deadline_and_no_deadline),
         cmocka_unit_test(test_zero_timeout_fails_the_first_call),
         cmocka_unit_test(test_expired_scope_stops_awaits_and_gathers),

@@ -347,6 +347,107 @@ static void test_mutex_misuse_is_refused_and_changes_nothing(void **state)
     assert_int_equal(fiber_mutex_locked(&m), -EINVAL);
 }
 
+/* ---- a mutex left locked by a fiber that finished -------------------- */
+
+static void *lock_and_return(void *arg)
+{
+    CHECK_EQ(fiber_mutex_lock(arg), 0);
+    return NULL;
+}
+
+/* The mutex is locked for ever, and by nobody who runs now. */
+static void *check_not_owner(void *arg)
+{
+    fiber_mutex_t *m = arg;
+    fiber_cond_t c;
+
+    CHECK_EQ(fiber_mutex_locked(m), 1);
+    CHECK_EQ(fiber_mutex_unlock(m), -EPERM);
+    CHECK_EQ(fiber_mutex_trylock(m), -EBUSY);
+    CHECK_EQ(fiber_mutex_lock_until(m, fiber_now_ns()), -ETIMEDOUT);
+    CHECK_EQ(fiber_cond_init(&c), 0);
+    CHECK_EQ(fiber_cond_wait_until(&c, m, fiber_now_ns()), -EPERM);
+    CHECK_EQ(fiber_cond_destroy(&c), 0);
+    CHECK_EQ(fiber_mutex_destroy(m), -EBUSY);
+    return NULL;
+}
+
+static void *mutex_of_a_finished_fiber(void *arg)
+{
+    fiber_mutex_t *m = arg;
+    fiber_task_t *t;
+    bool reused = false;
+
+    CHECK_EQ(fiber_mutex_init(m), 0);
+    t = spawn_named(lock_and_return, m, "holder");
+    uintptr_t holder = (uintptr_t)t;
+    CHECK_EQ(fiber_await(t, NULL, NULL), 0);
+    /* Finished tasks are recycled; debug mode keeps them aside for a
+     * while first.  Spawn until the holder's task comes round again. */
+    for (int i = 0; i < 3 * FIBER_DEBUG_QUARANTINE && !reused; i++) {
+        CHECK_EQ(fiber_spawn(&t, check_not_owner, m, NULL), 0);
+        reused = (uintptr_t)t == holder;
+        CHECK_EQ(fiber_await(t, NULL, NULL), 0);
+    }
+    CHECK(reused);
+    check_not_owner(m);
+    return NULL;
+}
+
+static void run_with_checks(fiber_fn fn, void *arg, int checks)
+{
+    fiber_debug_options_t debug = {.checks = checks};
+    fiber_options_t opts = {.clock = FIBER_CLOCK_VIRTUAL, .debug = &debug};
+    int status = -1;
+
+    assert_int_equal(run_loop(fn, arg, &opts, NULL, &status), 0);
+    assert_int_equal(status, 0);
+}
+
+static void test_mutex_of_a_finished_fiber_stays_locked(void **state)
+{
+    fiber_mutex_t m;
+
+    (void)state;
+    run_with_checks(mutex_of_a_finished_fiber, &m, -1);
+}
+
+static void test_mutex_of_a_finished_fiber_stays_locked_in_debug_mode(void **state)
+{
+    fiber_mutex_t m;
+
+    (void)state;
+    run_with_checks(mutex_of_a_finished_fiber, &m, 1);
+}
+
+/* A mutex left locked by a fiber of an earlier loop is nobody's in the
+ * next, though the new loop's fibers have the same ids. */
+static void *lock_in_a_child(void *arg)
+{
+    fiber_task_t *t = spawn_named(lock_and_return, arg, "holder");
+
+    CHECK_EQ(fiber_await(t, NULL, NULL), 0);
+    return NULL;
+}
+
+static void *not_owner_in_a_child(void *arg)
+{
+    fiber_task_t *t = spawn_named(check_not_owner, arg, "stranger");
+
+    CHECK_EQ(fiber_await(t, NULL, NULL), 0);
+    return NULL;
+}
+
+static void test_mutex_locked_in_an_earlier_loop_is_nobodys(void **state)
+{
+    static fiber_mutex_t m;
+
+    (void)state;
+    assert_int_equal(fiber_mutex_init(&m), 0);
+    run_with_checks(lock_in_a_child, &m, -1);
+    run_with_checks(not_owner_in_a_child, &m, -1);
+}
+
 /* ---- event --------------------------------------------------------------- */
 
 struct event_waiter {
@@ -1001,6 +1102,9 @@ int main(void)
         cmocka_unit_test(test_mutex_waiters_lock_in_arrival_order),
         cmocka_unit_test(test_mutex_is_handed_off_without_barging),
         cmocka_unit_test(test_mutex_lock_until_times_out),
+        cmocka_unit_test(test_mutex_of_a_finished_fiber_stays_locked),
+        cmocka_unit_test(test_mutex_of_a_finished_fiber_stays_locked_in_debug_mode),
+        cmocka_unit_test(test_mutex_locked_in_an_earlier_loop_is_nobodys),
         cmocka_unit_test(test_mutex_cancel_at_the_deadline_wins),
         cmocka_unit_test(test_mutex_waiter_cancelled_leaves_the_line),
         cmocka_unit_test(test_mutex_handed_to_a_waiter_then_cancelled_is_not_lost),
