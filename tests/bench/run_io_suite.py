@@ -13,9 +13,10 @@ drives each with wrk, reporting requests per second and the median and
 
 Each load is run with keep-alive and with Connection: close (a new
 connection per request), at 100 and at 10,000 connections.  Every server
-is pinned to one CPU with taskset and wrk to another; the programs take
-turns in rounds (the order rotates each round), and each cell reports the
-median of the rounds with their spread.  After each run the script waits
+is pinned to one CPU with taskset and wrk to another.  The servers are
+started together and wait idle for their turns: in each round, each load
+is run on each server in turn (the order rotates each round), and each
+cell reports the median of the rounds with their range.  After each run the script waits
 for the server's descriptors to come back to where they were, and reports
 any that did not.  libfiber also answers 10,000 connections of
 tests/http_client, which checks every answer byte for byte.
@@ -43,7 +44,7 @@ import sys
 import tempfile
 import time
 
-FULL = {"rounds": 3, "duration": 5, "duration_10k": 8,
+FULL = {"rounds": 5, "duration": 3, "duration_10k": 5,
         "connections": [100, 10000], "echo": True}
 QUICK = {"rounds": 1, "duration": 1, "duration_10k": 1,
          "connections": [100], "echo": False}
@@ -370,30 +371,35 @@ def main(argv):
     load_before = loadavg()
     started = time.time()
 
+    # Every server runs the whole time, idle but for its turn, so that the
+    # programs take turns load by load: a noisy moment on a shared machine
+    # then hurts one run of one program, not all the loads of one.
+    live = [s for s in servers if s.status == "ok" and start(s, args, workdir)]
+    base_fds = {s.key: fd_count(server_pid(s)) for s in live}
     for rnd in range(cfg["rounds"]):
-        live = [s for s in servers if s.status == "ok"]
         order = live[rnd % len(live):] + live[:rnd % len(live)] if live else []
-        for s in order:
-            if not start(s, args, workdir):
-                continue
-            pid = server_pid(s)
-            base = fd_count(pid)
-            for close, conns in scenarios:
-                duration = cfg["duration_10k"] if conns > 1000 else cfg["duration"]
+        for close, conns in scenarios:
+            duration = cfg["duration_10k"] if conns > 1000 else cfg["duration"]
+            for s in order:
+                if s.proc.poll() is not None:
+                    s.status, s.note = "failed", "exited during the benchmark"
+                    continue
+                pid, base = server_pid(s), base_fds[s.key]
                 r = run_wrk(s.port, conns, close, duration, args)
                 after = wait_fds(pid, base)
                 r["fds"] = (base, after)
                 if after > base:
                     fd_leaks.setdefault(s.key, []).append(
-                        f"{scenario_name(close, conns)}: {base} descriptors "
-                        f"before, {after} 15 s after")
+                        f"round {rnd + 1}, {scenario_name(close, conns)}: {base} "
+                        f"descriptors before, {after} 15 s after")
                 results.setdefault((s.key, close, conns), []).append(r)
                 print(f"round {rnd + 1} {s.key:8} {scenario_name(close, conns):38} "
                       f"{fmt(r.get('rps'))} req/s p50 {fmt(r.get('p50'), 2)} ms "
                       f"p99 {fmt(r.get('p99'), 2)} ms errors {r.get('errors', '?')} "
                       f"non-2xx {r.get('non2xx', '?')} {r.get('error', '')}",
                       flush=True)
-            stop(s)
+    for s in live:
+        stop(s)
 
     # Every answer checked, byte for byte, at 10,000 connections.
     check_note = ""
@@ -478,9 +484,29 @@ def main(argv):
                           f"{fmt(p50, 2)} | {fmt(p99, 2)} | {p99r} | {errors} | "
                           f"{non2xx} |")
         report.append("")
-    report += ["Socket errors are wrk's (connect, read, write, timeout); with "
-               "Connection: close, wrk counts a server's close after the answer as "
-               "a read error for some servers.", ""]
+    # The goals set for demo/httpd, as ratios of medians from this run.
+    goals = []
+    for close, conns in scenarios:
+        lib = med("libfiber", close, conns, "rps")[0]
+        lib99 = med("libfiber", close, conns, "p99")[0]
+        wants = ([("nginx", 0.8), ("go", 1.3)] if not close else [("go", 1.0)])
+        for key, want in wants:
+            other = med(key, close, conns, "rps")[0]
+            if lib and other:
+                got = lib / other
+                goals.append(f"| {scenario_name(close, conns)} | requests/s at least "
+                             f"{want}x {key}'s | {got:.2f}x | "
+                             f"{'met' if got >= want else 'not met'} |")
+        go99 = med("go", close, conns, "p99")[0]
+        if lib99 and go99:
+            goals.append(f"| {scenario_name(close, conns)} | p99 no worse than go's | "
+                         f"{lib99:,.2f} against {go99:,.2f} ms | "
+                         f"{'met' if lib99 <= go99 else 'not met'} |")
+    if goals:
+        report += ["## Goals", "", "| load | goal | libfiber | |", "|---|---|---:|---|"]
+        report += goals + [""]
+    report += ["Errors are wrk's socket errors (connect, read, write, timeout); "
+               "non-2xx, the answers whose status was not 2xx or 3xx.", ""]
     report += ["## Descriptors", ""]
     if fd_leaks:
         for key, notes in fd_leaks.items():
