@@ -69,7 +69,8 @@ program() {
 passed=0
 failed=0
 for t in timer_heap scheduler tasks wait_n run_repeat compact scope group \
-         waitset sync queue process dump debug trace fuzz; do
+         waitset sync queue process dump debug trace fuzz gather_fail_fast \
+         stream; do
     log="tests/test_$t.aarch64.log"
     status=0
     timeout -s KILL 300 qemu-aarch64-static "$(program "tests/test_$t")" >"$log" 2>&1 ||

@@ -1,6 +1,7 @@
 /*
  * echo_client - send lines to an echo server and print what comes back:
- * asyncio.open_connection, then write a line and readline, in turn.
+ * asyncio.open_connection, then writer.write, drain and reader.readline,
+ * in turn.
  *
  * Lines come from the command line or, without any, from stdin; stdin is
  * read on the loop's thread pool (fiber_to_thread), as asyncio programs
@@ -30,52 +31,50 @@ struct session {
     const struct demo_cli *cli;
     char address[300];
     int fd;
-    char pending[LINE_MAX_LEN];   /* received, not yet printed */
-    size_t pending_len;
+    fiber_reader_t *in;    /* what comes back */
+    fiber_writer_t *out;   /* what is sent */
 };
 
 /* Read until a whole line has come back and print it.  Returns 0, or a
  * negative errno (-ECONNRESET when the server closed first). */
 static int print_echo(struct session *s)
 {
-    for (;;) {
-        char *nl = memchr(s->pending, '\n', s->pending_len);
-        if (nl) {
-            size_t len = (size_t)(nl - s->pending) + 1;
-            fwrite(s->pending, 1, len, stdout);
-            memmove(s->pending, nl + 1, s->pending_len - len);
-            s->pending_len -= len;
-            return 0;
-        }
-        if (s->pending_len == sizeof(s->pending))
-            return -EMSGSIZE;
-        ssize_t n = fiber_read_until(s->fd, s->pending + s->pending_len,
-                                     sizeof(s->pending) - s->pending_len,
-                                     fiber_now_ns() + TIMEOUT_NS);
-        if (n == 0)
-            return -ECONNRESET;
-        if (n < 0)
-            return (int)n;
-        s->pending_len += (size_t)n;
-    }
+    char *line;
+    ssize_t n = fiber_reader_readline_until(s->in, &line,
+                                            fiber_now_ns() + TIMEOUT_NS);
+
+    /* The end of the stream, at once or in the middle of the line. */
+    if (n == 0 || (n > 0 && line[n - 1] != '\n'))
+        return -ECONNRESET;
+    if (n < 0)
+        return (int)n;
+    fwrite(line, 1, (size_t)n, stdout);
+    return 0;
+}
+
+/* Buffer len bytes for the server.  Returns 0 or a negative errno. */
+static int put(struct session *s, const char *data, size_t len, int64_t deadline)
+{
+    ssize_t n = fiber_writer_write_until(s->out, data, len, deadline);
+
+    if (n == (ssize_t)len)
+        return 0;
+    return n < 0 ? (int)n : -EIO;
 }
 
 static int send_line(struct session *s, const char *line, size_t len)
 {
-    char buf[LINE_MAX_LEN];
-
-    if (len == 0 || line[len - 1] != '\n') {
-        if (len + 1 > sizeof(buf))
-            return -EMSGSIZE;
-        memcpy(buf, line, len);
-        buf[len++] = '\n';
-        line = buf;
-    }
     int64_t deadline = fiber_now_ns() + TIMEOUT_NS;
-    ssize_t n = fiber_write_until(s->fd, line, len, deadline);
-    if (n != (ssize_t)len)
-        return n < 0 ? (int)n : -EIO;
-    return print_echo(s);
+    bool newline = len == 0 || line[len - 1] != '\n';
+
+    if (len + newline > LINE_MAX_LEN)
+        return -EMSGSIZE;
+    int rc = put(s, line, len, deadline);
+    if (rc == 0 && newline)
+        rc = put(s, "\n", 1, deadline);
+    if (rc == 0)
+        rc = fiber_writer_drain_until(s->out, deadline);
+    return rc < 0 ? rc : print_echo(s);
 }
 
 /* fgets on a worker thread: stdin may be a terminal that blocks. */
@@ -100,6 +99,16 @@ static void *talk(void *arg)
     s->fd = fiber_tcp_dial_until(s->address, fiber_now_ns() + TIMEOUT_NS);
     if (s->fd < 0)
         return fiber_fail(s->fd);
+    rc = fiber_reader_new(&s->in, s->fd, LINE_MAX_LEN);
+    if (rc == 0)
+        rc = fiber_writer_new(&s->out, s->fd, LINE_MAX_LEN);
+    if (rc < 0) {
+        /* The writer is made last: only the reader may need freeing. */
+        if (s->in)
+            fiber_reader_free(s->in);
+        fiber_close(s->fd);
+        return fiber_fail(rc);
+    }
     if (s->cli->nargs > 1) {
         for (size_t i = 1; i < s->cli->nargs && rc == 0; i++)
             rc = send_line(s, s->cli->args[i], strlen(s->cli->args[i]));
@@ -110,6 +119,8 @@ static void *talk(void *arg)
             rc = send_line(s, line.text, strlen(line.text));
     }
     fflush(stdout);
+    fiber_writer_free(s->out);
+    fiber_reader_free(s->in);
     fiber_close(s->fd);
     return rc < 0 ? fiber_fail(rc) : NULL;
 }

@@ -2,11 +2,12 @@
  * echo_server - line echo over TCP, one fiber per connection:
  * asyncio.start_server with a handler that writes back each line it reads.
  *
- * Complete lines are echoed as soon as they arrive; a line longer than
- * the buffer is echoed in pieces.  SIGINT or SIGTERM stops it cleanly.
+ * Complete lines are echoed as soon as they arrive, read with a buffered
+ * reader (asyncio's reader.readline) and written with a buffered writer
+ * (writer.write, drain); a line longer than the reader's limit is echoed
+ * in pieces.  SIGINT or SIGTERM stops it cleanly.
  */
-#define _GNU_SOURCE
-#include <string.h>
+#include <errno.h>
 
 #include "demo_util.h"
 #include "net_util.h"
@@ -20,33 +21,52 @@ static const struct demo_program program = {
     .max_args = 1,
 };
 
-/* Small on purpose: each connection's fiber keeps it on its stack, and a
- * server may hold ten thousand connections. */
-#define LINE_BUFFER 2048
+/* The longest line echoed in one piece; a longer one goes back in pieces.
+ * Small on purpose: a server may hold ten thousand connections, and each
+ * has a reader and a writer of this size. */
+#define LINE_LIMIT 2048
+
+/* Echo lines until the peer closes.  Lines that came together go back in
+ * one write: the writer gathers them until the reader has nothing more,
+ * and is drained only then, before waiting. */
+static void echo(fiber_reader_t *in, fiber_writer_t *out)
+{
+    char piece[256];
+    char *line;
+
+    for (;;) {
+        /* A deadline already passed takes only what has come. */
+        ssize_t n = fiber_reader_readline_until(in, &line, 0);
+        if (n == -ETIMEDOUT) {
+            if (fiber_writer_drain(out) < 0)
+                return;
+            n = fiber_reader_readline(in, &line);
+        }
+        if (n == -EMSGSIZE) {
+            /* Longer than the limit: send back what has come of it. */
+            n = fiber_reader_read(in, piece, sizeof(piece));
+            line = piece;
+        }
+        /* At the end, a last line without its newline still went back. */
+        if (n <= 0 || fiber_writer_write(out, line, (size_t)n) != n)
+            break;
+    }
+    fiber_writer_drain(out);
+}
 
 static void echo_lines(int fd, void *ctx)
 {
-    char buf[LINE_BUFFER];
-    size_t len = 0;
+    fiber_reader_t *in = NULL;
+    fiber_writer_t *out = NULL;
 
     (void)ctx;
-    for (;;) {
-        ssize_t n = fiber_read(fd, buf + len, sizeof(buf) - len);
-        if (n <= 0)
-            break;
-        len += (size_t)n;
-        /* Echo up to the last complete line, or everything when the
-         * buffer is full of one long line. */
-        char *last = memrchr(buf, '\n', len);
-        size_t out = last ? (size_t)(last - buf) + 1 : len == sizeof(buf) ? len : 0;
-        if (out > 0 && fiber_write(fd, buf, out) != (ssize_t)out)
-            break;
-        memmove(buf, buf + out, len - out);
-        len -= out;
-    }
-    /* A last line without its newline still goes back. */
-    if (len > 0)
-        fiber_write(fd, buf, len);
+    if (fiber_reader_new(&in, fd, LINE_LIMIT) == 0 &&
+        fiber_writer_new(&out, fd, LINE_LIMIT) == 0)
+        echo(in, out);
+    if (out)
+        fiber_writer_free(out);
+    if (in)
+        fiber_reader_free(in);
     fiber_close(fd);
 }
 

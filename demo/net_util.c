@@ -5,13 +5,11 @@
 #include "net_util.h"
 
 #include <errno.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 int demo_port_arg(const struct demo_cli *cli, size_t i)
 {
@@ -25,14 +23,7 @@ int demo_port_arg(const struct demo_cli *cli, size_t i)
 
 int demo_local_port(int fd)
 {
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
-
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
-        return -errno;
-    if (ss.ss_family == AF_INET6)
-        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-    return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    return fiber_tcp_local_port(fd);
 }
 
 /* ---- the server loop ----------------------------------------------------- */

@@ -308,6 +308,46 @@ FIBER_API int fiber_gather(fiber_task_t *const tasks[], size_t n,
                            void *results[], int statuses[]);
 
 /*
+ * fiber_gather_fail_fast - asyncio.gather with return_exceptions=False:
+ * await n tasks, but stop at the first failure.
+ *
+ * A task fails when it finishes with a status other than 0: a negative
+ * errno it set with fiber_fail, or -ECANCELED when a cancellation from
+ * elsewhere was delivered to it (asyncio.gather treats a child's
+ * CancelledError as its exception too).  This differs from task groups,
+ * where a cancelled child is no failure: a group cancels children itself,
+ * while a gather asked for every result, and a cancelled task has none.
+ *
+ * fiber_gather_fail_fast waits until every task has finished or one has
+ * failed, whichever comes first.  At the first failure it cancels every
+ * task still running and waits until they have all finished (they should
+ * unwind quickly), so no task outlives the call.  Then, as with
+ * fiber_gather, results[i] and statuses[i] (each array may be NULL)
+ * receive the result and status of tasks[i], of those that finished
+ * normally as of those cancelled, and every handle is consumed.
+ *
+ * If failed is not NULL, *failed receives the index of the task whose
+ * failure ended the wait, or n when none did.  When tasks had already
+ * failed before the call, that is the lowest index among them; otherwise
+ * it is the first to fail in time.  A task that fails while the others
+ * are being cancelled is not reported there (its status is, in statuses).
+ *
+ * If the caller is cancelled, or one of its timeout scopes expires, before
+ * or during the wait, every unfinished task is cancelled and reaped in the
+ * same way, *failed is n, and the call returns -ECANCELED or -ETIMEDOUT.
+ * A failure that had already woken the caller when the cancel came wins.
+ *
+ * Returns 0 when every task finished with status 0; the failed task's
+ * status (a negative errno, statuses[*failed]) when one failed;
+ * -ECANCELED or -ETIMEDOUT as above (tell them from a task's own
+ * -ECANCELED by *failed being n).  Fails, touching no handle, with the
+ * argument errors of fiber_gather, and -ENOMEM.
+ */
+FIBER_API int fiber_gather_fail_fast(fiber_task_t *const tasks[], size_t n,
+                                     void *results[], int statuses[],
+                                     size_t *failed);
+
+/*
  * fiber_cancel - task.cancel(): ask a task to stop.
  *
  * Cancellation is delivered at blocking calls.  If the task is blocked
@@ -1205,7 +1245,7 @@ FIBER_API int fiber_queue_join_until(fiber_queue_t *q, int64_t deadline_ns);
  *   writer.write + drain / sock_sendall  fiber_write, fiber_send
  *   sock_accept / sock_connect           fiber_accept, fiber_connect
  *   asyncio.start_server                 fiber_tcp_listen + fiber_tcp_accept
- *   writer.writelines                    fiber_writev
+ *   socket.sendmsg(buffers), os.writev   fiber_writev
  *   asyncio.open_connection              fiber_tcp_dial
  *   asyncio.to_thread(fn, arg)           fiber_to_thread(fn, arg, &result)
  *   create_subprocess_exec(...)          fiber_process_spawn
@@ -1534,6 +1574,367 @@ FIBER_API int fiber_signal_watch(const int signals[], size_t n);
 FIBER_API int fiber_signal_wait(const int signals[], size_t n);
 FIBER_API int fiber_signal_wait_until(const int signals[], size_t n,
                                       int64_t deadline_ns);
+
+/* ---- Streams: buffered reading and writing ------------------------------
+ *
+ *   asyncio                              libfiber
+ *   StreamReader(limit=n)                fiber_reader_new(&r, fd, n)
+ *   await reader.readline()              fiber_reader_readline(r, &line)
+ *   await reader.readuntil(sep)          fiber_reader_readuntil(r, sep, len, &data)
+ *   await reader.readexactly(n)          fiber_reader_readexactly(r, buf, n, &got)
+ *   await reader.read(n)                 fiber_reader_read(r, buf, n)
+ *   reader.at_eof()                      fiber_reader_at_eof(r)
+ *   writer.write(data)                   fiber_writer_write(w, data, len)
+ *   await writer.drain()                 fiber_writer_drain(w)
+ *
+ *     fiber_reader_t *r;
+ *     char *line;
+ *     ssize_t n;
+ *     if ((rc = fiber_reader_new(&r, fd, 0)) < 0)
+ *         return rc;
+ *     while ((n = fiber_reader_readline(r, &line)) > 0)
+ *         handle(line, n);          (NUL-terminated, "\n" included)
+ *     fiber_reader_free(r);         (n: 0 at the end, or an error)
+ *
+ * A reader reads a descriptor (socket, pipe, terminal...) a buffer at a
+ * time and hands out lines, delimited records, exact sizes or whatever has
+ * come.  A writer gathers small writes into one buffer and writes it out
+ * when full or when drained.  Reader and writer are separate objects,
+ * each over one descriptor, which they never close: a socket has one of
+ * each, a child process's pipes one each.  Both are made, queried and
+ * freed anywhere; the calls that read or write need a running fiber.
+ *
+ * Waiting.  Reading and writing go through fiber_read_until and
+ * fiber_write_until, and follow the rules of "Waiting" above: every call
+ * has an _until variant taking a deadline on the loop clock in
+ * nanoseconds (INT64_MAX for none), fails with -ETIMEDOUT when it would
+ * have to wait past it, with -ECANCELED when the calling fiber is or
+ * becomes cancelled (also when what is buffered would have done: a cancel
+ * that came first does nothing), and with a timeout scope's error.  A
+ * call that fails that way, or with the descriptor's error, consumes
+ * nothing: what it had read stays buffered for the next call.  Each call
+ * is one blocking call: a deadline bounds the whole call, not each read.
+ *
+ * One fiber at a time: a call on a stream in which another fiber waits
+ * fails with -EBUSY, changing nothing.
+ *
+ * End of file.  Once a read of the descriptor has returned 0, the reader
+ * never reads it again; what is buffered is still handed out, then:
+ *   - fiber_reader_readline returns the last line without its "\n" when
+ *     the stream ends in the middle of one, and 0 when nothing is left;
+ *   - fiber_reader_readuntil returns 0 when nothing is left, and -EPIPE
+ *     when the stream ends after some bytes but before the separator:
+ *     those bytes stay in the buffer (fiber_reader_buffered says how many,
+ *     fiber_reader_read takes them), as asyncio's IncompleteReadError
+ *     carries them;
+ *   - fiber_reader_readexactly returns -EPIPE unless all n bytes came,
+ *     with the bytes that did copied to buf, consumed, and their number
+ *     (0 to n - 1) in *nread: asyncio's IncompleteReadError.partial;
+ *   - fiber_reader_read returns what is buffered, then 0.
+ *
+ * The limit.  A reader's buffer holds its limit in bytes (the default, 0,
+ * means FIBER_STREAM_LIMIT, as asyncio's 64 KiB), and a line or record,
+ * separator included, must fit in it: when the separator is not among the
+ * first limit bytes, readline and readuntil fail with -EMSGSIZE (asyncio's
+ * LimitOverrunError) and consume nothing.  The buffer then holds at least
+ * limit bytes of the long line, its start, and the next readline fails the
+ * same way: take the bytes with fiber_reader_read (in pieces of one's
+ * choosing, as the echo demo does to send a long line back in pieces), or
+ * give up on the stream.  The limit keeps a peer that never sends a
+ * newline from making the reader grow.  Only readexactly enlarges the
+ * buffer, to hold the n bytes it was asked for until they have all come
+ * (so that a deadline or a cancel loses none); it shrinks back to the
+ * limit once emptied.
+ */
+
+/* The default limit of a reader and size of a writer's buffer, 64 KiB. */
+#define FIBER_STREAM_LIMIT ((size_t)64 * 1024)
+
+/* A buffered reader over a descriptor. */
+typedef struct fiber_reader fiber_reader_t;
+
+/* A buffered writer over a descriptor. */
+typedef struct fiber_writer fiber_writer_t;
+
+/*
+ * fiber_reader_new - a reader of fd in *reader, with a buffer of limit
+ * bytes (0: FIBER_STREAM_LIMIT), the longest line it accepts.  fd is not
+ * touched until the first read, and stays the caller's to close, after
+ * fiber_reader_free.  Callable anywhere.  Returns 0, -EINVAL for NULL or
+ * a limit above SSIZE_MAX - 1, -EBADF for a negative fd, -ENOMEM.
+ */
+FIBER_API int fiber_reader_new(fiber_reader_t **reader, int fd, size_t limit);
+
+/*
+ * fiber_reader_free - free the reader and its buffer, and what is still
+ * buffered with it; the descriptor stays open.  Callable anywhere.
+ * Returns 0, -EINVAL for NULL, -EBUSY while a fiber waits in a call on
+ * it (nothing is freed then).
+ */
+FIBER_API int fiber_reader_free(fiber_reader_t *reader);
+
+/*
+ * fiber_reader_readline - await reader.readline(): the next line, up to
+ * and including its "\n".  *line points to it in the reader's buffer,
+ * NUL-terminated there (the caller may change its bytes), valid until
+ * the next call on the reader.  Returns its length, "\n" included; at end
+ * of file the last line without "\n", then 0 (see "End of file");
+ * -EMSGSIZE when no "\n" is among the first limit bytes (see "The
+ * limit"); -EINVAL for NULL; the errors of fiber_read (-ECONNRESET...),
+ * -ETIMEDOUT, -ECANCELED, -EBUSY, -EPERM.  A line may hold NUL bytes: the
+ * length, not strlen, tells where it ends.
+ */
+FIBER_API ssize_t fiber_reader_readline(fiber_reader_t *reader, char **line);
+FIBER_API ssize_t fiber_reader_readline_until(fiber_reader_t *reader,
+                                              char **line,
+                                              int64_t deadline_ns);
+
+/*
+ * fiber_reader_readuntil - await reader.readuntil(separator): the bytes
+ * up to and including the seplen bytes of sep (which may hold any bytes,
+ * "\r\n\r\n" say), handed out as fiber_reader_readline hands out a line.
+ * A separator split across reads is found.  Returns the length, separator
+ * included; 0 at end of file with nothing left; -EPIPE at end of file
+ * after an incomplete record, which stays buffered (see "End of file");
+ * -EMSGSIZE as fiber_reader_readline; -EINVAL for NULL, seplen 0 or above
+ * the limit; and the errors of fiber_reader_readline.
+ */
+FIBER_API ssize_t fiber_reader_readuntil(fiber_reader_t *reader,
+                                         const void *sep, size_t seplen,
+                                         char **data);
+FIBER_API ssize_t fiber_reader_readuntil_until(fiber_reader_t *reader,
+                                               const void *sep, size_t seplen,
+                                               char **data,
+                                               int64_t deadline_ns);
+
+/*
+ * fiber_reader_readexactly - await reader.readexactly(n): copy exactly n
+ * bytes into buf, waiting until they have all come.  *nread (if nread is
+ * not NULL) receives how many bytes were copied: n on success, those
+ * before end of file on -EPIPE, 0 on any other error (nothing consumed:
+ * the bytes stay buffered).  Returns n; -EPIPE at end of file before n
+ * bytes (see "End of file"); -EINVAL for NULL buf with n > 0 or n above
+ * SSIZE_MAX - 1 (*nread untouched); -ENOMEM when the buffer could not
+ * grow to n bytes; the errors of fiber_read, -ETIMEDOUT, -ECANCELED,
+ * -EBUSY, -EPERM.  n = 0 returns 0 without reading.
+ */
+FIBER_API ssize_t fiber_reader_readexactly(fiber_reader_t *reader, void *buf,
+                                           size_t n, size_t *nread);
+FIBER_API ssize_t fiber_reader_readexactly_until(fiber_reader_t *reader,
+                                                 void *buf, size_t n,
+                                                 size_t *nread,
+                                                 int64_t deadline_ns);
+
+/*
+ * fiber_reader_read - await reader.read(n): copy up to n bytes into buf:
+ * what is buffered, or when nothing is, what one read of the descriptor
+ * gives (a read of at least the buffer's size goes straight into buf).
+ * Returns the number copied (at least 1 when n > 0), 0 at end of file
+ * once nothing is buffered, or the errors of fiber_read, -ETIMEDOUT,
+ * -ECANCELED, -EBUSY, -EPERM, -EINVAL for NULL buf with n > 0.
+ */
+FIBER_API ssize_t fiber_reader_read(fiber_reader_t *reader, void *buf,
+                                    size_t n);
+FIBER_API ssize_t fiber_reader_read_until(fiber_reader_t *reader, void *buf,
+                                          size_t n, int64_t deadline_ns);
+
+/* fiber_reader_buffered - how many bytes the reader holds, read from the
+ * descriptor and not yet handed out; 0 for NULL. */
+FIBER_API size_t fiber_reader_buffered(const fiber_reader_t *reader);
+
+/* fiber_reader_at_eof - reader.at_eof(): 1 when the descriptor has said
+ * end of file and nothing is left in the buffer, 0 if not, -EINVAL for
+ * NULL. */
+FIBER_API int fiber_reader_at_eof(const fiber_reader_t *reader);
+
+/*
+ * fiber_writer_new - a writer of fd in *writer, with a buffer of size
+ * bytes (0: FIBER_STREAM_LIMIT).  fd stays the caller's to close, after
+ * fiber_writer_free.  Callable anywhere.  Returns 0, -EINVAL for NULL or
+ * a size above SSIZE_MAX, -EBADF for a negative fd, -ENOMEM.
+ */
+FIBER_API int fiber_writer_new(fiber_writer_t **writer, int fd, size_t size);
+
+/*
+ * fiber_writer_free - free the writer and its buffer.  Bytes still
+ * buffered are dropped: drain first to send them.  The descriptor stays
+ * open.  Callable anywhere.  Returns 0, -EINVAL for NULL, -EBUSY while a
+ * fiber waits in a call on it (nothing is freed then).
+ */
+FIBER_API int fiber_writer_free(fiber_writer_t *writer);
+
+/*
+ * fiber_writer_write - writer.write(data): add len bytes to the buffer.
+ * While they fit, nothing is written and the call never waits.  When they
+ * do not, the buffer is written out first (waiting as fiber_write does),
+ * then the bytes are buffered, or written at once when they are at least
+ * the buffer's size.  Bytes go out in the order written.
+ *
+ * Returns len when every byte was taken (buffered or written); when the
+ * buffer could not be written out, the error (-EPIPE, -ETIMEDOUT,
+ * -ECANCELED...) and none of data is taken, while what was buffered
+ * before stays buffered, less what did go out; when data written at once
+ * was interrupted after some bytes, how many went (see "Lost data"); also
+ * -EINVAL for NULL data with len > 0 or len above SSIZE_MAX, -EBUSY,
+ * -EPERM.
+ */
+FIBER_API ssize_t fiber_writer_write(fiber_writer_t *writer, const void *data,
+                                     size_t len);
+FIBER_API ssize_t fiber_writer_write_until(fiber_writer_t *writer,
+                                           const void *data, size_t len,
+                                           int64_t deadline_ns);
+
+/*
+ * fiber_writer_drain - await writer.drain(), flush: write out everything
+ * buffered, waiting as fiber_write does.  Returns 0 once the buffer is
+ * empty (at once if it was), or the error that stopped it (-EPIPE,
+ * -ECONNRESET, -ETIMEDOUT, -ECANCELED...), with the bytes not written
+ * still buffered, in order, for another drain; -EINVAL for NULL, -EBUSY,
+ * -EPERM.
+ */
+FIBER_API int fiber_writer_drain(fiber_writer_t *writer);
+FIBER_API int fiber_writer_drain_until(fiber_writer_t *writer,
+                                       int64_t deadline_ns);
+
+/* fiber_writer_buffered - how many bytes wait in the writer's buffer to be
+ * written; 0 for NULL. */
+FIBER_API size_t fiber_writer_buffered(const fiber_writer_t *writer);
+
+/* ---- A child's whole conversation: communicate --------------------------
+ *
+ *   asyncio                              libfiber
+ *   out, err = await proc.communicate(   fiber_process_communicate(proc, pipes,
+ *       input)                               input, len, &output)
+ *   proc.returncode                      output.returncode
+ *                                        fiber_process_returncode(wstatus)
+ *
+ *     const char *argv[] = {"sort", NULL};
+ *     fiber_process_output_t output;
+ *     int pipes[3];
+ *     rc = fiber_process_spawn(&proc, argv, FIBER_PIPE_STDIN |
+ *                              FIBER_PIPE_STDOUT | FIBER_PIPE_STDERR, pipes);
+ *     if (rc == 0)
+ *         rc = fiber_process_communicate(proc, pipes, text, len, &output);
+ *     if (rc == 0 && output.returncode == 0)
+ *         fwrite(output.out, 1, output.out_len, stdout);
+ *     fiber_process_output_free(&output);
+ *
+ * The child's stdin is written, and its stdout and stderr read, at the
+ * same time, each by a fiber of its own.  Writing all of the input before
+ * reading, or reading one output to its end before the other, deadlocks
+ * with a child that writes more than a pipe holds (64 KiB) to the stream
+ * not being read: it blocks writing, and never reads or ends.
+ */
+
+/* What fiber_process_communicate collected. */
+typedef struct fiber_process_output {
+    /* The child's stdout, NUL-terminated (after out_len bytes, which may
+     * hold NUL bytes of their own), malloc'd; NULL when it was no pipe. */
+    char *out;
+    size_t out_len;
+    /* The same for stderr. */
+    char *err;
+    size_t err_len;
+    /* proc.returncode: the exit code, or minus the number of the signal
+     * that ended the child (-9 for SIGKILL), as fiber_process_returncode
+     * decodes it; INT_MIN when the child was not reaped by this call. */
+    int returncode;
+} fiber_process_output_t;
+
+/*
+ * fiber_process_communicate - await proc.communicate(input): write the
+ * input_len bytes of input to the child's stdin, then close it; read its
+ * stdout and stderr until each ends; wait until the child exits.
+ *
+ * pipes is the array fiber_process_spawn filled (NULL when the child has
+ * no pipes): -1 entries are skipped, so FIBER_STDERR_TO_STDOUT, or a
+ * stream left inherited, work as expected.  Without input (input_len 0)
+ * the child's stdin is closed at once, so a child reading it sees its end.
+ * A child that exits or closes its stdin before reading all of the input
+ * is no error: the rest is dropped and the call goes on.  SIGPIPE is
+ * never raised for it, whatever the program's disposition of SIGPIPE.
+ *
+ * The call consumes the handle and the pipes whatever it returns, except
+ * for the argument errors below: each pipe is closed (its entry set to
+ * -1) and the child reaped, as fiber_process_wait does.  When the call
+ * fails before the child has exited (its deadline, a cancel, a timeout
+ * scope, an error), the child is killed with SIGKILL and reaped then,
+ * output->returncode showing -9; as fiber_wait_for cancels and reaps the
+ * task it gave up on, nothing is left running.
+ *
+ * *output is filled in every case but the argument errors, with what was
+ * read so far when the call fails; free it with fiber_process_output_free.
+ *
+ * Returns 0 when the child has exited and everything was read; -ETIMEDOUT
+ * at the deadline; -ECANCELED; a timeout scope's error; the errors of
+ * fiber_read and fiber_write on the pipes (-EPIPE excepted, as above);
+ * -ECHILD when somebody else reaped the child (returncode is INT_MIN);
+ * -ENOMEM.  Fails changing nothing with -EINVAL (NULL proc or output;
+ * NULL input with input_len > 0; input_len > 0 without a stdin pipe; an
+ * entry of pipes below -1; another loop's handle), -EBUSY when another
+ * fiber is in fiber_process_wait for the child, -EPERM outside a fiber.
+ */
+FIBER_API int fiber_process_communicate(fiber_process_t *proc, int pipes[3],
+                                        const void *input, size_t input_len,
+                                        fiber_process_output_t *output);
+
+/* fiber_process_communicate_until - fiber_process_communicate with a
+ * deadline on the loop clock in nanoseconds (see fiber_now_ns) for all of
+ * it: input, output and exit.  Past it, -ETIMEDOUT, the child killed and
+ * reaped. */
+FIBER_API int fiber_process_communicate_until(fiber_process_t *proc,
+                                              int pipes[3], const void *input,
+                                              size_t input_len,
+                                              fiber_process_output_t *output,
+                                              int64_t deadline_ns);
+
+/* fiber_process_output_free - free output->out and output->err, and set
+ * them to NULL and their lengths to 0; NULL is ignored. */
+FIBER_API void fiber_process_output_free(fiber_process_output_t *output);
+
+/*
+ * fiber_process_returncode - proc.returncode from a waitpid(2) status, as
+ * fiber_process_wait stores it: the exit code (WEXITSTATUS) of a child
+ * that exited, minus the signal number (-WTERMSIG) of one a signal ended,
+ * INT_MIN for any other status (a stopped child).  Callable anywhere.
+ */
+FIBER_API int fiber_process_returncode(int wstatus);
+
+/* ---- The address a socket is bound to ----------------------------------
+ *
+ * A server listening on port 0 lets the kernel choose a free port, as
+ * tests do: these say which it chose.
+ *
+ *     int fd = fiber_tcp_listen("127.0.0.1:0", 0);
+ *     int port = fiber_tcp_local_port(fd);           (e.g. 41235)
+ *     char address[FIBER_ADDRESS_MAX];
+ *     fiber_tcp_local_address(fd, address, sizeof(address));
+ *     fiber_tcp_dial(address);                       ("127.0.0.1:41235")
+ */
+
+/* Room for any address fiber_tcp_local_address writes, NUL included:
+ * "[ffff:...:255.255.255.255]:65535". */
+#define FIBER_ADDRESS_MAX 56
+
+/*
+ * fiber_tcp_local_port - the local port of an IPv4 or IPv6 socket (see
+ * getsockname(2)): the port the kernel chose for one bound to port 0, 0
+ * for one not bound yet.  Never waits; callable anywhere.  Returns the
+ * port (0 to 65535), -EBADF, -ENOTSOCK, -EAFNOSUPPORT for a socket of
+ * another family (a Unix socket).
+ */
+FIBER_API int fiber_tcp_local_port(int fd);
+
+/*
+ * fiber_tcp_local_address - write the local address of an IPv4 or IPv6
+ * socket into buf as "host:port", "127.0.0.1:41235" or "[::1]:41235", the
+ * form fiber_tcp_dial and fiber_tcp_listen take, like snprintf (buf is
+ * NUL-terminated when size > 0).  Returns the length of the whole text,
+ * which fits when it is below size (always, with FIBER_ADDRESS_MAX);
+ * -EINVAL if buf is NULL with size > 0; and the errors of
+ * fiber_tcp_local_port, with buf untouched.
+ */
+FIBER_API int fiber_tcp_local_address(int fd, char *buf, size_t size);
 
 /* ---- end of I/O --------------------------------------------------------- */
 

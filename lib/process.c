@@ -344,3 +344,14 @@ FIBER_API int fiber_process_pid(const fiber_process_t *proc)
         return -EINVAL;
     return (int)proc->pid;
 }
+
+/* ---- for communicate.c --------------------------------------------------- */
+
+int fiber__process_check(const struct fiber_process *proc)
+{
+    if (!proc || proc->loop != fiber__loop)
+        return -EINVAL;
+    if (proc->waiter)
+        return -EBUSY;
+    return 0;
+}

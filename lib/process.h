@@ -18,4 +18,10 @@ extern bool fiber__process_use_pidfd;
  * children that have exited. */
 void fiber__processes_destroy(struct fiber_loop *loop);
 
+struct fiber_process;
+
+/* 0 if the running loop's fiber may wait for proc now: -EINVAL for NULL or
+ * another loop's handle, -EBUSY while another fiber waits for it. */
+int fiber__process_check(const struct fiber_process *proc);
+
 #endif

@@ -311,6 +311,9 @@ def render(lines, names, start_paragraph=True, lead=''):
             out.append('.fi')
             out.append('.RE')
         need_pp = False
+    # A list followed by a paragraph would open two paragraphs in a row.
+    out = [l for k, l in enumerate(out)
+           if not (l == '.PP' and k > 0 and out[k - 1] == '.PP')]
     # A list or block at the very end needs nothing after it.
     while out and out[-1] == '.PP':
         out.pop()
