@@ -4,10 +4,20 @@
 # python3 makes the manual pages from fiber.h (a release tarball carries
 # them made) and runs some tests; mandoc checks the pages in make check.
 # Does nothing when every package is present already.  Extra package names
-# given as arguments are installed too (CI adds valgrind, for example).
+# given as arguments are installed too (CI adds valgrind, for example);
+# --integrations adds the clients and servers that libfiber-hook's tests
+# run (hiredis and redis-server, libpq and PostgreSQL, libcurl and openssl).
 set -eu
 
-packages="gcc make autoconf automake libtool pkg-config libunwind-dev libcmocka-dev python3 mandoc $*"
+integrations="redis-server libhiredis-dev postgresql libpq-dev libcurl4-openssl-dev openssl ca-certificates"
+extra=""
+for arg in "$@"; do
+    case $arg in
+        --integrations) extra="$extra $integrations" ;;
+        *) extra="$extra $arg" ;;
+    esac
+done
+packages="gcc make autoconf automake libtool pkg-config libunwind-dev libcmocka-dev python3 mandoc $extra"
 
 missing=""
 for p in $packages; do

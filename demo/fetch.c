@@ -12,10 +12,19 @@
  *             for url, content in zip(urls, results):
  *                 print(f"Content from {url}: {content[:100]}")
  *
- * Every URL is fetched at once, each in its own fiber: host names are
- * resolved on the loop's thread pool, connections and reads wait in the
- * loop.  The total time is about that of the slowest request, not the sum.
+ * Every URL is fetched at once, each in its own fiber; the total time is
+ * about that of the slowest request, not the sum.
+ *
+ * With libcurl (configure finds it with pkg-config), each fiber calls
+ * curl_easy_perform, the plain blocking interface, and libfiber-hook
+ * (linked in) makes its blocking calls wait as fibers: http:// and
+ * https:// URLs, TLS verified against the system's CA store (or the file
+ * named by CURL_CA_BUNDLE), redirects followed, timeouts.  Without
+ * libcurl, a small HTTP/1.1 client of its own fetches http:// URLs over
+ * libfiber's calls.
  */
+#include "config.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <stdbool.h>
@@ -25,22 +34,46 @@
 #include <string.h>
 #include <strings.h>
 
+#ifdef HAVE_LIBCURL
+#include <curl/curl.h>
+
+#include "fiber-hook.h"
+#endif
 #include "demo_util.h"
+
+#ifdef HAVE_LIBCURL
+#define SCHEMES "http:// and https://"
+#else
+#define SCHEMES "plain http:// only: built without libcurl"
+#endif
 
 static const struct demo_program program = {
     .name = "fetch",
-    .args = "URL...",
-    .about = "GET every URL at once with HTTP/1.1 (plain http:// only), each in a\n"
-             "fiber of its own; host names are resolved without blocking the\n"
-             "other requests.  Prints each response's status and the first 100\n"
-             "characters of its body, then the total time next to the sum of\n"
-             "the individual times.  Exits 1 if any request failed.",
+    .args = "[URL...]",
+    .about = "GET every URL at once (" SCHEMES "), each in a fiber of\n"
+             "its own; without URLs, https://www.example.com,\n"
+             "https://www.python.org and https://www.github.com.  Prints each\n"
+             "response's status and the first 100 characters of its body, or\n"
+             "one line saying why it failed (an unreachable host, a bad\n"
+             "certificate, an HTTP error status), then the total time next to\n"
+             "the sum of the individual times.  Exits 1 if any fetch failed.\n"
+             "Certificates are verified against the system's CA store, or\n"
+             "against the file named by CURL_CA_BUNDLE.",
     .max_args = 1000,
+};
+
+static const char *const default_urls[] = {
+    "https://www.example.com",
+    "https://www.python.org",
+    "https://www.github.com",
 };
 
 #define TIMEOUT_NS (30 * INT64_C(1000000000))
 #define PREVIEW_CHARS 100
 #define KEEP_MAX (1024 * 1024)   /* bytes of a response kept in memory */
+#define CURL_MESSAGE_MAX 300
+/* libcurl and TLS go deeper than a fiber's default stack. */
+#define FETCH_STACK_SIZE (512 * 1024)
 
 struct url {
     const char *text;
@@ -52,6 +85,7 @@ struct url {
 struct fetch {
     struct url url;
     int error;             /* negative errno, 0 on success */
+    char message[CURL_MESSAGE_MAX];  /* why it failed, when error < 0 */
     int status;
     char reason[64];
     char preview[PREVIEW_CHARS * 4 + 1];
@@ -59,6 +93,7 @@ struct fetch {
     double seconds;
 };
 
+#ifndef HAVE_LIBCURL
 /* ---- URLs ---------------------------------------------------------------- */
 
 /* Split "http://host[:port][/path]".  Returns false with *why set when the
@@ -145,6 +180,8 @@ static bool parse_url(const char *text, struct url *u, const char **why)
     return true;
 }
 
+#endif
+
 /* ---- responses ----------------------------------------------------------- */
 
 /* A response as read: everything until the server closed. */
@@ -175,6 +212,7 @@ static int buffer_add(struct buffer *b, const char *data, size_t len)
     return 0;
 }
 
+#ifndef HAVE_LIBCURL
 /* Undo chunked transfer coding in place; returns the body's length. */
 static size_t dechunk(char *body, size_t len)
 {
@@ -200,6 +238,8 @@ static size_t dechunk(char *body, size_t len)
     return out;
 }
 
+#endif
+
 /* The first PREVIEW_CHARS characters (UTF-8 aware) of body, on one line. */
 static void make_preview(const char *body, size_t len, char *out, size_t size)
 {
@@ -216,6 +256,41 @@ static void make_preview(const char *body, size_t len, char *out, size_t size)
     out[o] = '\0';
 }
 
+#ifdef HAVE_LIBCURL
+/* The reason phrase of a status, for HTTP/2 responses, which have none. */
+static const char *reason_of(long status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    default: return "";
+    }
+}
+
+#endif
+
+/* An error status is a failed fetch, said in one line. */
+static void check_status(struct fetch *f)
+{
+    if (f->status < 400)
+        return;
+    f->error = -EIO;
+    snprintf(f->message, sizeof(f->message), "HTTP %d%s%s", f->status,
+             f->reason[0] ? " " : "", f->reason);
+}
+
+#ifndef HAVE_LIBCURL
 static void parse_response(struct fetch *f, struct buffer *b)
 {
     char *head_end = b->data ? strstr(b->data, "\r\n\r\n") : NULL;
@@ -244,6 +319,7 @@ static void parse_response(struct fetch *f, struct buffer *b)
         body_len = dechunk(body, body_len);
     f->body_len = body_len;
     make_preview(body, body_len, f->preview, sizeof(f->preview));
+    check_status(f);
 }
 
 /* ---- fetching ------------------------------------------------------------ */
@@ -283,10 +359,159 @@ static void *fetch_one(void *arg)
     f->error = get(f, start + TIMEOUT_NS, &b);
     if (f->error == 0)
         parse_response(f, &b);
+    else
+        snprintf(f->message, sizeof(f->message), "%s", strerror(-f->error));
     f->seconds = (double)(fiber_now_ns() - start) / 1e9;
     free(b.data);
     return NULL;
 }
+
+#else /* HAVE_LIBCURL */
+
+/* ---- fetching with libcurl ----------------------------------------------- */
+
+struct transfer {
+    struct fetch *f;
+    struct buffer body;
+};
+
+static size_t on_body(char *data, size_t size, size_t n, void *arg)
+{
+    struct transfer *t = arg;
+
+    return buffer_add(&t->body, data, size * n) == 0 ? size * n : 0;
+}
+
+/* Each status line (one per redirect) replaces the one before. */
+static size_t on_header(char *line, size_t size, size_t n, void *arg)
+{
+    struct transfer *t = arg;
+    size_t len = size * n;
+    char text[256];
+    int status = 0, at = 0;
+
+    if (len < 5 || strncmp(line, "HTTP/", 5) != 0 || len >= sizeof(text))
+        return len;
+    memcpy(text, line, len);
+    text[len] = '\0';
+    if (sscanf(text, "HTTP/%*s %3d %n", &status, &at) < 1)
+        return len;
+    t->f->status = status;
+    size_t rlen = at > 0 ? strcspn(text + at, "\r\n") : 0;
+    if (rlen >= sizeof(t->f->reason))
+        rlen = sizeof(t->f->reason) - 1;
+    memcpy(t->f->reason, text + at, rlen);
+    t->f->reason[rlen] = '\0';
+    return len;
+}
+
+/* One line saying why a transfer failed. */
+static void explain(struct fetch *f, CURL *curl, CURLcode rc, const char *errbuf)
+{
+    const char *detail = errbuf[0] ? errbuf : curl_easy_strerror(rc);
+    long os_errno = 0;
+
+    switch (rc) {
+    case CURLE_COULDNT_CONNECT:
+        curl_easy_getinfo(curl, CURLINFO_OS_ERRNO, &os_errno);
+        snprintf(f->message, sizeof(f->message), "%s",
+                 os_errno ? strerror((int)os_errno) : detail);
+        break;
+    case CURLE_COULDNT_RESOLVE_HOST:
+        snprintf(f->message, sizeof(f->message), "unreachable host: %s", detail);
+        break;
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CONNECT_ERROR:
+        snprintf(f->message, sizeof(f->message), "bad certificate or TLS failure: %s",
+                 detail);
+        break;
+    case CURLE_OPERATION_TIMEDOUT:
+        snprintf(f->message, sizeof(f->message), "timed out: %s", detail);
+        break;
+    default:
+        snprintf(f->message, sizeof(f->message), "%s", detail);
+        break;
+    }
+}
+
+static void *fetch_one(void *arg)
+{
+    struct fetch *f = arg;
+    struct transfer t = {.f = f};
+    char errbuf[CURL_ERROR_SIZE] = "";
+    int64_t start = fiber_now_ns();
+    CURL *curl = curl_easy_init();
+
+    if (!curl) {
+        f->error = -ENOMEM;
+        snprintf(f->message, sizeof(f->message), "%s", strerror(ENOMEM));
+        return NULL;
+    }
+    const char *ca = getenv("CURL_CA_BUNDLE");
+    curl_easy_setopt(curl, CURLOPT_URL, f->url.text);
+    curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(curl, CURLOPT_MAXREDIRS, 10L);
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 10L);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)(TIMEOUT_NS / 1000000));
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(curl, CURLOPT_USERAGENT, "libfiber-fetch/" FIBER_VERSION);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &t);
+    curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(curl, CURLOPT_HEADERDATA, &t);
+#if LIBCURL_VERSION_NUM >= 0x075500
+    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+#endif
+    if (ca && ca[0])
+        curl_easy_setopt(curl, CURLOPT_CAINFO, ca);
+
+    CURLcode rc = curl_easy_perform(curl);
+    if (rc != CURLE_OK) {
+        f->error = -EIO;
+        explain(f, curl, rc, errbuf);
+    } else {
+        long status = 0;
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+        f->status = (int)status;
+        if (!f->reason[0])
+            snprintf(f->reason, sizeof(f->reason), "%s", reason_of(status));
+        f->body_len = t.body.total;
+        make_preview(t.body.data ? t.body.data : "", t.body.len, f->preview,
+                     sizeof(f->preview));
+        check_status(f);
+    }
+    curl_easy_cleanup(curl);
+    free(t.body.data);
+    f->seconds = (double)(fiber_now_ns() - start) / 1e9;
+    return NULL;
+}
+
+/* Only http:// and https:// URLs that libcurl can parse. */
+static bool parse_url(const char *text, struct url *u, const char **why)
+{
+    CURLU *h = curl_url();
+    char *scheme = NULL;
+    bool good = false;
+
+    u->text = text;
+    *why = "out of memory";
+    if (!h)
+        return false;
+    if (curl_url_set(h, CURLUPART_URL, text, 0) != CURLUE_OK)
+        *why = "not a URL";
+    else if (curl_url_get(h, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+             (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0))
+        *why = "not an http:// or https:// URL";
+    else
+        good = true;
+    curl_free(scheme);
+    curl_url_cleanup(h);
+    return good;
+}
+#endif /* HAVE_LIBCURL */
 
 struct job {
     struct fetch *fetches;
@@ -303,9 +528,10 @@ static void *fetch_all(void *arg)
 
     if (!tasks)
         return fiber_fail(-ENOMEM);
+    const fiber_attr_t attr = {.stack_size = FETCH_STACK_SIZE};
     int64_t start = fiber_now_ns();
     for (; spawned < job->n && rc == 0; spawned++)
-        rc = fiber_spawn(&tasks[spawned], fetch_one, &job->fetches[spawned], NULL);
+        rc = fiber_spawn(&tasks[spawned], fetch_one, &job->fetches[spawned], &attr);
     if (rc < 0) {
         spawned--;
         for (size_t i = 0; i < spawned; i++)
@@ -324,18 +550,34 @@ int main(int argc, char **argv)
     struct demo_cli cli;
 
     demo_parse_args(argc, argv, &program, &cli);
-    if (cli.nargs == 0)
-        demo_usage_error(&cli, "give at least one URL (see --help)");
-    struct fetch *fetches = calloc(cli.nargs, sizeof(*fetches));
+    char *const *urls = cli.args;
+    size_t nurls = cli.nargs;
+    if (nurls == 0) {
+        urls = (char *const *)default_urls;
+        nurls = sizeof(default_urls) / sizeof(default_urls[0]);
+    }
+    struct fetch *fetches = calloc(nurls, sizeof(*fetches));
     if (!fetches)
         demo_usage_error(&cli, "too many URLs");
-    for (size_t i = 0; i < cli.nargs; i++) {
+    for (size_t i = 0; i < nurls; i++) {
         const char *why;
-        if (!parse_url(cli.args[i], &fetches[i].url, &why))
-            demo_usage_error(&cli, "%s: '%s'", why, cli.args[i]);
+        if (!parse_url(urls[i], &fetches[i].url, &why)) {
+            free(fetches);
+            demo_usage_error(&cli, "%s: '%s'", why, urls[i]);
+        }
     }
 
-    struct job job = {fetches, cli.nargs, 0};
+#ifdef HAVE_LIBCURL
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, "fetch: libcurl could not be initialized\n");
+        free(fetches);
+        return DEMO_EXIT_FAILURE;
+    }
+    if (!fiber_hook_installed())
+        fprintf(stderr, "fetch: libfiber-hook is not in place: the requests will "
+                "run one after another\n");
+#endif
+    struct job job = {fetches, nurls, 0};
     int status = demo_run(&cli, fetch_all, &job);
     if (status == 0) {
         double sum = 0;
@@ -344,7 +586,7 @@ int main(int argc, char **argv)
             sum += f->seconds;
             if (f->error < 0) {
                 printf("Error from %s (%.3f s): %s\n", f->url.text, f->seconds,
-                       strerror(-f->error));
+                       f->message);
                 status = DEMO_EXIT_FAILURE;
             } else {
                 printf("Content from %s (%d %s, %zu bytes, %.3f s): %s\n",
@@ -356,5 +598,8 @@ int main(int argc, char **argv)
                job.n, job.n == 1 ? "" : "s", job.total, sum);
     }
     free(fetches);
+#ifdef HAVE_LIBCURL
+    curl_global_cleanup();
+#endif
     return demo_finish(&cli, status);
 }

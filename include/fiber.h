@@ -1259,14 +1259,61 @@ FIBER_API int fiber_queue_join_until(fiber_queue_t *q, int64_t deadline_ns);
  * alive: it is never taken for a deadlock.
  *
  * Descriptors.  The calls taking a descriptor work on any kind (socket,
- * pipe, terminal, eventfd...).  The first time the loop sees one it
- * switches it to O_NONBLOCK, and puts it back in blocking mode when the
- * loop ends if it is still open (a terminal on stdin is shared with the
- * shell).  Descriptors the library creates (accept, listen, dial, pipes of
- * processes) are O_NONBLOCK and O_CLOEXEC.  Close a descriptor used here
- * with fiber_close, not close(2): the loop remembers descriptors by
- * number, and fiber_close is what makes it forget one, waking the fibers
- * waiting on it with -EBADF instead of leaving them blocked for ever.
+ * pipe, FIFO, terminal, eventfd, regular file...), blocking or not, and
+ * never change its flags: an open file description is shared with stdio
+ * (stdin, stdout and stderr of a terminal are one), other threads and
+ * other processes, and O_NONBLOCK set on it would make their plain writes
+ * fail with EAGAIN.  A call is made non-blocking by its own means instead,
+ * chosen by the kind of descriptor (fstat(2) the first time the loop sees
+ * it; a call that fails with ENOTSOCK or EOPNOTSUPP corrects it):
+ *
+ *   sockets        recv(2)/send(2) with MSG_DONTWAIT added (send also
+ *                  with MSG_NOSIGNAL); fiber_read and fiber_write on a
+ *                  socket go this way too.
+ *   pipes          preadv2(2)/pwritev2(2) with RWF_NOWAIT (a FIFO, which
+ *                  refuses the flag, then goes as below).
+ *   terminals      reads: poll(2) for POLLIN, then read(2).  Writes go
+ *                  through a new open file description of the same
+ *                  terminal (/proc/self/fd/N, O_NONBLOCK), opened for the
+ *                  one call and closed before it returns; if that cannot
+ *                  be opened (or for a pseudo-terminal master), as other
+ *                  devices below.
+ *   FIFOs, files,  reads: poll(2) for POLLIN, then read(2).  Writes: to a
+ *   eventfds,      descriptor the program made O_NONBLOCK, write(2); to a
+ *   other devices  regular file or block device, write(2) (disk I/O does
+ *                  not wait for readiness); otherwise poll(2) for POLLOUT,
+ *                  then write(2) of at most PIPE_BUF bytes, which a FIFO
+ *                  takes at once.
+ *
+ * Readiness then a plain call cannot block unless something outside the
+ * loop gets in between: another process reading the same FIFO or terminal
+ * can take the data first, and a device other than a FIFO may accept less
+ * than PIPE_BUF bytes after POLLOUT (a pseudo-terminal master whose slave
+ * reads nothing); then the call waits as read(2) or write(2) would,
+ * holding the thread.
+ *
+ * fiber_accept on a listener the program left blocking polls first too
+ * (another process accepting from the same listener can win the race for
+ * a connection; the call then waits for the next one, holding the
+ * thread); on a non-blocking listener it is a plain accept4(2).
+ * fiber_connect on a blocking socket sets O_NONBLOCK for the connect(2)
+ * call alone and clears it again before anything else runs: the kernel
+ * has no per-call flag for it, and the flag is never seen across a wait.
+ *
+ * Descriptors the library creates (accept, listen, dial, pipes of
+ * processes) are its own: O_NONBLOCK and O_CLOEXEC.  Close a descriptor
+ * used here with fiber_close: the loop remembers descriptors by number,
+ * and fiber_close is what makes it forget one, waking the fibers waiting
+ * on it with -EBADF instead of leaving them blocked.  A number closed with
+ * close(2) and reused for another file is safe too: calls never block
+ * the thread and deadlines hold, and the first wait on the new file finds
+ * out and starts afresh (each wait re-arms the descriptor's epoll entry
+ * with one epoll_ctl(2), which fails for a file epoll does not know).  Until then a call may still take the new file
+ * for the old one's kind (the one consequence: a socket taking a pipe's
+ * number may be written as a pipe, and raise SIGPIPE if its peer has
+ * gone).  Fibers that were waiting on the old file when close(2) ran are
+ * not told; they wait on until their deadline, a cancel, or the number's
+ * new file becomes ready.
  *
  * Waiting.  Every call that can wait has a variant ending in _until taking
  * an absolute deadline on the loop clock in nanoseconds (see fiber_now_ns;
@@ -1315,6 +1362,16 @@ FIBER_API int fiber_wait_fd(int fd, int events);
 FIBER_API int fiber_wait_fd_until(int fd, int events, int64_t deadline_ns);
 
 /*
+ * fiber_wait_fd_again_until - fiber_wait_fd_until for a caller whose own
+ * non-blocking call on fd (recv with MSG_DONTWAIT, say) has just failed
+ * with EAGAIN: it skips the poll(2) that fiber_wait_fd makes first, one
+ * system call less per wait.  It may return 0 when the descriptor is not
+ * ready after all (an old edge): make the call again, and wait again on
+ * EAGAIN.  Returns 0 or the errors of fiber_wait_fd_until.
+ */
+FIBER_API int fiber_wait_fd_again_until(int fd, int events, int64_t deadline_ns);
+
+/*
  * fiber_read - read(2) up to len bytes, waiting until there are some.
  * Returns the number read (at least 1 when len > 0), 0 at end of file, or
  * a negative errno: read(2)'s errors, -EBADF also when the descriptor was
@@ -1336,14 +1393,16 @@ FIBER_API ssize_t fiber_write(int fd, const void *buf, size_t len);
 FIBER_API ssize_t fiber_write_until(int fd, const void *buf, size_t len,
                                     int64_t deadline_ns);
 
-/* fiber_recv - recv(2) with flags, waiting as fiber_read does; returns as
- * fiber_read, with recv(2)'s errors (-ENOTSOCK, -ECONNRESET...). */
+/* fiber_recv - recv(2) with flags (MSG_DONTWAIT is always added), waiting
+ * as fiber_read does; returns as fiber_read, with recv(2)'s errors
+ * (-ENOTSOCK, -ECONNRESET...). */
 FIBER_API ssize_t fiber_recv(int fd, void *buf, size_t len, int flags);
 FIBER_API ssize_t fiber_recv_until(int fd, void *buf, size_t len, int flags,
                                    int64_t deadline_ns);
 
-/* fiber_send - send(2) the whole buffer with flags (MSG_NOSIGNAL is
- * always added), waiting as fiber_write does; returns as fiber_write. */
+/* fiber_send - send(2) the whole buffer with flags (MSG_NOSIGNAL and
+ * MSG_DONTWAIT are always added), waiting as fiber_write does; returns as
+ * fiber_write. */
 FIBER_API ssize_t fiber_send(int fd, const void *buf, size_t len, int flags);
 FIBER_API ssize_t fiber_send_until(int fd, const void *buf, size_t len,
                                    int flags, int64_t deadline_ns);
@@ -1378,7 +1437,8 @@ FIBER_API int fiber_accept_until(int fd, struct sockaddr *addr,
 
 /*
  * fiber_connect - connect(2) a socket, waiting until the connection is
- * made or fails.  Returns 0, or a negative errno: connect(2)'s errors
+ * made or fails.  A blocking socket is non-blocking during the connect(2)
+ * call itself, never while the fiber waits (see "Descriptors").  Returns 0, or a negative errno: connect(2)'s errors
  * (-ECONNREFUSED...), -EINVAL for a NULL address, -EBADF, -ETIMEDOUT,
  * -ECANCELED (after which the socket is of no further use: close it),
  * -EPERM.
@@ -1394,6 +1454,15 @@ FIBER_API int fiber_connect_until(int fd, const struct sockaddr *addr,
  * close).  Never waits.  Returns 0, or -EBADF (or close(2)'s -EIO).
  */
 FIBER_API int fiber_close(int fd);
+
+/*
+ * fiber_forget_fd - make the running loop forget fd without closing it,
+ * for a descriptor that is being closed or replaced by other means (a
+ * dup2 onto it, say): fibers waiting on it wake with -EBADF.  Does nothing
+ * outside a loop or for a descriptor the loop never saw.  libfiber-hook's
+ * close, dup2 and dup3 call it (see fiber-hook.h).
+ */
+FIBER_API void fiber_forget_fd(int fd);
 
 /*
  * fiber_tcp_listen - a TCP socket listening on address, "host:port":
@@ -2116,6 +2185,23 @@ FIBER_API int fiber_symbolize(const void *addr, char *buf, size_t size);
  */
 FIBER_API int fiber_stack_usage(const fiber_task_t *task, size_t *used,
                                 size_t *size);
+
+/*
+ * fiber_debug_slow_ns - debug mode's slow-fiber threshold in nanoseconds
+ * when the calling fiber's loop runs in debug mode, else 0 (also outside a
+ * fiber).
+ */
+FIBER_API int64_t fiber_debug_slow_ns(void);
+
+/*
+ * fiber_debug_blocked - in debug mode, report on the loop's report stream
+ * that the calling fiber blocked its thread for ns nanoseconds in what (a
+ * call that could not wait as a fiber, such as a read of a regular file
+ * through libfiber-hook), when that is longer than the slow-fiber
+ * threshold.  Returns 1 when reported, 0 when not (debug mode off, or
+ * quick enough), -EINVAL for a NULL what, -EPERM outside a fiber.
+ */
+FIBER_API int fiber_debug_blocked(const char *what, int64_t ns);
 
 /*
  * fiber_trace_new - an empty trace, to be given to loops in

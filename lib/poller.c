@@ -3,11 +3,13 @@
  * created when a fiber first waits on a descriptor, and the table of what
  * the library knows about each descriptor.
  *
- * Descriptors are registered once, edge-triggered, for both directions, so
- * a fiber that waits again costs no epoll_ctl.  Edge-triggered epoll only
- * reports changes; that is enough because every wait follows an EAGAIN
- * (data that comes later makes a new edge) and an edge reported while
- * nobody waited is kept in the entry's ready bits for the next waiter.
+ * Descriptors are registered edge-triggered, for the directions fibers
+ * wait on.  Edge-triggered epoll only reports changes; that is enough
+ * because every wait follows an EAGAIN or a poll(2) that said "not ready"
+ * (data that comes later makes a new edge), each wait re-arms the
+ * registration, which reports readiness that came in between, and an edge
+ * reported while nobody waited is kept in the entry's ready bits for the
+ * next waiter.
  */
 #include "config.h"
 
@@ -15,7 +17,6 @@
 
 #include <assert.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,28 +135,34 @@ int fiber__fd_get(struct fiber_loop *loop, int fd, struct fiber__fd **out)
     if (rc < 0)
         return rc;
     e = entry_if_any(p, fd);
-    if (e && e->known) {
+    if (e && e->kind != FIBER__FD_UNKNOWN) {
         *out = e;
         return 0;
     }
-
-    int flags = fcntl(fd, F_GETFL);
-    if (flags < 0)
-        return -errno;
-    struct stat st;
-    if (fstat(fd, &st) < 0)
-        return -errno;
     rc = entry_alloc(p, fd, &e);
     if (rc < 0)
         return rc;
-    if (!(flags & O_NONBLOCK)) {
-        if (fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
-            return -errno;
-        e->made_nonblocking = true;
-    }
-    e->is_socket = S_ISSOCK(st.st_mode);
-    e->known = true;
+    rc = fiber__fd_classify(e, fd);
+    if (rc < 0)
+        return rc;
     *out = e;
+    return 0;
+}
+
+int fiber__fd_classify(struct fiber__fd *e, int fd)
+{
+    struct stat st;
+
+    if (fstat(fd, &st) < 0)
+        return -errno;
+    /* S_ISFIFO covers named FIFOs too; their first RWF_NOWAIT call fails
+     * with EOPNOTSUPP and moves them to FIBER__FD_POLL. */
+    if (S_ISSOCK(st.st_mode))
+        e->kind = FIBER__FD_SOCKET;
+    else if (S_ISFIFO(st.st_mode))
+        e->kind = FIBER__FD_NOWAIT;
+    else
+        e->kind = FIBER__FD_POLL;
     return 0;
 }
 
@@ -188,8 +195,7 @@ int fiber__fd_adopt(struct fiber_loop *loop, int fd, bool is_socket)
         if (rc < 0)
             return rc;
     }
-    e->is_socket = is_socket;
-    e->known = true;
+    e->kind = is_socket ? FIBER__FD_SOCKET : FIBER__FD_UNKNOWN;
     return 0;
 }
 
@@ -198,25 +204,83 @@ void fiber__fd_forget(struct fiber_loop *loop, int fd)
     struct fiber__poller *p = loop ? loop->poller : NULL;
     struct fiber__fd *e = p ? entry_if_any(p, fd) : NULL;
 
-    if (e && (e->known || e->registered))
+    if (e)
         entry_reset(loop, p, e, fd);
 }
 
-static int register_fd(struct fiber__poller *p, struct fiber__fd *e, int fd)
+static int register_fd(struct fiber__poller *p, struct fiber__fd *e, int fd,
+                       uint32_t events)
 {
-    struct epoll_event ev = {
-        .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
-        .data.fd = fd,
-    };
+    struct epoll_event ev = {.events = events | EPOLLET, .data.fd = fd};
 
     if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-        /* EEXIST: an earlier descriptor of this number, still open
-         * elsewhere (a dup), left its registration behind.  Take it over. */
+        /* EEXIST: this very file is registered under this number already
+         * (the number was closed and the file put back with dup2). */
         if (errno != EEXIST || epoll_ctl(p->epfd, EPOLL_CTL_MOD, fd, &ev) < 0)
             return -errno;
     }
     e->registered = true;
     return 0;
+}
+
+/* The epoll events for the directions fibers wait on in e, and events. */
+static uint32_t wanted_events(const struct fiber__fd *e, int events)
+{
+    uint32_t ev = 0;
+
+    for (int q = 1; q <= FIBER__IO_BOTH; q++)
+        if (e->waiters[q].len > 0)
+            events |= q;
+    if (events & FIBER__IO_IN)
+        ev |= EPOLLIN | EPOLLRDHUP;
+    if (events & FIBER__IO_OUT)
+        ev |= EPOLLOUT;
+    return ev;
+}
+
+/*
+ * Make sure epoll watches the file now behind fd, for events and what
+ * others wait for.  Returns 0, 1 when the number holds another file than
+ * the one registered (or one epoll cannot watch, for a hint that said it
+ * could): the kind is reset and the caller should try again, or -errno.
+ *
+ * The table is indexed by number, but epoll keys its entries by number and
+ * open file: after close(2) and a new file under the same number, the old
+ * entry is gone (or, if the file lives on elsewhere, still reports the old
+ * file), and waiting on it would wait for ever.  EPOLL_CTL_MOD, which the
+ * kernel resolves against the file now at fd, answers ENOENT exactly in
+ * that case.  It costs one system call per wait, as fstat(2) would, but
+ * fstat's device and inode cannot tell a terminal reopened under the same
+ * number from the one registered; and MOD re-arms the edge-triggered entry,
+ * which reports readiness that came since the call that would have
+ * blocked.  Restricting the entry to the directions waited on keeps the
+ * re-arm from reporting, say, a socket's ever-present writability to a
+ * reader.
+ */
+static int watch_fd(struct fiber__poller *p, struct fiber__fd *e, int fd,
+                    int events)
+{
+    uint32_t ev = wanted_events(e, events);
+
+    if (e->registered) {
+        struct epoll_event mod = {.events = ev | EPOLLET, .data.fd = fd};
+        if (epoll_ctl(p->epfd, EPOLL_CTL_MOD, fd, &mod) == 0)
+            return 0;
+        if (errno != ENOENT)
+            return -errno;
+        e->registered = false;
+        e->kind = FIBER__FD_UNKNOWN;
+        e->ready = 0;
+        return 1;
+    }
+    int rc = register_fd(p, e, fd, ev);
+    /* EPERM: a file epoll cannot watch (a regular file) now holds the
+     * number a pipe had; looked at again it is tried without waiting. */
+    if (rc == -EPERM && e->kind == FIBER__FD_NOWAIT) {
+        e->kind = FIBER__FD_UNKNOWN;
+        return 1;
+    }
+    return rc;
 }
 
 int fiber__fd_wait(struct fiber_loop *loop, struct fiber__fd *e, int fd,
@@ -231,11 +295,9 @@ int fiber__fd_wait(struct fiber_loop *loop, struct fiber__fd *e, int fd,
     }
     if (deadline != FIBER__FOREVER && deadline <= fiber__clock_now(&loop->clock))
         return -ETIMEDOUT;
-    if (!e->registered) {
-        rc = register_fd(p, e, fd);
-        if (rc < 0)
-            return rc;
-    }
+    rc = watch_fd(p, e, fd, events);
+    if (rc != 0)
+        return rc < 0 ? rc : 0;
     fiber__poller_hold(loop);
     rc = fiber__waitq_wait(&e->waiters[events], deadline, what);
     fiber__poller_release(loop);
@@ -254,10 +316,9 @@ int fiber__poller_add_handler(struct fiber_loop *loop, int fd,
     rc = entry_alloc(p, fd, &e);
     if (rc < 0)
         return rc;
-    rc = register_fd(p, e, fd);
+    rc = register_fd(p, e, fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP);
     if (rc < 0)
         return rc;
-    e->known = true;
     e->handler = handler;
     e->handler_ctx = ctx;
     return 0;
@@ -369,17 +430,6 @@ int fiber__poller_wait(struct fiber_loop *loop, int64_t deadline)
     return (int)woken;
 }
 
-/* Put back the blocking mode of descriptors the library made
- * non-blocking and that are still open, such as a terminal on stdin. */
-static void restore_blocking(struct fiber__fd *e, int fd)
-{
-    if (!e->made_nonblocking)
-        return;
-    int flags = fcntl(fd, F_GETFL);
-    if (flags >= 0)
-        fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
-}
-
 void fiber__poller_destroy(struct fiber_loop *loop)
 {
     struct fiber__poller *p = loop->poller;
@@ -390,10 +440,6 @@ void fiber__poller_destroy(struct fiber_loop *loop)
     fiber__signals_destroy(loop);
     fiber__processes_destroy(loop);
     for (size_t c = 0; c < p->nchunks; c++) {
-        if (!p->chunks[c])
-            continue;
-        for (size_t i = 0; i < FIBER__FD_CHUNK; i++)
-            restore_blocking(&p->chunks[c][i], (int)(c * FIBER__FD_CHUNK + i));
         free(p->chunks[c]);
     }
     free(p->chunks);

@@ -3,13 +3,21 @@
  * three functions when it looks for work; until a fiber first waits on a
  * file descriptor the loop has no poller and waits on its clock alone.
  *
- * The poller is an epoll instance with every descriptor registered once,
- * edge-triggered, for both directions.  What the library knows about each
- * descriptor lives in a table indexed by descriptor number: the fibers
- * waiting on it, whether epoll knows it, and readiness seen while nobody
- * waited.  Wrappers always try their system call first and wait only after
- * EAGAIN, so an edge is never missed: data arriving after the EAGAIN makes
- * a new edge, and an edge reported while nobody waited is remembered.
+ * The poller is an epoll instance, edge-triggered, with each descriptor
+ * registered for the directions fibers wait on.  What the library knows
+ * about each descriptor lives in a table indexed by descriptor number: the
+ * fibers waiting on it, whether epoll knows it, a hint of how to try it
+ * without blocking, and readiness seen while nobody waited.  Wrappers
+ * always try their call first (or ask poll(2)) and wait only when it would
+ * block, and every wait re-arms the registration, so an edge is never
+ * missed: data arriving later makes a new edge, and an edge reported while
+ * nobody waited is remembered.
+ *
+ * The library never changes the flags of a descriptor it did not create.
+ * A number can be closed with close(2) and reused for another file behind
+ * the library's back, so nothing in the table is trusted blindly: the kind
+ * is a hint that a failing call corrects, and the registration is checked
+ * at each wait.
  *
  * Other modules (the thread pool, signals) hang their per-loop state off
  * the poller and register descriptors with a handler of their own.
@@ -45,6 +53,19 @@ struct fiber_process;
 typedef void fiber__io_handler(struct fiber_loop *loop, int fd,
                                uint32_t epoll_events, void *ctx);
 
+/*
+ * How a descriptor is tried without blocking it and without touching its
+ * flags.  Only a hint: each way fails cleanly on a descriptor of another
+ * kind (ENOTSOCK, EOPNOTSUPP) or is safe on any, and a wait that finds
+ * another file behind the number resets it.
+ */
+enum fiber__fd_kind {
+    FIBER__FD_UNKNOWN = 0,  /* not looked at yet: fstat(2) decides */
+    FIBER__FD_SOCKET,       /* recv/send with MSG_DONTWAIT */
+    FIBER__FD_NOWAIT,       /* a pipe: preadv2/pwritev2 with RWF_NOWAIT */
+    FIBER__FD_POLL,         /* anything else: poll(2) first (see io.c) */
+};
+
 /* What the library knows about one file descriptor. */
 struct fiber__fd {
     /* Fibers waiting to read, to write, or for either; index by the
@@ -52,10 +73,8 @@ struct fiber__fd {
     struct fiber__waitq waiters[4];
     fiber__io_handler *handler;   /* non-NULL for a module's own fd */
     void *handler_ctx;
-    bool known;                   /* set up: non-blocking, kind known */
-    bool registered;              /* epoll knows it */
-    bool is_socket;
-    bool made_nonblocking;        /* O_NONBLOCK was set by the library */
+    bool registered;              /* epoll has an entry under this number */
+    uint8_t kind;                 /* enum fiber__fd_kind */
     uint8_t ready;                /* FIBER__IO_* edges nobody waited for */
 };
 
@@ -102,21 +121,24 @@ void fiber__poller_destroy(struct fiber_loop *loop);
 int fiber__poller_get(struct fiber_loop *loop, struct fiber__poller **out);
 
 /*
- * The table entry of fd, set up on first use: the descriptor is switched
- * to O_NONBLOCK (put back when the loop ends) and its kind noted.
- * Returns 0, -EBADF for a descriptor that is not open, -ENOMEM.
+ * The table entry of fd with its kind known (looked up with fstat(2) the
+ * first time).  The descriptor itself is left as it is.  Returns 0,
+ * -EBADF for a descriptor that is not open, -ENOMEM.
  */
 int fiber__fd_get(struct fiber_loop *loop, int fd, struct fiber__fd **out);
 
-/* The table entry of fd as it is, without setting the descriptor up: for
- * waits that leave its mode alone.  Returns 0 or -ENOMEM. */
+/* The table entry of fd as it is, kind not looked up: for waits that do
+ * no I/O of their own.  Returns 0 or -ENOMEM. */
 int fiber__fd_entry(struct fiber_loop *loop, int fd, struct fiber__fd **out);
 
+/* Look up the kind of fd for its entry e again, with fstat(2): after a
+ * call said the hint was wrong.  Returns 0 or -errno (-EBADF). */
+int fiber__fd_classify(struct fiber__fd *e, int fd);
+
 /*
- * Note that fd was just created by the library, already non-blocking: any
- * state left from an earlier descriptor of the same number (closed without
- * fiber_close) is dropped, its waiters woken with -EBADF.  Returns 0 or
- * -ENOMEM.
+ * Note that fd was just created by the library: any state left from an
+ * earlier descriptor of the same number (closed without fiber_close) is
+ * dropped, its waiters woken with -EBADF.  Returns 0 or -ENOMEM.
  */
 int fiber__fd_adopt(struct fiber_loop *loop, int fd, bool is_socket);
 
@@ -124,10 +146,13 @@ int fiber__fd_adopt(struct fiber_loop *loop, int fd, bool is_socket);
  * Block the running fiber until fd, whose entry is e, may be ready for
  * events (FIBER__IO_*), until deadline (FIBER__FOREVER for none), or until
  * it is cancelled or the descriptor is closed through the library.  Returns
- * at once with 0 when an edge for events came while nobody waited.  what
- * names the wait in deadlock reports.  Returns 0 (try again), -ETIMEDOUT
- * (also when the deadline has already passed), -ECANCELED, -EBADF when the
- * descriptor was closed, or epoll_ctl's error.
+ * at once with 0 when an edge for events came while nobody waited, and
+ * when the number turns out to hold another file than the one epoll knows
+ * (its kind is then reset to FIBER__FD_UNKNOWN: the caller looks it up
+ * again before it tries).  what names the wait in deadlock reports.
+ * Returns 0 (try again), -ETIMEDOUT (also when the deadline has already
+ * passed), -ECANCELED, -EBADF when the descriptor was closed, or
+ * epoll_ctl's error.
  */
 int fiber__fd_wait(struct fiber_loop *loop, struct fiber__fd *e, int fd,
                    int events, int64_t deadline, const char *what);

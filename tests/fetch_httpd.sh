@@ -53,10 +53,10 @@ check "the sum of individual times is about 2 s (got ${sum:-none})" \
     is_between "${sum:-}" 2.0 4.0
 
 fetch "$base/" "$base/missing"
-check "the page and a 404 are reported" \
-    eval '[ "$fetch_status" -eq 0 ] &&
+check "the page is shown, a 404 is an error in one line, and fetch exits 1" \
+    eval '[ "$fetch_status" -eq 1 ] &&
           grep -q "^Content from $base/ (200 OK, [0-9]* bytes, [0-9.]* s): Hello from libfiber.s httpd. Each" "$scratch/fetch.out" &&
-          grep -q "^Content from $base/missing (404 Not Found, 10 bytes" "$scratch/fetch.out"'
+          grep -q "^Error from $base/missing ([0-9.]* s): HTTP 404 Not Found$" "$scratch/fetch.out"'
 
 # Heads of up to 8 KiB are served; a longer one gets 431, and a head with a
 # NUL byte in it 400, at once, whether or not its end has come.
@@ -95,7 +95,7 @@ fetch "$base/"
 check "fetch of a closed port exits 1 and says why" \
     eval '[ "$fetch_status" -eq 1 ] && grep -q "^Error from $base/ ([0-9.]* s): Connection refused$" "$scratch/fetch.out"'
 
-fetch "https://example.com/"
+fetch "ftp://example.com/"
 check "a URL fetch cannot use exits 2 with one line on stderr" \
     eval '[ "$fetch_status" -eq 2 ] && [ ! -s "$scratch/fetch.out" ] &&
           [ "$(wc -l <"$scratch/fetch.err")" -eq 1 ]'

