@@ -35,12 +35,22 @@ static void echo(fiber_reader_t *in, fiber_writer_t *out)
     char *line;
 
     for (;;) {
-        /* A deadline already passed takes only what has come. */
-        ssize_t n = fiber_reader_readline_until(in, &line, 0);
-        if (n == -ETIMEDOUT) {
+        ssize_t n;
+        if (fiber_reader_buffered(in) == 0) {
+            /* Nothing left to echo: answer before reading, as a read now
+             * would most likely find nothing until the peer has its
+             * answer. */
             if (fiber_writer_drain(out) < 0)
                 return;
             n = fiber_reader_readline(in, &line);
+        } else {
+            /* A deadline already passed takes only what has come. */
+            n = fiber_reader_readline_until(in, &line, 0);
+            if (n == -ETIMEDOUT) {
+                if (fiber_writer_drain(out) < 0)
+                    return;
+                n = fiber_reader_readline(in, &line);
+            }
         }
         if (n == -EMSGSIZE) {
             /* Longer than the limit: send back what has come of it. */

@@ -49,34 +49,44 @@ static void *run_connection(void *arg)
     return NULL;
 }
 
-/* Accept until the listener is closed under it (-EBADF) or a cancel. */
+/* Start a fiber for connection fd; closes fd if it cannot. */
+static void start_connection(struct server *s, int fd)
+{
+    struct connection *conn = malloc(sizeof(*conn));
+    fiber_task_t *task;
+
+    if (!conn) {
+        fiber_close(fd);
+        return;
+    }
+    *conn = (struct connection){fd, s};
+    if (fiber_spawn(&task, run_connection, conn, NULL) < 0) {
+        free(conn);
+        fiber_close(fd);
+        return;
+    }
+    fiber_detach(task);
+    s->accepted++;
+}
+
+/* Accept until the listener is closed under it (-EBADF) or a cancel.  Each
+ * wake-up takes every connection already queued. */
 static void *accept_loop(void *arg)
 {
     struct server *s = arg;
+    int fds[64];
 
     for (;;) {
-        int fd = fiber_accept(s->listener, NULL, NULL);
-        if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
+        int n = fiber_tcp_accept(s->listener, fds, 64);
+        if (n == -EMFILE || n == -ENFILE || n == -ENOBUFS || n == -ENOMEM) {
             /* Out of descriptors: let connections finish, then retry. */
             fiber_sleep(0.1);
             continue;
         }
-        if (fd < 0)
+        if (n < 0)
             return NULL;
-        struct connection *conn = malloc(sizeof(*conn));
-        fiber_task_t *task;
-        if (!conn) {
-            fiber_close(fd);
-            continue;
-        }
-        *conn = (struct connection){fd, s};
-        if (fiber_spawn(&task, run_connection, conn, NULL) < 0) {
-            free(conn);
-            fiber_close(fd);
-            continue;
-        }
-        fiber_detach(task);
-        s->accepted++;
+        for (int i = 0; i < n; i++)
+            start_connection(s, fds[i]);
     }
 }
 

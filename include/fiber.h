@@ -62,6 +62,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -1297,7 +1298,8 @@ FIBER_API int fiber_queue_join_until(fiber_queue_t *q, int64_t deadline_ns);
  *   loop.add_reader / sock_recv          fiber_wait_fd, fiber_read, fiber_recv
  *   writer.write + drain / sock_sendall  fiber_write, fiber_send
  *   sock_accept / sock_connect           fiber_accept, fiber_connect
- *   asyncio.start_server                 fiber_tcp_listen + fiber_accept
+ *   asyncio.start_server                 fiber_tcp_listen + fiber_tcp_accept
+ *   socket.sendmsg(buffers), os.writev   fiber_writev
  *   asyncio.open_connection              fiber_tcp_dial
  *   asyncio.to_thread(fn, arg)           fiber_to_thread(fn, arg, &result)
  *   create_subprocess_exec(...)          fiber_process_spawn
@@ -1483,6 +1485,22 @@ FIBER_API ssize_t fiber_send_until(int fd, const void *buf, size_t len,
                                    int flags, int64_t deadline_ns);
 
 /*
+ * fiber_writev - writev(2) the whole gather, waiting as fiber_write does:
+ * a response's head and body leave in one system call instead of two.  A
+ * socket is written with sendmsg(2) and MSG_DONTWAIT | MSG_NOSIGNAL, its
+ * flags untouched; any other descriptor one piece at a time with
+ * fiber_write.  iov is not modified.  Returns the total length, or the
+ * number of bytes written before an interruption (see "Lost data"), or a
+ * negative errno when nothing was written: -EINVAL for iovcnt below 0 or
+ * above IOV_MAX, a NULL base with a length, or a total above SSIZE_MAX;
+ * sendmsg(2)'s errors (-EPIPE, -ECONNRESET...), -EBADF, -ETIMEDOUT,
+ * -ECANCELED, -EPERM.
+ */
+FIBER_API ssize_t fiber_writev(int fd, const struct iovec *iov, int iovcnt);
+FIBER_API ssize_t fiber_writev_until(int fd, const struct iovec *iov,
+                                     int iovcnt, int64_t deadline_ns);
+
+/*
  * fiber_accept - accept(2) a connection on a listening socket, waiting
  * until one comes.  addr and addrlen are as for accept(2) (both may be
  * NULL).  Returns the new socket, non-blocking and close-on-exec, or a
@@ -1548,7 +1566,8 @@ FIBER_API int fiber_tcp_listen(const char *address, int backlog);
  * the host may not be empty).  A host name is resolved with
  * getaddrinfo on the thread pool, so other fibers run meanwhile; each
  * address found is tried in turn until one connects.  Returns the
- * connected socket, non-blocking and close-on-exec, or a negative errno:
+ * connected socket, non-blocking, close-on-exec and with TCP_NODELAY set
+ * (see fiber_tcp_nodelay), or a negative errno:
  * -EINVAL for a malformed address, -ENXIO when the name has no address,
  * -EAGAIN when the name server did not answer, -EIO when resolution
  * failed otherwise, the last connect error (-ECONNREFUSED...),
@@ -1557,6 +1576,38 @@ FIBER_API int fiber_tcp_listen(const char *address, int backlog);
  */
 FIBER_API int fiber_tcp_dial(const char *address);
 FIBER_API int fiber_tcp_dial_until(const char *address, int64_t deadline_ns);
+
+/*
+ * fiber_tcp_accept - accept every connection pending on a listening TCP
+ * socket, up to max of them, into fds: waits (as fiber_accept) for the
+ * first, then takes those already queued without waiting, so that one
+ * wake-up serves a whole burst of clients.  Each socket is close-on-exec
+ * and has TCP_NODELAY set (see fiber_tcp_nodelay); the caller owns them.
+ * Returns how many were accepted (1 to max), or a negative errno when
+ * none was: -EINVAL for a NULL fds or max below 1, and fiber_accept's
+ * errors.  After -EMFILE (or -ENFILE, -ENOBUFS, -ENOMEM) the connection
+ * stays queued and the listener stays readable: wait a little before
+ * calling again, or the server spins.  An error after the first
+ * connection ends the batch and comes back on the next call.
+ */
+FIBER_API int fiber_tcp_accept(int listener, int *fds, int max);
+FIBER_API int fiber_tcp_accept_until(int listener, int *fds, int max,
+                                     int64_t deadline_ns);
+
+/*
+ * fiber_tcp_nodelay - set (on) or clear TCP_NODELAY on a TCP socket.
+ * With it, each write goes out at once; without it (Nagle's algorithm), a
+ * small write waits while an earlier one is unacknowledged, and the peer
+ * delays its ACK by up to 40 ms hoping to piggyback it on an answer.  A
+ * request/response protocol suffers exactly that, so the defaults are
+ * those of Go's net package: connections from fiber_tcp_dial and
+ * fiber_tcp_accept have TCP_NODELAY set; fiber_accept, a plain accept(2)
+ * on any kind of socket, leaves the kernel's default (Nagle on).  Clear
+ * it on a connection that sends a stream in many small writes.  Never
+ * waits; needs no fiber.  Returns 0 or setsockopt(2)'s error (-EBADF,
+ * -ENOTSOCK, -EOPNOTSUPP for a socket that is not TCP).
+ */
+FIBER_API int fiber_tcp_nodelay(int fd, bool on);
 
 /*
  * fiber_to_thread - asyncio.to_thread: run fn(arg) on a worker thread and

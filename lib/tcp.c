@@ -290,6 +290,9 @@ static int dial_one(struct fiber_loop *loop, const struct addrinfo *ai,
     int rc = fiber__fd_adopt(loop, fd, true);
     if (rc == 0)
         rc = fiber_connect_until(fd, ai->ai_addr, ai->ai_addrlen, deadline);
+    /* Requests and answers should not wait on Nagle: see fiber.h. */
+    if (rc == 0)
+        rc = fiber_tcp_nodelay(fd, true);
     if (rc < 0) {
         fiber_close(fd);
         return rc;

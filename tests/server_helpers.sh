@@ -24,14 +24,15 @@ finish() {
     [ "$failures" -eq 0 ]
 }
 
-# start_server NAME: run demo NAME on port 0 in the background; sets
-# $server_pid, $port and $server_out (its stdout file).  Fails if it does
-# not say where it listens within 10 seconds.
+# start_server NAME [ARG...]: run demo NAME on port 0 (then ARGs) in the
+# background; sets $server_pid, $port and $server_out (its stdout file).
+# Fails if it does not say where it listens within 10 seconds.
 start_server() {
     local name=$1 i
+    shift
     server_out="$scratch/$name.$RANDOM.out"
     : >"$server_out"   # before the server does, so that sed finds it
-    "$demo_dir/$name" 0 >"$server_out" 2>"$server_out.err" &
+    "$demo_dir/$name" 0 "$@" >"$server_out" 2>"$server_out.err" &
     server_pid=$!
     server_pids+=("$server_pid")
     port=

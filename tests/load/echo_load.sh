@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # echo_load.sh - load test of demo/echo_server, next to the same load on a
-# Python asyncio echo server (tests/load/echo_server.py).  Not part of
-# 'make check': run it with 'make load', or by hand from the build
+# Go echo server (tests/load/echo_server.go, GOMAXPROCS=1, when go is
+# installed) and a Python asyncio one (tests/load/echo_server.py).  Not
+# part of 'make check': run it with 'make load', or by hand from the build
 # directory:
 #
 #   top_srcdir=/path/to/source tests/load/echo_load.sh [CONNECTIONS [LINES]]
+#
+# With SERVER_CPU and CLIENT_CPU set (as 'make bench-io' does), the servers
+# and the client run pinned to those CPUs with taskset.
 #
 # tests/load/echo_load opens CONNECTIONS (default 10,000) connections, all
 # open at once, and sends LINES (default 100) lines on each, one at a time,
@@ -24,6 +28,11 @@ top_builddir=${top_builddir:-.}
 client=$top_builddir/tests/load/echo_load
 fiber_server=$top_builddir/demo/echo_server
 python_server=$top_srcdir/tests/load/echo_server.py
+go_source=$top_srcdir/tests/load/echo_server.go
+server_pin=() client_pin=()
+if [ -n "${SERVER_CPU:-}" ] && [ -n "${CLIENT_CPU:-}" ] && command -v taskset >/dev/null; then
+    server_pin=(taskset -c "$SERVER_CPU") client_pin=(taskset -c "$CLIENT_CPU")
+fi
 client_timeout=300
 
 for f in "$client" "$fiber_server"; do
@@ -53,7 +62,7 @@ status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 # start SERVER...: start a server on port 0 and wait for its address.
 start() {
     : >"$scratch/server.out"
-    "$@" 0 >"$scratch/server.out" 2>&1 &
+    "${server_pin[@]}" "$@" 0 >"$scratch/server.out" 2>&1 &
     server_pid=$!
     port=
     for ((i = 0; i < 200; i++)); do
@@ -86,7 +95,7 @@ stop() {
 round() {
     local name=$1 fds_before fds_after result
     fds_before=$(fd_count "$server_pid")
-    if ! timeout $((client_timeout + 30)) "$client" "$port" "$connections" "$lines" \
+    if ! timeout $((client_timeout + 30)) "${client_pin[@]}" "$client" "$port" "$connections" "$lines" \
             "$client_timeout" >"$scratch/client.out" 2>&1; then
         fail "$name: not every line came back: $(tr '\n' ' ' <"$scratch/client.out")"
     fi
@@ -123,6 +132,25 @@ per_conn=$(( (fiber_peak - start_kb) * 1024 / connections ))
 [ "$per_conn" -lt 32768 ] ||
     fail "libfiber: $per_conn bytes of RSS per connection"
 stop
+
+if command -v go >/dev/null; then
+    # A cache of its own, so that the build needs neither $HOME nor modules.
+    if GOCACHE=$scratch/go-cache GOPATH=$scratch/go-path GO111MODULE=off \
+            go build -o "$scratch/echo_server_go" "$go_source" >"$scratch/go.err" 2>&1; then
+        GOMAXPROCS=1 start "$scratch/echo_server_go" || exit 1
+        round "go (GOMAXPROCS=1)"
+        go_rate=$rate go_peak=$peak_kb
+        stop
+        awk -v fr="$fiber_rate" -v gr="$go_rate" -v fp="$fiber_peak" -v gp="$go_peak" 'BEGIN {
+            if (gr > 0) printf "libfiber / go: %.2fx the lines per second\n", fr / gr
+            if (fp > 0) printf "go / libfiber: %.2fx the peak RSS\n", gp / fp
+        }'
+    else
+        echo "go: echo_server.go did not build: $(tail -n 1 "$scratch/go.err")"
+    fi
+else
+    echo "go not found (Debian package golang-go): skipped"
+fi
 
 if command -v python3 >/dev/null; then
     start python3 "$python_server" || exit 1
