@@ -104,11 +104,11 @@ static ssize_t send_from(int fd, const struct iovec *iov, int iovcnt,
 FIBER_API ssize_t fiber_writev_until(int fd, const struct iovec *iov,
                                      int iovcnt, int64_t deadline_ns)
 {
-    struct fiber_task *self = fiber__current();
     ssize_t total = iov_total(iov, iovcnt);
 
     if (total < 0)
         return total;
+    struct fiber_task *self = fiber__enter_fiber("fiber_writev_until");
     if (!self)
         return -EPERM;
     if (fd < 0)

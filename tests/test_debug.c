@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -671,6 +672,21 @@ static int perm_process_communicate(void)
     return fiber_process_communicate(STAND_IN(fiber_process_t), pipes, NULL, 0,
                                      &out);
 }
+static int perm_writev(void)
+{
+    struct iovec iov = {perm_buf, 1};
+    return (int)fiber_writev(1, &iov, 1);
+}
+static int perm_writev_until(void)
+{
+    struct iovec iov = {perm_buf, 1};
+    return (int)fiber_writev_until(1, &iov, 1, 0);
+}
+static int perm_tcp_accept(void)
+{
+    int fds[2];
+    return fiber_tcp_accept(0, fds, 2);
+}
 static int perm_wait_fd_again_until(void)
 {
     return fiber_wait_fd_again_until(0, FIBER_READABLE, 0);
@@ -767,6 +783,9 @@ static const struct {
      perm_process_communicate},
     {"fiber_wait_fd_again_until", "fiber_wait_fd_again_until",
      perm_wait_fd_again_until},
+    {"fiber_writev", "fiber_writev_until", perm_writev},
+    {"fiber_writev_until", "fiber_writev_until", perm_writev_until},
+    {"fiber_tcp_accept", IO_REPORT, perm_tcp_accept},
 };
 
 static void test_every_fiber_only_call_outside_is_eperm_and_reported(void **state)
