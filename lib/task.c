@@ -6,7 +6,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <math.h>
 #include <stdio.h>
 
 #include "debug.h"
@@ -169,17 +168,11 @@ FIBER_API int fiber_await_until(fiber_task_t *task, int64_t deadline_ns,
 FIBER_API int fiber_wait_for(fiber_task_t *task, double timeout, void **result,
                              int *status)
 {
-    if (isnan(timeout) || timeout < 0)
-        return -EINVAL;
+    /* An infinite timeout waits like fiber_await. */
+    int64_t deadline = fiber__seconds_to_deadline(timeout, fiber_now_ns());
 
-    /* An infinite timeout waits like fiber_await; a finite one too long
-     * for int64_t nanoseconds saturates to the latest finite deadline. */
-    int64_t deadline = FIBER__FOREVER;
-    if (!isinf(timeout)) {
-        double ns = ceil(timeout * 1e9);
-        deadline = fiber__deadline_after(fiber_now_ns(),
-                                         ns < 9.2e18 ? (int64_t)ns : INT64_MAX);
-    }
+    if (deadline < 0)
+        return (int)deadline;
     return fiber__await(task, deadline, result, status, "fiber_wait_for");
 }
 
