@@ -234,6 +234,23 @@ static inline int fiber__enter_blocking(struct fiber_task *self)
 }
 
 /*
+ * The entry check of every blocking call api: in a fiber (the running one
+ * in *self; outside one -EPERM, reported in debug mode), with no cancel
+ * pending and no scope expired (fiber__enter_blocking's error).  Returns 0
+ * when the call may block.  A call whose argument errors need the fiber
+ * to be found (a mutex's owner, a descriptor's number) makes the same
+ * check in its two halves, fiber__enter_fiber and fiber__enter_blocking,
+ * with those errors in between, so that they keep coming first.
+ */
+static inline int fiber__canblock(const char *api, struct fiber_task **self)
+{
+    *self = fiber__enter_fiber(api);
+    if (!*self)
+        return -EPERM;
+    return fiber__enter_blocking(*self);
+}
+
+/*
  * Block the running fiber in state (SLEEPING, AWAITING or WAITING, with
  * whatever links the caller has set) until it is woken, or until deadline
  * (FIBER__FOREVER for none).  A cancel wakes it.  Returns the wake result:

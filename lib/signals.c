@@ -279,10 +279,7 @@ FIBER_API int fiber_signal_wait_until(const int signals[], size_t n,
 
     if (rc < 0)
         return rc;
-    self = fiber__enter_fiber("fiber_signal_wait_until");
-    if (!self)
-        return -EPERM;
-    rc = fiber__enter_blocking(self);
+    rc = fiber__canblock("fiber_signal_wait_until", &self);
     if (rc < 0)
         return rc;
     rc = fiber__signals_watch(self->loop, mask);

@@ -315,10 +315,7 @@ FIBER_API int fiber_to_thread(fiber_fn fn, void *arg, void **result)
 
     if (!fn)
         return -EINVAL;
-    self = fiber__enter_fiber("fiber_to_thread");
-    if (!self)
-        return -EPERM;
-    int rc = fiber__enter_blocking(self);
+    int rc = fiber__canblock("fiber_to_thread", &self);
     if (rc < 0)
         return rc;
 
