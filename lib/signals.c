@@ -179,9 +179,12 @@ static int wait_signal(struct fiber_loop *loop, uint64_t mask, bool consumes,
     *w = (struct signal_waiter){.mask = mask, .consumes = consumes, .fiber = self,
                                 .next = s->waiters};
     s->waiters = w;
-    self->wait_what = "signal";
+    static const struct fiber__wait signal_wait = {
+        .state = FIBER__WAITING,
+        .what = "signal",
+    };
     fiber__poller_hold(loop);
-    int rc = fiber__block(loop, FIBER__WAITING, deadline);
+    int rc = fiber__wait(loop, &signal_wait, deadline, 0);
     fiber__poller_release(loop);
     if (rc <= 0)
         unlink_waiter(s, w);
