@@ -132,18 +132,6 @@ int fiber__enter_blocking_slow(struct fiber_task *self)
     return fiber__scope_deliver(self);
 }
 
-int64_t fiber__wait_deadline(const struct fiber_task *self, int64_t deadline,
-                             bool *by_scope)
-{
-    /* A scope's deadline before the call's own cuts the wait short; at a
-     * tie the call's own outcome wins, as a completion wins over a
-     * timeout, and the scope stops the next call instead. */
-    int64_t scope = fiber__scope_deadline(self);
-
-    *by_scope = scope < deadline;
-    return *by_scope ? scope : deadline;
-}
-
 int fiber__wait_timed_out(struct fiber_task *self, const struct fiber__wait *w,
                           bool by_scope)
 {

@@ -277,14 +277,23 @@ struct fiber__wait {
     const char *what;
 };
 
+/* The earliest deadline among the timeout scopes self obeys (scope.c). */
+int64_t fiber__scope_earliest(const struct fiber_task *self);
+
 /*
  * The deadline a wait ends at: the earlier of the call's own deadline and
  * its timeout scopes'; at a tie the call's own, as a completion wins over
  * a timeout, and the scope stops the next call instead.  *by_scope tells
- * whether it is a scope's.
+ * whether it is a scope's.  Inline: a fiber in no scope pays one test.
  */
-int64_t fiber__wait_deadline(const struct fiber_task *self, int64_t deadline,
-                             bool *by_scope);
+static inline int64_t fiber__wait_deadline(const struct fiber_task *self,
+                                           int64_t deadline, bool *by_scope)
+{
+    int64_t scope = self->scope ? fiber__scope_earliest(self) : FIBER__FOREVER;
+
+    *by_scope = scope < deadline;
+    return *by_scope ? scope : deadline;
+}
 
 /* True when deadline, a finite one, has passed on the loop's clock: a
  * call that may not block for it times out at once. */
