@@ -13,19 +13,22 @@
  * (fiber__canblock, loop.h): is it in a fiber (debug mode reports a call
  * outside one), is a cancel pending, has a timeout scope expired?  Only
  * then does it link the fiber to what it waits for (a wait queue, a task,
- * a job) and call fiber__wait with a wait record: the state to wait in,
- * the call's own deadline, how to unlink the fiber again, and a name for
- * deadlock reports.  fiber__wait takes the earlier of that deadline and
- * the fiber's scopes' (fiber__wait_deadline: the call's own wins a tie),
- * puts the fiber in the timer heap if there is one, and switches away.
- * The fiber comes back made ready by exactly one of three: the waker,
- * with its result; the timer, with -ETIMEDOUT (0 for a sleep); or a
- * cancel, with -ECANCELED.  Each goes through fiber__wake, which takes
- * the fiber out of the heap and calls the record's unlink, so the
- * scheduler never needs to know what the fiber was waiting for.  Back in
- * fiber__wait, a cancel or a scope's deadline is handed to whom it is for
- * (fiber__wait_timed_out: the fiber's own cancel first, then its own
- * timeout, then the outermost scope), and the call returns that.
+ * a job) and call fiber__wait with its deadline and a constant wait
+ * record: the state to wait in, whether a cancel ends the wait, how to
+ * unlink the fiber again, and a name for deadlock reports.  fiber__wait
+ * takes the earlier of the deadline and the fiber's scopes'
+ * (fiber__wait_deadline: the call's own wins a tie), puts the fiber in
+ * the timer heap if there is one, and switches away.  The fiber comes
+ * back made ready by exactly one of three: the waker, with its result;
+ * the timer, with -ETIMEDOUT (0 for a sleep); or a cancel, with
+ * -ECANCELED.  Each goes through fiber__wake, which takes the fiber out of
+ * the heap and calls the record's unlink, so the scheduler never needs to
+ * know what the fiber was waiting for.  Back in fiber__wait, a cancel or
+ * a scope's deadline is handed to whom it is for (fiber__wait_timed_out:
+ * the fiber's own cancel first, then the call's own timeout, then the
+ * outermost scope), and the call returns that.  A call that can tell a
+ * completion at the very instant of its timeout (an await, a waitset)
+ * checks that before asking fiber__wait_timed_out: a completion wins.
  */
 #include "config.h"
 
