@@ -5,6 +5,8 @@
 
 #include "clock.h"
 
+#include <errno.h>
+#include <math.h>
 #include <time.h>
 
 int64_t fiber__monotonic_ns(void)
@@ -37,4 +39,17 @@ void fiber__clock_wait_until(struct fiber__clock *clock, int64_t deadline)
     /* An interrupted sleep returns early; the loop re-reads the clock and
      * sleeps again if the deadline has not come. */
     clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+}
+
+int64_t fiber__seconds_to_deadline(double seconds, int64_t now)
+{
+    if (isnan(seconds) || seconds < 0)
+        return -EINVAL;
+    if (isinf(seconds))
+        return FIBER__FOREVER;
+    /* Round up, so that no wait is shorter than asked.  A finite one too
+     * long for int64_t nanoseconds saturates to the latest finite
+     * deadline: it still ends, unlike a wait for ever. */
+    double ns = ceil(seconds * 1e9);
+    return fiber__deadline_after(now, ns < 9.2e18 ? (int64_t)ns : INT64_MAX);
 }

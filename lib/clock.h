@@ -43,4 +43,13 @@ static inline int64_t fiber__deadline_after(int64_t now, int64_t ns)
     return ns > FIBER__LATEST - now ? FIBER__LATEST : now + ns;
 }
 
+/*
+ * A timeout of seconds from now (a time on a loop clock, never negative)
+ * as a deadline, the one conversion every call taking seconds makes:
+ * +infinity is FIBER__FOREVER, anything else is rounded up to whole
+ * nanoseconds and saturated at FIBER__LATEST.  Returns the deadline, or
+ * -EINVAL for a negative or NaN number.
+ */
+int64_t fiber__seconds_to_deadline(double seconds, int64_t now);
+
 #endif

@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "scope.h"
 
 static void owned_link(struct fiber__collector *c)
 {
@@ -91,15 +90,15 @@ int fiber__collector_wait_until(struct fiber__collector *c, int64_t deadline,
 {
     struct fiber_loop *loop = c->loop;
     struct fiber_task *self = loop->current;
-    /* Wait until the earlier of the two deadlines, and tell afterwards
-     * whose it was: at a tie, the call's own timeout wins. */
-    int64_t scope_deadline = fiber__scope_deadline(self);
-    bool own_deadline = deadline <= scope_deadline;
-    int64_t until = own_deadline ? deadline : scope_deadline;
+    /* Wait until the earlier of the call's deadline and its scopes', as
+     * until a deadline of its own, and tell afterwards whose it was: a
+     * member finishing at that instant is settled here first. */
+    bool by_scope;
+    int64_t until = fiber__wait_deadline(self, deadline, &by_scope);
 
     bool waited = false;
     while (!ready(c)) {
-        if (until != FIBER__FOREVER && until <= fiber__clock_now(&loop->clock))
+        if (fiber__deadline_passed(loop, until))
             break;
         int rc = fiber__waitq_wait(&c->waiters, until, c->ops->what);
         waited = true;
@@ -121,13 +120,8 @@ int fiber__collector_wait_until(struct fiber__collector *c, int64_t deadline,
         if (ready(c))
             return 0;
     }
-    /* A cancel that came meanwhile wins over the timeout. */
-    int rc = fiber__deliver_own_cancel(self);
-    if (rc < 0 || own_deadline)
-        return rc < 0 ? rc : -ETIMEDOUT;
-    /* The scope's deadline cut the wait short: deliver it to the scope. */
-    rc = fiber__enter_blocking(self);
-    return rc < 0 ? rc : -ETIMEDOUT;
+    static const struct fiber__wait members = {.state = FIBER__WAITING};
+    return fiber__wait_timed_out(self, &members, by_scope);
 }
 
 void fiber__collector_reap(struct fiber__collector *c)

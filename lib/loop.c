@@ -8,6 +8,27 @@
  * fiber_run.  The scheduler fires due timers, sleeps until the next
  * deadline when nothing is ready, notices deadlocks and winds the loop down.
  * So a yield costs one switch, and a loop of yields cannot starve sleepers.
+ *
+ * The life of a wait.  Every blocking call opens with one entry check
+ * (fiber__canblock, loop.h): is it in a fiber (debug mode reports a call
+ * outside one), is a cancel pending, has a timeout scope expired?  Only
+ * then does it link the fiber to what it waits for (a wait queue, a task,
+ * a job) and call fiber__wait with its deadline and a constant wait
+ * record: the state to wait in, whether a cancel ends the wait, how to
+ * unlink the fiber again, and a name for deadlock reports.  fiber__wait
+ * takes the earlier of the deadline and the fiber's scopes'
+ * (fiber__wait_deadline: the call's own wins a tie), puts the fiber in
+ * the timer heap if there is one, and switches away.  The fiber comes
+ * back made ready by exactly one of three: the waker, with its result;
+ * the timer, with -ETIMEDOUT (0 for a sleep); or a cancel, with
+ * -ECANCELED.  Each goes through fiber__wake, which takes the fiber out of
+ * the heap and calls the record's unlink, so the scheduler never needs to
+ * know what the fiber was waiting for.  Back in fiber__wait, a cancel or
+ * a scope's deadline is handed to whom it is for (fiber__wait_timed_out:
+ * the fiber's own cancel first, then the call's own timeout, then the
+ * outermost scope), and the call returns that.  A call that can tell a
+ * completion at the very instant of its timeout (an await, a waitset)
+ * checks that before asking fiber__wait_timed_out: a completion wins.
  */
 #include "config.h"
 
@@ -76,12 +97,11 @@ void fiber__wake(struct fiber_loop *loop, struct fiber_task *f, int result)
     if (!is_blocked(f))
         return;
     fiber__timer_heap_remove(&loop->timers, &f->timer);
-    if (f->state == FIBER__AWAITING && f->awaiting) {
-        if (f->awaiting->waiter == f)
-            f->awaiting->waiter = NULL;
-        f->awaiting = NULL;
+    /* Whatever it waits on is its wait's business (struct fiber__wait). */
+    if (f->wait_unlink) {
+        f->wait_unlink(f);
+        f->wait_unlink = NULL;
     }
-    fiber__waitq_unlink(f);
     fiber__make_ready(loop, f, result);
 }
 
@@ -115,43 +135,62 @@ int fiber__enter_blocking_slow(struct fiber_task *self)
     return fiber__scope_deliver(self);
 }
 
-int fiber__block_early(struct fiber_loop *loop, enum fiber__state state,
-                       int64_t deadline, uint64_t early)
+int fiber__wait_timed_out(struct fiber_task *self, const struct fiber__wait *w,
+                          bool by_scope)
+{
+    /* A cancel that came meanwhile wins over the timeout. */
+    int rc = fiber__deliver_own_cancel(self);
+
+    if (rc < 0)
+        return rc;
+    if (!by_scope)
+        return w->state == FIBER__SLEEPING ? 0 : -ETIMEDOUT;
+    /* A scope's deadline cut the wait short: deliver it to the outermost
+     * scope that has expired or is cancelled. */
+    rc = fiber__scope_deliver(self);
+    return rc < 0 ? rc : -ETIMEDOUT;
+}
+
+int fiber__wait(struct fiber_loop *loop, const struct fiber__wait *w,
+                int64_t deadline, uint64_t early)
 {
     struct fiber_task *self = loop->current;
-    /* A scope's deadline before the call's own cuts the wait short; at a
-     * tie the call's own outcome wins, as a completion wins over a
-     * timeout, and the scope stops the next call instead. */
-    int64_t until = fiber__scope_deadline(self);
-    bool scope_first = until < deadline;
-    if (!scope_first)
-        until = deadline;
-    else
-        early = 0;
 
-    self->state = state;
+    self->state = w->state;
+    self->wait_unlink = w->unlink;
+    if (w->what)
+        self->wait_what = w->what;
+    if (w->uncancellable) {
+        /* fiber__cancel wakes only cancellable waits; the request stays
+         * pending for the next blocking call. */
+        self->cancellable = false;
+        return fiber__suspend(loop);
+    }
+
+    bool by_scope;
+    int64_t until = fiber__wait_deadline(self, deadline, &by_scope);
     self->cancellable = true;
     if (until != FIBER__FOREVER)
         fiber__timer_heap_insert_early(&loop->timers, &self->timer, until,
-                                       early);
+                                       by_scope ? 0 : early);
     int rc = fiber__suspend(loop);
 
-    /* Woken by a cancel, or by the timer at a scope's deadline: deliver
-     * it to whomever it is for, the fiber or the outermost scope.  At a
-     * scope's deadline, first let the fibers woken at the same instant
-     * run once, so that a cancel among them wins, as with wait_for. */
-    int timer_rc = state == FIBER__SLEEPING ? 0 : -ETIMEDOUT;
-    bool scope_expired = scope_first && rc == timer_rc &&
-                         fiber__clock_now(&loop->clock) >= until;
-    if (scope_expired) {
+    /* Woken by the timer at a scope's deadline: first let the fibers
+     * woken at the same instant run once, so that a cancel among them
+     * wins, as with wait_for; then deliver it to whom it is for. */
+    int timer_rc = w->state == FIBER__SLEEPING ? 0 : -ETIMEDOUT;
+    if (by_scope && rc == timer_rc &&
+        fiber__clock_now(&loop->clock) >= until) {
         fiber__make_ready(loop, self, 0);
         fiber__suspend(loop);
+        return fiber__wait_timed_out(self, w, true);
     }
-    if (rc == -ECANCELED || scope_expired) {
+    /* Woken by a cancel: the fiber's own, or a scope's. */
+    if (rc == -ECANCELED) {
         int stop = fiber__scope_deliver(self);
         if (stop < 0)
             rc = stop;
-        else if (rc == -ECANCELED)
+        else
             self->cancel_delivered = true;
     }
     return rc;
@@ -624,7 +663,10 @@ static void abandon_all(struct fiber_loop *loop)
         fiber__timer_heap_remove(&loop->timers, &f->timer);
         /* A wait queue lives in the user's memory (a mutex, a queue) and
          * outlives the loop: leave no pointer to a freed task in it. */
-        fiber__waitq_unlink(f);
+        if (f->wait_unlink) {
+            f->wait_unlink(f);
+            f->wait_unlink = NULL;
+        }
         /* Its stack, which holds the task, goes when the loop frees it. */
         f->state = FIBER__DONE;
         f->status = -EDEADLK;

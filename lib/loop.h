@@ -63,6 +63,8 @@ struct fiber_task {
     struct fiber__waitq *waitq;      /* the queue this one waits on */
     struct fiber_task *wq_prev, *wq_next;
     const char *wait_what;           /* what a WAITING fiber waits for */
+    /* Takes the fiber out of what it waits on (struct fiber__wait). */
+    void (*wait_unlink)(struct fiber_task *f);
     void *wait_item;                 /* a queue item handed to or from it */
     struct fiber_task *all_prev, *all_next;  /* every task of the loop */
     /* Structured concurrency (scope.h, collector.h): the innermost timeout
@@ -160,7 +162,7 @@ static inline void fiber__make_ready(struct fiber_loop *loop,
 /*
  * Suspend the running fiber, whose state the caller has set (ready, sleeping
  * or awaiting, with a timer if it has a deadline), and run others until it
- * is made ready again.  Returns its wake result.  Only fiber__block tells
+ * is made ready again.  Returns its wake result.  Only fiber__wait tells
  * whom a -ECANCELED wake-up is for (the fiber or one of its scopes).
  */
 int fiber__suspend(struct fiber_loop *loop);
@@ -216,11 +218,11 @@ static inline struct fiber_loop *fiber__enter_loop(const char *api)
 }
 
 /*
- * The check at the start of every blocking call: returns -ECANCELED (and
- * marks it delivered) if the running fiber self has a pending cancellation
- * that no shield hides, else the error of the outermost of its timeout
- * scopes that is cancelled (-ECANCELED) or past its deadline (-ETIMEDOUT),
- * else 0.  See scope.h.
+ * The second half of the entry check: returns -ECANCELED (and marks it
+ * delivered) if the running fiber self has a pending cancellation that no
+ * shield hides, else the error of the outermost of its timeout scopes that
+ * is cancelled (-ECANCELED) or past its deadline (-ETIMEDOUT), else 0.
+ * See scope.h.
  */
 int fiber__enter_blocking_slow(struct fiber_task *self);
 
@@ -234,26 +236,99 @@ static inline int fiber__enter_blocking(struct fiber_task *self)
 }
 
 /*
- * Block the running fiber in state (SLEEPING, AWAITING or WAITING, with
- * whatever links the caller has set) until it is woken, or until deadline
- * (FIBER__FOREVER for none).  A cancel wakes it.  Returns the wake result:
- * the waker's, or -ETIMEDOUT when the deadline passed (0 for a sleep, whose
- * deadline is its purpose), or -ECANCELED.  The fiber's timeout scopes
- * take part: one whose deadline comes strictly before deadline ends the
- * wait then with -ETIMEDOUT (a sleep too), and cancelling one wakes it
- * with -ECANCELED, unless a shield stands in between.  early is how far
- * below deadline the time asked for lay, in 2^-64 ns (timer_heap.h): it
- * orders fibers whose deadlines round to the same nanosecond.
+ * The entry check of every blocking call api: in a fiber (the running one
+ * in *self; outside one -EPERM, reported in debug mode), with no cancel
+ * pending and no scope expired (fiber__enter_blocking's error).  Returns 0
+ * when the call may block.  A call whose argument errors need the fiber
+ * to be found (a mutex's owner, a descriptor's number) makes the same
+ * check in its two halves, fiber__enter_fiber and fiber__enter_blocking,
+ * with those errors in between, so that they keep coming first.
  */
-int fiber__block_early(struct fiber_loop *loop, enum fiber__state state,
-                       int64_t deadline, uint64_t early);
-
-/* The same, for a deadline that is exactly what was asked for. */
-static inline int fiber__block(struct fiber_loop *loop,
-                               enum fiber__state state, int64_t deadline)
+static inline int fiber__canblock(const char *api, struct fiber_task **self)
 {
-    return fiber__block_early(loop, state, deadline, 0);
+    *self = fiber__enter_fiber(api);
+    if (!*self)
+        return -EPERM;
+    return fiber__enter_blocking(*self);
 }
+
+/*
+ * What a blocking call waits for, as the core sees it: the state to wait
+ * in, whether a cancel ends the wait, how to take the fiber out of
+ * whatever links it to what it waits for when something else ends the
+ * wait first, and a name for reports.  The scheduler knows nothing else
+ * of it.  A record is a constant, one per kind of wait: the deadline, the
+ * only part that varies from call to call, is passed apart, so that a
+ * suspended fiber keeps no record in its frames (a compact fiber's saved
+ * frames are on the heap).
+ */
+struct fiber__wait {
+    enum fiber__state state;  /* SLEEPING, AWAITING or WAITING */
+    /* Neither a cancel nor a timeout scope ends the wait (reaping a task
+     * that was cancelled, taking a mutex back), and it has no deadline.
+     * A pending cancel stays for the next call. */
+    bool uncancellable;
+    /* Called by the core when the fiber is woken, by whomever or at the
+     * loop's end: takes it out of the queue or task it waits on, if it is
+     * still there.  NULL when there is nothing to undo. */
+    void (*unlink)(struct fiber_task *f);
+    /* A WAITING fiber's wait, in reports; NULL when the caller has set
+     * the fiber's wait_what itself (a name that varies per call). */
+    const char *what;
+};
+
+/* The earliest deadline among the timeout scopes self obeys (scope.c). */
+int64_t fiber__scope_earliest(const struct fiber_task *self);
+
+/*
+ * The deadline a wait ends at: the earlier of the call's own deadline and
+ * its timeout scopes'; at a tie the call's own, as a completion wins over
+ * a timeout, and the scope stops the next call instead.  *by_scope tells
+ * whether it is a scope's.  Inline: a fiber in no scope pays one test.
+ */
+static inline int64_t fiber__wait_deadline(const struct fiber_task *self,
+                                           int64_t deadline, bool *by_scope)
+{
+    int64_t scope = self->scope ? fiber__scope_earliest(self) : FIBER__FOREVER;
+
+    *by_scope = scope < deadline;
+    return *by_scope ? scope : deadline;
+}
+
+/* True when deadline, a finite one, has passed on the loop's clock: a
+ * call that may not block for it times out at once. */
+static inline bool fiber__deadline_passed(const struct fiber_loop *loop,
+                                          int64_t deadline)
+{
+    return deadline != FIBER__FOREVER &&
+           deadline <= fiber__clock_now(&loop->clock);
+}
+
+/*
+ * The one way to block: suspend the running fiber as w says until it is
+ * woken, or until fiber__wait_deadline(deadline) passes (FIBER__FOREVER:
+ * no deadline).  A cancel wakes it unless the wait is uncancellable.
+ * early is how far below deadline the time asked for lay, in 2^-64 ns
+ * (timer_heap.h): it orders fibers whose deadlines round to the same
+ * nanosecond (0 for a deadline exactly as asked).  Returns the wake
+ * result: the waker's, or at the call's own deadline -ETIMEDOUT (0 for a
+ * sleep, whose deadline is its purpose), or on a cancel or at a scope's
+ * deadline what fiber__wait_timed_out says: -ECANCELED, or the scope's
+ * -ETIMEDOUT (a sleep's too), unless a shield stands in between.
+ */
+int fiber__wait(struct fiber_loop *loop, const struct fiber__wait *w,
+                int64_t deadline, uint64_t early);
+
+/*
+ * The tie rules of a wait that came to its deadline (or found it passed)
+ * without what it waited for: a cancel of the fiber that came meanwhile
+ * wins, then the call's own timeout (-ETIMEDOUT, 0 for a sleep), then
+ * the outermost scope that has expired or is cancelled, to which the
+ * error is delivered.  A caller with a completion that may have come at
+ * the same instant checks that first: a completion wins over all three.
+ */
+int fiber__wait_timed_out(struct fiber_task *self, const struct fiber__wait *w,
+                          bool by_scope);
 
 /* The task's name, formatted on first use if it was not given. */
 const char *fiber__task_name(const struct fiber_task *f);

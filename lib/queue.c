@@ -124,7 +124,7 @@ static int queue_put(fiber_queue_t *q, void *item, int64_t deadline,
     if (!queue_valid(q))
         return -EINVAL;
     struct fiber_task *self;
-    int rc = fiber__sync_enter(&self, api);
+    int rc = fiber__canblock(api, &self);
     if (rc < 0)
         return rc;
     if (q->private_closed)
@@ -183,7 +183,7 @@ static int queue_get(fiber_queue_t *q, void **item, int64_t deadline,
     if (!queue_valid(q) || !item)
         return -EINVAL;
     struct fiber_task *self;
-    int rc = fiber__sync_enter(&self, api);
+    int rc = fiber__canblock(api, &self);
     if (rc < 0)
         return rc;
     rc = get_now(q, item);
@@ -261,7 +261,7 @@ static int queue_join(fiber_queue_t *q, int64_t deadline,
     if (!queue_valid(q))
         return -EINVAL;
     struct fiber_task *self;
-    int rc = fiber__sync_enter(&self, api);
+    int rc = fiber__canblock(api, &self);
     if (rc < 0)
         return rc;
     if (q->private_unfinished == 0)

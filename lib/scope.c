@@ -14,7 +14,6 @@
 #include "scope.h"
 
 #include <errno.h>
-#include <math.h>
 
 #include "compact.h"
 
@@ -109,23 +108,6 @@ static bool is_blocked(const struct fiber_task *f)
 
 /* ---- the public functions ---------------------------------------------- */
 
-/* Seconds from now as a deadline: +infinity for none, rounded up so that
- * no scope is shorter than asked, saturated like fiber_wait_for's.
- * Returns 0 or -EINVAL for a negative or NaN number. */
-static int deadline_after(double seconds, int64_t *deadline)
-{
-    if (isnan(seconds) || seconds < 0)
-        return -EINVAL;
-    if (isinf(seconds)) {
-        *deadline = FIBER__FOREVER;
-        return 0;
-    }
-    double ns = ceil(seconds * 1e9);
-    *deadline = fiber__deadline_after(fiber_now_ns(),
-                                      ns < 9.2e18 ? (int64_t)ns : INT64_MAX);
-    return 0;
-}
-
 static int scope_enter(fiber_scope_t *scope, int64_t deadline, bool shield,
                        const char *api)
 {
@@ -160,30 +142,26 @@ FIBER_API int fiber_scope_enter(fiber_scope_t *scope, int64_t deadline_ns)
 
 FIBER_API int fiber_scope_enter_after(fiber_scope_t *scope, double seconds)
 {
-    int64_t deadline;
-
     if (!scope)
         return -EINVAL;
     if (!fiber__enter_fiber("fiber_scope_enter_after"))
         return -EPERM;
-    int rc = deadline_after(seconds, &deadline);
-    return rc < 0 ? rc
-                  : scope_enter(scope, deadline, false,
-                                "fiber_scope_enter_after");
+    int64_t deadline = fiber__seconds_to_deadline(seconds, fiber_now_ns());
+    if (deadline < 0)
+        return (int)deadline;
+    return scope_enter(scope, deadline, false, "fiber_scope_enter_after");
 }
 
 FIBER_API int fiber_scope_enter_shielded(fiber_scope_t *scope, double seconds)
 {
-    int64_t deadline;
-
     if (!scope)
         return -EINVAL;
     if (!fiber__enter_fiber("fiber_scope_enter_shielded"))
         return -EPERM;
-    int rc = deadline_after(seconds, &deadline);
-    return rc < 0 ? rc
-                  : scope_enter(scope, deadline, true,
-                                "fiber_scope_enter_shielded");
+    int64_t deadline = fiber__seconds_to_deadline(seconds, fiber_now_ns());
+    if (deadline < 0)
+        return (int)deadline;
+    return scope_enter(scope, deadline, true, "fiber_scope_enter_shielded");
 }
 
 FIBER_API int fiber_scope_exit(fiber_scope_t *scope)

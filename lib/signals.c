@@ -179,9 +179,12 @@ static int wait_signal(struct fiber_loop *loop, uint64_t mask, bool consumes,
     *w = (struct signal_waiter){.mask = mask, .consumes = consumes, .fiber = self,
                                 .next = s->waiters};
     s->waiters = w;
-    self->wait_what = "signal";
+    static const struct fiber__wait signal_wait = {
+        .state = FIBER__WAITING,
+        .what = "signal",
+    };
     fiber__poller_hold(loop);
-    int rc = fiber__block(loop, FIBER__WAITING, deadline);
+    int rc = fiber__wait(loop, &signal_wait, deadline, 0);
     fiber__poller_release(loop);
     if (rc <= 0)
         unlink_waiter(s, w);
@@ -279,10 +282,7 @@ FIBER_API int fiber_signal_wait_until(const int signals[], size_t n,
 
     if (rc < 0)
         return rc;
-    self = fiber__enter_fiber("fiber_signal_wait_until");
-    if (!self)
-        return -EPERM;
-    rc = fiber__enter_blocking(self);
+    rc = fiber__canblock("fiber_signal_wait_until", &self);
     if (rc < 0)
         return rc;
     rc = fiber__signals_watch(self->loop, mask);

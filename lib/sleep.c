@@ -9,66 +9,53 @@
 #include "debug.h"
 #include "loop.h"
 
-/* The entry check of api: the running fiber, or NULL outside one; *loop
- * is set when it is not NULL. */
-static struct fiber_task *running(const char *api, struct fiber_loop **loop)
+/* Let every other ready fiber run once; self has passed the entry check. */
+static int yield(struct fiber_task *self)
 {
-    struct fiber_task *self = fiber__enter_fiber(api);
-
-    if (self)
-        *loop = self->loop;
-    return self;
+    fiber__make_ready(self->loop, self, 0);
+    return fiber__suspend(self->loop);
 }
 
 FIBER_API int fiber_yield(void)
 {
-    struct fiber_loop *loop;
-    struct fiber_task *self = running("fiber_yield", &loop);
+    struct fiber_task *self;
+    int rc = fiber__canblock("fiber_yield", &self);
 
-    if (!self)
-        return -EPERM;
-    int rc = fiber__enter_blocking(self);
-    if (rc < 0)
-        return rc;
-    fiber__make_ready(loop, self, 0);
-    return fiber__suspend(loop);
+    return rc < 0 ? rc : yield(self);
 }
 
-/* Sleep the running fiber self until deadline; early as for
- * fiber__block_early. */
-static int sleep_until(struct fiber_loop *loop, struct fiber_task *self,
-                       int64_t deadline_ns, uint64_t early)
+/* Sleep the running fiber self, which has passed the entry check, until
+ * deadline; early as for fiber__wait. */
+static int sleep_until(struct fiber_task *self, int64_t deadline_ns,
+                       uint64_t early)
 {
-    int rc = fiber__enter_blocking(self);
-    if (rc < 0)
-        return rc;
-    if (deadline_ns <= fiber__clock_now(&loop->clock)) {
-        fiber__make_ready(loop, self, 0);
-        return fiber__suspend(loop);
-    }
+    if (deadline_ns <= fiber__clock_now(&self->loop->clock))
+        return yield(self);
     /* A sleep for ever has no timer: only a cancel ends it. */
-    return fiber__block_early(loop, FIBER__SLEEPING, deadline_ns, early);
+    static const struct fiber__wait sleep_wait = {.state = FIBER__SLEEPING};
+    return fiber__wait(self->loop, &sleep_wait, deadline_ns, early);
 }
 
 FIBER_API int fiber_sleep_until(int64_t deadline_ns)
 {
-    struct fiber_loop *loop;
-    struct fiber_task *self = running("fiber_sleep_until", &loop);
+    struct fiber_task *self;
+    int rc = fiber__canblock("fiber_sleep_until", &self);
 
-    if (!self)
-        return -EPERM;
-    return sleep_until(loop, self, deadline_ns, 0);
+    return rc < 0 ? rc : sleep_until(self, deadline_ns, 0);
 }
 
 FIBER_API int fiber_sleep_ns(int64_t ns)
 {
     if (ns < 0)
         return -EINVAL;
-    if (!fiber__enter_fiber("fiber_sleep_ns"))
-        return -EPERM;
+    struct fiber_task *self;
+    int rc = fiber__canblock("fiber_sleep_ns", &self);
+    if (rc < 0)
+        return rc;
     if (ns == 0)
-        return fiber_yield();
-    return fiber_sleep_until(fiber__deadline_after(fiber_now_ns(), ns));
+        return yield(self);
+    int64_t now = fiber__clock_now(&self->loop->clock);
+    return sleep_until(self, fiber__deadline_after(now, ns), 0);
 }
 
 /*
@@ -103,25 +90,20 @@ static uint64_t early_part(double seconds, double whole)
 
 FIBER_API int fiber_sleep(double seconds)
 {
-    if (isnan(seconds) || seconds < 0)
-        return -EINVAL;
-    struct fiber_loop *loop;
-    struct fiber_task *self = running("fiber_sleep", &loop);
-    if (!self)
-        return -EPERM;
+    int64_t deadline = fiber__seconds_to_deadline(seconds, fiber_now_ns());
+    if (deadline < 0)
+        return (int)deadline;
+    struct fiber_task *self;
+    int rc = fiber__canblock("fiber_sleep", &self);
+    if (rc < 0)
+        return rc;
     if (seconds == 0)
-        return fiber_yield();
-    if (isinf(seconds))
-        return sleep_until(loop, self, FIBER__FOREVER, 0);
-    /* Round up, so that no sleep is shorter than asked.  A finite sleep
-     * too long for int64_t nanoseconds saturates to the latest finite
-     * deadline: it still has a timer, unlike a sleep for ever. */
+        return yield(self);
+    /* A sleep for ever, or one saturated at the latest deadline, has
+     * nothing to order by below a nanosecond. */
     double ns = ceil(seconds * 1e9);
-    if (ns >= 9.2e18)
-        return fiber_sleep_ns(INT64_MAX);
-    int64_t deadline = fiber__deadline_after(fiber__clock_now(&loop->clock),
-                                             (int64_t)ns);
-    return sleep_until(loop, self, deadline, early_part(seconds, ns));
+    uint64_t early = isinf(seconds) || ns >= 9.2e18 ? 0 : early_part(seconds, ns);
+    return sleep_until(self, deadline, early);
 }
 
 FIBER_API int64_t fiber_now_ns(void)

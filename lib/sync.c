@@ -36,14 +36,6 @@ void fiber__sync_wake_all(struct fiber__waitq *q, int result)
         fiber__waitq_wake_all(q->head->loop, q, result);
 }
 
-int fiber__sync_enter(struct fiber_task **self, const char *api)
-{
-    *self = fiber__enter_fiber(api);
-    if (!*self)
-        return -EPERM;
-    return fiber__enter_blocking(*self);
-}
-
 static bool deadline_passed(const struct fiber_task *self, int64_t deadline)
 {
     return deadline != FIBER__FOREVER &&
@@ -248,7 +240,7 @@ static int event_wait(fiber_event_t *e, int64_t deadline,
     if (!event_valid(e))
         return -EINVAL;
     struct fiber_task *self;
-    int rc = fiber__sync_enter(&self, api);
+    int rc = fiber__canblock(api, &self);
     if (rc < 0)
         return rc;
     if (e->private_is_set)
@@ -311,7 +303,7 @@ static int sem_acquire(fiber_sem_t *s, int64_t deadline,
     if (!sem_valid(s))
         return -EINVAL;
     struct fiber_task *self;
-    int rc = fiber__sync_enter(&self, api);
+    int rc = fiber__canblock(api, &self);
     if (rc < 0)
         return rc;
     if (s->private_value > 0) {

@@ -45,15 +45,6 @@ struct fiber_task *fiber__sync_wake_one(struct fiber__waitq *q, int result);
 void fiber__sync_wake_all(struct fiber__waitq *q, int result);
 
 /*
- * The checks that open every blocking call of a primitive: stores the
- * running fiber in *self and returns 0, or returns -EPERM outside a fiber
- * (which debug mode reports as a misuse of api)
- * or -ECANCELED when the fiber is cancelled (level-triggered, so even a
- * call that would not have to wait reports the cancel).
- */
-int fiber__sync_enter(struct fiber_task **self, const char *api);
-
-/*
  * Wait at the tail of q until a waker's result, the deadline (loop clock,
  * FIBER__FOREVER for none) or a cancel.  A deadline already passed gives
  * -ETIMEDOUT at once, without blocking.  what names the wait in deadlock

@@ -6,7 +6,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <math.h>
 #include <stdio.h>
 
 #include "debug.h"
@@ -67,6 +66,27 @@ int fiber__check_awaitable_all(struct fiber_task *self,
     return rc;
 }
 
+/* Take an awaiting fiber off the task it awaits. */
+static void unlink_awaiter(struct fiber_task *f)
+{
+    if (f->awaiting) {
+        if (f->awaiting->waiter == f)
+            f->awaiting->waiter = NULL;
+        f->awaiting = NULL;
+    }
+}
+
+static const struct fiber__wait await_wait = {
+    .state = FIBER__AWAITING,
+    .unlink = unlink_awaiter,
+};
+
+static const struct fiber__wait reap_wait = {
+    .state = FIBER__AWAITING,
+    .uncancellable = true,
+    .unlink = unlink_awaiter,
+};
+
 /* Wait until t has finished, whatever cancels arrive meanwhile: t has been
  * cancelled and is unwinding, and its handle must not be left behind. */
 static void wait_done(struct fiber_loop *loop, struct fiber_task *self,
@@ -75,9 +95,7 @@ static void wait_done(struct fiber_loop *loop, struct fiber_task *self,
     while (t->state != FIBER__DONE) {
         t->waiter = self;
         self->awaiting = t;
-        self->state = FIBER__AWAITING;
-        self->cancellable = false;
-        fiber__suspend(loop);
+        fiber__wait(loop, &reap_wait, FIBER__FOREVER, 0);
     }
 }
 
@@ -99,22 +117,22 @@ int fiber__await(struct fiber_task *t, int64_t deadline, void **result,
      * stop is that error, delivered. */
     int stop = fiber__enter_blocking(self);
     bool timed_out = false;
-    /* Wait until the earlier of the call's deadline and its scopes', and
-     * tell afterwards whose it was: at a tie, the call's own wins. */
-    int64_t scope_deadline = fiber__scope_deadline(self);
-    bool own_deadline = deadline <= scope_deadline;
-    int64_t until = own_deadline ? deadline : scope_deadline;
+    /* The wait ends at the earlier of the call's deadline and its
+     * scopes', and tells afterwards whose it was.  It blocks until then
+     * as until a deadline of its own: whether the task completed first is
+     * settled below, by reaping it. */
+    bool by_scope;
+    int64_t until = fiber__wait_deadline(self, deadline, &by_scope);
 
     if (t->state != FIBER__DONE) {
         if (stop < 0) {
             /* Reap below, after cancelling the task. */
-        } else if (until != FIBER__FOREVER &&
-                   until <= fiber__clock_now(&loop->clock)) {
+        } else if (fiber__deadline_passed(loop, until)) {
             timed_out = true;
         } else {
             t->waiter = self;
             self->awaiting = t;
-            int woke = fiber__block(loop, FIBER__AWAITING, until);
+            int woke = fiber__wait(loop, &await_wait, until, 0);
             if (woke == -ETIMEDOUT)
                 timed_out = true;
             else if (woke < 0)
@@ -147,11 +165,7 @@ int fiber__await(struct fiber_task *t, int64_t deadline, void **result,
         return rc;
     if (!cancel_reached_task)
         return 0;
-    if (own_deadline)
-        return -ETIMEDOUT;
-    /* A scope's deadline cut the wait short: deliver it to the scope. */
-    rc = fiber__enter_blocking(self);
-    return rc < 0 ? rc : -ETIMEDOUT;
+    return fiber__wait_timed_out(self, &await_wait, by_scope);
 }
 
 FIBER_API int fiber_await(fiber_task_t *task, void **result, int *status)
@@ -169,17 +183,11 @@ FIBER_API int fiber_await_until(fiber_task_t *task, int64_t deadline_ns,
 FIBER_API int fiber_wait_for(fiber_task_t *task, double timeout, void **result,
                              int *status)
 {
-    if (isnan(timeout) || timeout < 0)
-        return -EINVAL;
+    /* An infinite timeout waits like fiber_await. */
+    int64_t deadline = fiber__seconds_to_deadline(timeout, fiber_now_ns());
 
-    /* An infinite timeout waits like fiber_await; a finite one too long
-     * for int64_t nanoseconds saturates to the latest finite deadline. */
-    int64_t deadline = FIBER__FOREVER;
-    if (!isinf(timeout)) {
-        double ns = ceil(timeout * 1e9);
-        deadline = fiber__deadline_after(fiber_now_ns(),
-                                         ns < 9.2e18 ? (int64_t)ns : INT64_MAX);
-    }
+    if (deadline < 0)
+        return (int)deadline;
     return fiber__await(task, deadline, result, status, "fiber_wait_for");
 }
 

@@ -311,10 +311,7 @@ FIBER_API int fiber_tcp_dial_until(const char *address, int64_t deadline_ns)
         return rc;
     if (!host[0])
         return -EINVAL;
-    self = fiber__enter_fiber("fiber_tcp_dial_until");
-    if (!self)
-        return -EPERM;
-    rc = fiber__enter_blocking(self);
+    rc = fiber__canblock("fiber_tcp_dial_until", &self);
     if (rc < 0)
         return rc;
     rc = resolve(host, port, false, deadline_ns, &list, "fiber_tcp_dial_until");

@@ -235,14 +235,16 @@ static bool unqueue(struct fiber__thread_pool *pool, struct fiber__job *job)
 static void await_uncancellably(struct fiber_loop *loop, struct fiber__job *job)
 {
     struct fiber_task *self = loop->current;
+    static const struct fiber__wait job_wait_uncancellable = {
+        .state = FIBER__WAITING,
+        .uncancellable = true,
+        .what = "thread job (finishing after a cancel)",
+    };
 
     while (!job->done) {
         job->waiter = self;
-        self->state = FIBER__WAITING;
-        self->cancellable = false;
-        self->wait_what = "thread job (finishing after a cancel)";
         fiber__poller_hold(loop);
-        fiber__suspend(loop);
+        fiber__wait(loop, &job_wait_uncancellable, FIBER__FOREVER, 0);
         fiber__poller_release(loop);
         job->waiter = NULL;
     }
@@ -253,12 +255,15 @@ int fiber__thread_pool_await(struct fiber_loop *loop, struct fiber__job *job,
 {
     struct fiber_task *self = loop->current;
     int rc = 0;
+    static const struct fiber__wait job_wait = {
+        .state = FIBER__WAITING,
+        .what = "thread job",
+    };
 
     while (!job->done) {
         job->waiter = self;
-        self->wait_what = "thread job";
         fiber__poller_hold(loop);
-        rc = fiber__block(loop, FIBER__WAITING, deadline);
+        rc = fiber__wait(loop, &job_wait, deadline, 0);
         fiber__poller_release(loop);
         job->waiter = NULL;
         if (rc < 0)
@@ -315,10 +320,7 @@ FIBER_API int fiber_to_thread(fiber_fn fn, void *arg, void **result)
 
     if (!fn)
         return -EINVAL;
-    self = fiber__enter_fiber("fiber_to_thread");
-    if (!self)
-        return -EPERM;
-    int rc = fiber__enter_blocking(self);
+    int rc = fiber__canblock("fiber_to_thread", &self);
     if (rc < 0)
         return rc;
 

@@ -41,6 +41,18 @@ void fiber__waitq_unlink(struct fiber_task *f)
     f->wq_prev = f->wq_next = NULL;
 }
 
+/* A fiber on a queue: named per call, unlinked by whoever wakes it. */
+static const struct fiber__wait queue_wait = {
+    .state = FIBER__WAITING,
+    .unlink = fiber__waitq_unlink,
+};
+
+static const struct fiber__wait queue_wait_uncancellable = {
+    .state = FIBER__WAITING,
+    .uncancellable = true,
+    .unlink = fiber__waitq_unlink,
+};
+
 int fiber__waitq_wait(struct fiber__waitq *q, int64_t deadline,
                       const char *what)
 {
@@ -53,10 +65,7 @@ int fiber__waitq_wait(struct fiber__waitq *q, int64_t deadline,
         return rc;
     push_tail(q, self);
     self->wait_what = what;
-    rc = fiber__block(self->loop, FIBER__WAITING, deadline);
-    /* Woken by a timer or a cancel, the fiber may still be queued. */
-    fiber__waitq_unlink(self);
-    return rc;
+    return fiber__wait(self->loop, &queue_wait, deadline, 0);
 }
 
 int fiber__waitq_wait_uncancellable(struct fiber__waitq *q, const char *what)
@@ -67,13 +76,7 @@ int fiber__waitq_wait_uncancellable(struct fiber__waitq *q, const char *what)
         return -EPERM;
     push_tail(q, self);
     self->wait_what = what;
-    self->state = FIBER__WAITING;
-    /* fiber__cancel wakes only cancellable waits; the request stays
-     * pending for the next blocking call. */
-    self->cancellable = false;
-    int rc = fiber__suspend(self->loop);
-    fiber__waitq_unlink(self);
-    return rc;
+    return fiber__wait(self->loop, &queue_wait_uncancellable, FIBER__FOREVER, 0);
 }
 
 struct fiber_task *fiber__waitq_wake_one(struct fiber_loop *loop,

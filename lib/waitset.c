@@ -11,7 +11,6 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
 
@@ -83,22 +82,6 @@ static int check_owner(const fiber_waitset_t *set, struct fiber_task **self,
     return 0;
 }
 
-/* A timeout in seconds as a deadline on the loop clock, like
- * fiber_wait_for's.  Returns 0 or -EINVAL for a negative or NaN one. */
-static int timeout_deadline(double timeout, int64_t *deadline)
-{
-    if (isnan(timeout) || timeout < 0)
-        return -EINVAL;
-    if (isinf(timeout)) {
-        *deadline = FIBER__FOREVER;
-        return 0;
-    }
-    double ns = ceil(timeout * 1e9);
-    *deadline = fiber__deadline_after(fiber_now_ns(),
-                                      ns < 9.2e18 ? (int64_t)ns : INT64_MAX);
-    return 0;
-}
-
 FIBER_API int fiber_waitset_create(fiber_waitset_t **set)
 {
     if (!set)
@@ -141,8 +124,10 @@ FIBER_API int fiber_waitset_next(fiber_waitset_t *set, double timeout,
 
     if (rc == 0 && !task)
         rc = -EINVAL;
-    if (rc == 0)
-        rc = timeout_deadline(timeout, &deadline);
+    if (rc == 0) {
+        deadline = fiber__seconds_to_deadline(timeout, fiber_now_ns());
+        rc = deadline < 0 ? (int)deadline : 0;
+    }
     if (rc == 0)
         rc = fiber__enter_blocking(self);
     if (rc == 0 && set->coll.nmembers == 0)
@@ -221,20 +206,18 @@ static int index_of(fiber_task_t *const tasks[], size_t n,
 FIBER_API int fiber_wait_any(fiber_task_t *const tasks[], size_t n,
                              double timeout)
 {
-    int64_t deadline;
-
     if (!tasks || n == 0 || n > INT_MAX)
         return -EINVAL;
     for (size_t i = 0; i < n; i++)
         if (!tasks[i])
             return -EINVAL;
-    int rc = timeout_deadline(timeout, &deadline);
-    if (rc < 0)
-        return rc;
+    int64_t deadline = fiber__seconds_to_deadline(timeout, fiber_now_ns());
+    if (deadline < 0)
+        return (int)deadline;
     struct fiber_task *self = fiber__enter_fiber("fiber_wait_any");
     if (!self)
         return -EPERM;
-    rc = fiber__check_awaitable_all(self, tasks, n);
+    int rc = fiber__check_awaitable_all(self, tasks, n);
     if (rc < 0)
         return rc;
     rc = fiber__enter_blocking(self);
