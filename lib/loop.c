@@ -24,7 +24,6 @@
 #include "compact.h"
 #include "debug.h"
 #include "observe.h"
-#include "poller.h"
 #include "report.h"
 #include "sanitizers.h"
 #include "scope.h"
@@ -186,8 +185,8 @@ static void begin_round(struct fiber_loop *loop)
         fiber__debug_round(loop);
     if (loop->timers.len)
         fire_timers(loop);
-    if (fiber__poller_pending(loop))
-        fiber__poller_wait(loop, INT64_MIN);
+    if (loop->io_waiting)
+        loop->io_wait(loop, INT64_MIN);
     loop->round_left = loop->nready;
 }
 
@@ -573,8 +572,8 @@ static bool start_round(struct fiber_loop *loop)
         if (loop->nready > 0)
             return true;
         const struct fiber__timer_slot *next = fiber__timer_heap_peek(&loop->timers);
-        if (fiber__poller_pending(loop))
-            fiber__poller_wait(loop, next ? next->deadline : FIBER__FOREVER);
+        if (loop->io_waiting)
+            loop->io_wait(loop, next ? next->deadline : FIBER__FOREVER);
         else if (next)
             fiber__clock_wait_until(&loop->clock, next->deadline);
         else
@@ -681,6 +680,18 @@ static int clock_from_env(int *clock)
     return -EINVAL;
 }
 
+/* Stop the per-loop extensions, last started first: one started later
+ * may use one started before it (the thread pool uses the poller). */
+static void stop_extensions(struct fiber_loop *loop)
+{
+    struct fiber__ext *ext;
+
+    while ((ext = loop->exts)) {
+        loop->exts = ext->next;
+        ext->stop(loop, ext);
+    }
+}
+
 static void loop_destroy(struct fiber_loop *loop)
 {
     fiber__debug_detach(loop);
@@ -689,7 +700,7 @@ static void loop_destroy(struct fiber_loop *loop)
     while (loop->all_head)
         fiber__free_task(loop, loop->all_head);
     free_compact_tasks(loop);
-    fiber__poller_destroy(loop);
+    stop_extensions(loop);
     fiber__timer_heap_destroy(&loop->timers);
     fiber__stack_pool_destroy(&loop->stacks);
     free(loop);

@@ -77,6 +77,27 @@ struct fiber_task {
     uint32_t debug_magic, debug_flags;
 };
 
+/*
+ * A per-loop extension: a feature with state of its own in each loop that
+ * uses it (the poller, the thread pool, signals, processes).  It starts on
+ * first use and links itself into the loop's list with fiber__ext_start;
+ * when the loop ends it walks the list, last started first, and calls each
+ * one's stop, so the loop never names what it stops.  Each keeps its state
+ * in its own slot of the loop (the poller, which the scheduler asks at
+ * every round, in loop->poller).
+ */
+struct fiber__ext {
+    void (*stop)(struct fiber_loop *loop, struct fiber__ext *ext);
+    struct fiber__ext *next;
+};
+
+enum fiber__ext_slot {
+    FIBER__EXT_THREAD_POOL,
+    FIBER__EXT_SIGNALS,
+    FIBER__EXT_PROCESSES,
+    FIBER__EXT_SLOTS
+};
+
 struct fiber_loop {
     struct fiber__context sched_ctx;  /* the thread's context in fiber_run */
     struct fiber_task *current;       /* NULL while the scheduler runs */
@@ -115,6 +136,14 @@ struct fiber_loop {
     bool observed;                /* call the observe.h hooks */
     int *errno_at;                /* this thread's errno */
     struct fiber__poller *poller; /* NULL until a fiber first waits on I/O */
+    /* The wait for I/O that the poller puts in when it starts, and how
+     * many fibers wait for what it delivers: while any does, the
+     * scheduler polls at each round and waits there rather than on its
+     * clock, and the loop is neither idle nor deadlocked. */
+    int (*io_wait)(struct fiber_loop *loop, int64_t deadline);
+    size_t io_waiting;
+    struct fiber__ext *exts;      /* started extensions, last started first */
+    void *ext_slot[FIBER__EXT_SLOTS]; /* their state, by enum fiber__ext_slot */
     struct fiber__debug *debug;   /* debugging aids (debug.h); NULL if none */
 };
 
@@ -206,6 +235,18 @@ static inline int fiber__enter_blocking(struct fiber_task *self)
  */
 int fiber__block(struct fiber_loop *loop, enum fiber__state state,
                  int64_t deadline);
+
+/* Link a newly started extension into the loop's list: its stop runs
+ * when the loop ends, before that of any extension started earlier. */
+static inline void fiber__ext_start(struct fiber_loop *loop,
+                                    struct fiber__ext *ext,
+                                    void (*stop)(struct fiber_loop *loop,
+                                                 struct fiber__ext *ext))
+{
+    ext->stop = stop;
+    ext->next = loop->exts;
+    loop->exts = ext;
+}
 
 /* The task's name, formatted on first use if it was not given. */
 const char *fiber__task_name(const struct fiber_task *f);
