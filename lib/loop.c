@@ -22,9 +22,6 @@
 
 #include "collector.h"
 #include "compact.h"
-#include "debug.h"
-#include "observe.h"
-#include "report.h"
 #include "sanitizers.h"
 #include "scope.h"
 
@@ -182,7 +179,7 @@ static __attribute__((noinline)) void fire_timers(struct fiber_loop *loop)
 static void begin_round(struct fiber_loop *loop)
 {
     if (loop->debug)
-        fiber__debug_round(loop);
+        loop->hooks->round(loop);
     if (loop->timers.len)
         fire_timers(loop);
     if (loop->io_waiting)
@@ -241,7 +238,7 @@ static struct fiber__context *next_context(struct fiber_loop *loop,
 static void note_switch(struct fiber_loop *loop, struct fiber_task *from)
 {
     if (loop->observed)
-        fiber__observe_switch(loop, from, loop->current);
+        loop->hooks->switched(loop, from, loop->current);
 }
 
 static void switch_context(struct fiber_loop *loop, struct fiber_task *from,
@@ -297,7 +294,7 @@ static void fiber_entry(void)
     else
         self->status = 0;
     if (loop->observed)
-        fiber__observe_exit(loop, self);
+        loop->hooks->exited(loop, self);
     self->state = FIBER__DONE;
     loop->nalive--;
     if (self->waiter)
@@ -394,7 +391,7 @@ void fiber__free_task(struct fiber_loop *loop, struct fiber_task *f)
 {
     all_unlink(loop, f);
     /* Debug mode keeps it out of reuse, to recognise its handle later. */
-    if (loop->debug && fiber__debug_quarantine(loop, f))
+    if (loop->debug && loop->hooks->quarantine(loop, f))
         return;
     fiber__release_task(loop, f);
 }
@@ -524,7 +521,7 @@ int fiber__spawn(struct fiber_loop *loop, struct fiber_task **out, fiber_fn fn,
                                    : alloc_task(loop, stack_size, &rc);
     /* Debug mode keeps freed tasks aside: out of memory, give them back
      * and try once more, as a program recovering from -ENOMEM expects. */
-    if (!f && rc == -ENOMEM && fiber__debug_unquarantine(loop))
+    if (!f && rc == -ENOMEM && loop->debug && loop->hooks->unquarantine(loop))
         f = compact ? alloc_compact_task(loop, &rc)
                     : alloc_task(loop, stack_size, &rc);
     if (!f)
@@ -552,7 +549,7 @@ int fiber__spawn(struct fiber_loop *loop, struct fiber_task **out, fiber_fn fn,
     loop->nalive++;
     fiber__make_ready(loop, f, 0);
     if (loop->observed)
-        fiber__observe_spawn(loop, loop->current, f);
+        loop->hooks->spawned(loop, loop->current, f);
     *out = f;
     return 0;
 }
@@ -645,12 +642,12 @@ static int run_scheduler(struct fiber_loop *loop)
         /* Nothing ready, nothing pending, yet fibers are alive. */
         rc = -EDEADLK;
         if (!loop->shutting_down) {
-            fiber__report_deadlock(loop, stderr,
-                                   "every fiber is blocked and nothing can wake them");
+            loop->hooks->deadlock(loop, stderr,
+                                  "every fiber is blocked and nothing can wake them");
             cancel_all(loop);
         } else {
-            fiber__report_deadlock(loop, stderr,
-                                   "fibers still blocked after cancellation are abandoned");
+            loop->hooks->deadlock(loop, stderr,
+                                  "fibers still blocked after cancellation are abandoned");
             abandon_all(loop);
         }
     }
@@ -658,7 +655,7 @@ static int run_scheduler(struct fiber_loop *loop)
     return rc;
 }
 
-/* ---- fiber_run --------------------------------------------------------- */
+/* ---- running a loop ---------------------------------------------------- */
 
 /* How long this thread's last run lasted on its clock: fiber_elapsed_ns
  * reads it once the loop is gone. */
@@ -694,7 +691,7 @@ static void stop_extensions(struct fiber_loop *loop)
 
 static void loop_destroy(struct fiber_loop *loop)
 {
-    fiber__debug_detach(loop);
+    loop->hooks->detach(loop);
     /* Groups and waitsets of fibers abandoned before they returned. */
     fiber__collectors_free(loop);
     while (loop->all_head)
@@ -709,8 +706,9 @@ static void loop_destroy(struct fiber_loop *loop)
 /* Loops started in the process so far, for their serial numbers. */
 static _Atomic uint64_t loops_started;
 
-FIBER_API int fiber_run(fiber_fn main, void *arg, const fiber_options_t *opts,
-                        void **result, int *status)
+int fiber__loop_run(const struct fiber__hooks *hooks, fiber_fn main,
+                    void *arg, const fiber_options_t *opts, void **result,
+                    int *status)
 {
     fiber_options_t o = opts ? *opts : (fiber_options_t){0};
     int rc;
@@ -740,7 +738,8 @@ FIBER_API int fiber_run(fiber_fn main, void *arg, const fiber_options_t *opts,
     fiber__stack_pool_init(&loop->stacks);
     loop->default_usable = fiber__stack_round(&loop->stacks, loop->stack_size);
     fiber__clock_init(&loop->clock, o.clock == FIBER_CLOCK_VIRTUAL);
-    rc = fiber__debug_attach(loop, o.debug);
+    loop->hooks = hooks;
+    rc = hooks->attach(loop, o.debug);
     if (rc < 0) {
         loop_destroy(loop);
         return rc;
