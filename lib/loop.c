@@ -1,5 +1,5 @@
 /*
- * loop.c - the scheduler: run queue, timers, switching, fiber_run.
+ * loop.c - the scheduler: run queue, timers, switching, running a loop.
  *
  * Fibers hand the CPU to each other directly: a fiber that blocks switches
  * straight to the next ready fiber.  Only when a round is over (every fiber
@@ -8,6 +8,11 @@
  * fiber_run.  The scheduler fires due timers, sleeps until the next
  * deadline when nothing is ready, notices deadlocks and winds the loop down.
  * So a yield costs one switch, and a loop of yields cannot starve sleepers.
+ *
+ * The loop is the core's top: it reaches the observers only through the
+ * table of hooks and the features' per-loop state only through the list of
+ * extensions (loop.h).  lib/README.md maps the floors of the library and
+ * the life of a fiber.
  */
 #include "config.h"
 
