@@ -28,7 +28,8 @@
  * error code, never an abort().  Errors used throughout:
  *
  *   -EINVAL     a NULL handle or function, a negative or NaN delay
- *   -EPERM      a fiber-only call made outside a running fiber
+ *   -EPERM      a fiber-only call made outside a running fiber (named
+ *               on stderr in debug mode, see "Debugging")
  *   -EDEADLK    a fiber awaiting itself; every fiber blocked for ever
  *   -ECANCELED  the calling fiber has been cancelled
  *   -ETIMEDOUT  a deadline passed
@@ -48,8 +49,10 @@
  * happens to keep it per fiber; do not rely on that.
  *
  * Task statuses: a task's function returns a void * result.  Its status is
- * 0 when it returned normally, -ECANCELED when a cancellation was delivered
- * to it (see fiber_cancel), or the negative errno it set with fiber_fail.
+ * the negative errno it set with fiber_fail if it did; else -ECANCELED when
+ * it was cancelled (see fiber_cancel: a blocking call returned -ECANCELED
+ * to it, or it returned without meeting a cancel that came before it ran
+ * or while it ran); else 0.
  */
 #ifndef FIBER_H
 #define FIBER_H
@@ -264,8 +267,16 @@ FIBER_API int fiber_await(fiber_task_t *task, void **result, int *status);
  * If the task has not finished when timeout seconds have passed, it is
  * cancelled and fiber_wait_for waits until it has returned (a task
  * unwinding after cancellation should not block for long), then frees the
- * handle and returns -ETIMEDOUT; *result and *status are filled as always,
- * so a result the task returned while unwinding is never lost.
+ * handle; *result and *status are filled as always, so a result the task
+ * returned while unwinding is never lost.  What it returns then depends on
+ * whether the cancel reached the task:
+ * - it did (the task ended cancelled, status -ECANCELED, or failed with
+ *   fiber_fail after a blocking call returned -ECANCELED to it):
+ *   -ETIMEDOUT;
+ * - it did not (the task was inside a shield, see fiber_scope_enter_shielded,
+ *   and returned without blocking after it): 0 and the task's result, even
+ *   though it finished after the timeout, as asyncio 3.12's wait_for
+ *   returns the result of a task that finished despite the cancel.
  *
  * When the timeout and the task's completion fall at the same instant, the
  * completion wins: a task whose wake-up was already due returns normally,
@@ -355,9 +366,25 @@ FIBER_API int fiber_gather_fail_fast(fiber_task_t *const tasks[], size_t n,
  * blocking call it makes returns -ECANCELED (level-triggered), so a task
  * unwinds by returning errors up its stack.  A blocking call whose wake-up
  * had already happened when the cancel came keeps its own result: the
- * completion came first.  A task cancelled before it started still runs,
- * so that it can release what arg owns, and its first blocking call
- * returns -ECANCELED.  Cancelling again changes nothing.
+ * completion came first.  Cancelling again changes nothing.
+ *
+ * The task's final status (fiber_cancelled, as task.cancelled()):
+ * - Cancelled before it started: it ends cancelled, status -ECANCELED, as
+ *   in asyncio.  Unlike asyncio it still runs, so that it can release what
+ *   arg owns (C has no garbage collector); its first blocking call returns
+ *   -ECANCELED, and if it returns without one its status is still
+ *   -ECANCELED.
+ * - Cancelled while it runs (it cancels itself) and returning without
+ *   another blocking call: -ECANCELED, as an asyncio task whose
+ *   CancelledError had no await to be raised at.
+ * - A blocking call returned -ECANCELED to it: -ECANCELED, whatever it
+ *   returns then (use fiber_fail for another status).
+ * - Cancelled while in a blocking call that completed first (its wake-up
+ *   was already due) or that a shield protected, and returning without
+ *   another blocking call: the cancel never reached it, and its status is
+ *   0 with its result, as an asyncio task that caught the CancelledError
+ *   and returned a result.
+ * A status set with fiber_fail wins over all of these.
  *
  * Returns 0 when the request was recorded, -EALREADY when the task has
  * already finished (its result stands), -EINVAL for NULL, -EPERM outside a
@@ -379,7 +406,8 @@ FIBER_API int fiber_done(const fiber_task_t *task);
 
 /*
  * fiber_cancelled - task.cancelled(): 1 if the task has finished with
- * status -ECANCELED, 0 if not, -EINVAL for NULL.
+ * status -ECANCELED (see fiber_cancel for when a cancelled task does), 0 if
+ * not, -EINVAL for NULL.
  */
 FIBER_API int fiber_cancelled(const fiber_task_t *task);
 
@@ -434,8 +462,15 @@ FIBER_API int fiber_describe(const fiber_task_t *task, char *buf, size_t size);
  * negative or NaN duration.  They never allocate and never fail otherwise.
  */
 
-/* fiber_sleep - asyncio.sleep: sleep for seconds; 0 yields; +infinity
- * sleeps until cancelled. */
+/*
+ * fiber_sleep - asyncio.sleep: sleep for seconds; 0 yields; +infinity
+ * sleeps until cancelled.  The deadline is rounded up to the loop clock's
+ * nanosecond, but sleepers keep the order of the exact times they asked
+ * for, as asyncio's float deadlines do: two sleeps whose deadlines round to
+ * the same nanosecond end in the order of seconds (asked at the same
+ * instant), so fibers that sleep random delays wake in ascending order.
+ * Sleeps of equal exact times end in the order they began.
+ */
 FIBER_API int fiber_sleep(double seconds);
 
 /* fiber_sleep_ns - sleep for a number of nanoseconds; 0 yields. */
@@ -550,13 +585,15 @@ FIBER_API int fiber_randint(int64_t a, int64_t b, int64_t *out);
  * A scope puts one deadline on every blocking call that the fiber that
  * entered it makes until it exits, however deep in the fiber's calls:
  *
+ *     // example (tests/examples.sh builds each such block as written)
  *     fiber_scope_t scope;
  *     fiber_scope_enter_after(&scope, 2.5);
- *     rc = fetch_index();                   (each sleeps, awaits, waits...)
+ *     int rc = fiber_sleep(1);              // sleeps, awaits, waits, ...
  *     if (rc == 0)
- *         rc = fetch_pages();
+ *         rc = fiber_sleep(2);              // -ETIMEDOUT at 2.5 s
  *     if (fiber_scope_exit(&scope) == -ETIMEDOUT)
  *         puts("gave up after 2.5 s");
+ *     // end of example
  *
  * - Once its deadline has passed, the call blocked then returns -ETIMEDOUT,
  *   and so does every later blocking call of the fiber until the scope
@@ -678,15 +715,23 @@ FIBER_API int fiber_scope_expired(const fiber_scope_t *scope);
 
 /* ---- Task groups ---------------------------------------------------------
  *
- *     fiber_group_t *g;
- *     if ((rc = fiber_group_create(&g)) < 0)
+ *     // example
+ *     int download_all(fiber_fn download, void *jobs[], size_t n)
+ *     {
+ *         fiber_group_t *g;
+ *         int rc, status;
+ *         if ((rc = fiber_group_create(&g)) < 0)
+ *             return rc;
+ *         for (size_t i = 0; i < n; i++)
+ *             fiber_group_spawn(g, NULL, download, jobs[i], NULL);
+ *         rc = fiber_group_wait(g);     // 0, the first failure, -ECANCELED
+ *         for (fiber_task_t *t = fiber_group_next(g, NULL); t;
+ *              t = fiber_group_next(g, t))
+ *             fiber_result(t, NULL, &status);      // every child's status
+ *         fiber_group_destroy(g);
  *         return rc;
- *     for (i = 0; i < n; i++)
- *         fiber_group_spawn(g, NULL, download, &jobs[i], NULL);
- *     rc = fiber_group_wait(g);       (0, the first failure, -ECANCELED)
- *     for (t = fiber_group_next(g, NULL); t; t = fiber_group_next(g, t))
- *         fiber_result(t, NULL, &status);          (every child's status)
- *     fiber_group_destroy(g);
+ *     }
+ *     // end of example
  *
  * - The fiber that creates a group owns it: only the owner waits for it
  *   and destroys it.  Any fiber of the loop may spawn into it (a child may
@@ -789,14 +834,23 @@ FIBER_API int fiber_group_destroy(fiber_group_t *group);
  * A waitset holds tasks and hands each back as it finishes, in the order
  * they finish: the course's "ascending without sort".
  *
- *     fiber_waitset_t *set;
- *     fiber_waitset_create(&set);
- *     for (i = 0; i < n; i++)
- *         if (fiber_spawn(&t, fn, &args[i], NULL) == 0)
- *             fiber_waitset_add(set, t);
- *     while (fiber_waitset_next(set, INFINITY, &t) == 0)
- *         fiber_await(t, &result, &status);      (finished: at once)
- *     fiber_waitset_destroy(set);
+ *     // example
+ *     void as_completed(fiber_fn fn, void *args[], size_t n)
+ *     {
+ *         fiber_waitset_t *set;
+ *         fiber_task_t *t;
+ *         void *result;
+ *         int status;
+ *         if (fiber_waitset_create(&set) < 0)
+ *             return;
+ *         for (size_t i = 0; i < n; i++)
+ *             if (fiber_spawn(&t, fn, args[i], NULL) == 0)
+ *                 fiber_waitset_add(set, t);
+ *         while (fiber_waitset_next(set, INFINITY, &t) == 0)
+ *             fiber_await(t, &result, &status);  // finished: at once
+ *         fiber_waitset_destroy(set);
+ *     }
+ *     // end of example
  *
  * Ownership: fiber_waitset_add gives the handle to the set (await, detach
  * and gather refuse it with -EBUSY); fiber_waitset_next gives it back,
@@ -1338,6 +1392,29 @@ FIBER_API int fiber_queue_join_until(fiber_queue_t *q, int64_t deadline_ns);
  * I/O that depends on another process or thread may lose a race against a
  * virtual deadline, and is best tested on the real clock.
  *
+ * Thread and process work under the virtual clock.  Virtual time counts
+ * the loop's timers, not work: fibers running take none, and neither does
+ * work on the thread pool (fiber_to_thread, host names for fiber_tcp_dial)
+ * or in a child process (fiber_process_wait), which the loop cannot
+ * measure.  While a fiber waits for such work, the clock moves only as the
+ * timers of the other fibers make it: with none pending, the loop waits in
+ * real time and virtual time stands still (the work takes no virtual
+ * time); with some pending, the loop waits up to 5 ms of real time for the
+ * work, then jumps to the next deadline and fires it, and so on, so the
+ * work seems to take as many deadlines as pass meanwhile (0.2 s of thread
+ * work beside a fiber ticking every 10 ms reads as several tenths of a
+ * second, or none with no ticker).  So under the virtual clock, a time
+ * measured across thread or process work means nothing, and a timeout
+ * racing such work may fire whatever its length: time it, and test its
+ * timeouts, on the real clock.  Work in fibers, and I/O between the
+ * loop's own fibers, keep exact virtual times.
+ *
+ * Polling under the virtual clock.  Time moves only when no fiber is
+ * ready, so fibers that poll a flag with fiber_yield keep it still for
+ * ever, and the sleeper that would set the flag never wakes: the loop
+ * spins at 100% CPU.  Wait on an event, a queue or a task, or sleep
+ * between polls.  Debug mode reports such a loop (see "Debugging").
+ *
  * Threads.  Each thread may run its own loop, with its own epoll instance,
  * thread pool and descriptors; a descriptor is waited on from one loop at
  * a time.
@@ -1488,7 +1565,8 @@ FIBER_API int fiber_tcp_dial_until(const char *address, int64_t deadline_ns);
  * threads, started as jobs need them and joined when the loop ends (which
  * waits for jobs still running).  Jobs start in the order submitted.  fn
  * must not call libfiber: it runs outside any loop.  Workers block every
- * signal.
+ * signal.  Under the virtual clock the job takes no virtual time of its
+ * own (see "Thread and process work under the virtual clock").
  *
  * Cancellation: a thread cannot be stopped.  If the calling fiber is
  * cancelled while its job is still queued, the job is taken back and
@@ -1544,6 +1622,8 @@ FIBER_API int fiber_process_spawn(fiber_process_t **proc,
  * WIFSIGNALED, WTERMSIG) and free the handle.  The loop learns of the
  * exit through a pidfd (Linux 5.3+) or, without one, through SIGCHLD,
  * which must then reach the loop's thread: block it in other threads.
+ * Under the virtual clock the child's run takes no virtual time of its
+ * own (see "Thread and process work under the virtual clock").
  *
  * If the wait ends early (-ETIMEDOUT, -ECANCELED) the child runs on and
  * the handle stays valid: wait again, or kill it first.  A handle never
@@ -2019,10 +2099,17 @@ FIBER_API int fiber_tcp_local_address(int fd, char *buf, size_t size);
  *   - the first fiber that switches away with the floating-point
  *     environment not as the loop found it (see "What fibers share" at
  *     the top of this file), once per loop;
- *   - a fiber-only call (fiber_sleep and its variants, fiber_yield,
- *     fiber_spawn, fiber_await and its variants, fiber_gather,
- *     fiber_detach) made outside a fiber; FIBER_DEBUG=1 turns this on
- *     where no loop runs as well.
+ *   - under the virtual clock, a loop whose time has not moved for 100,000
+ *     rounds in a row in which every runnable fiber only yielded (fibers
+ *     polling with fiber_yield, see "Polling under the virtual clock"),
+ *     naming those fibers, once per loop;
+ *   - every call that returns -EPERM outside a running fiber (sleeping,
+ *     spawning, awaiting, scopes, groups, waitsets, the synchronisation
+ *     primitives and queues, I/O, TCP, fiber_to_thread, processes,
+ *     signals, backtraces) made outside one, and every call that needs a
+ *     running loop (fiber_cancel, fiber_group_cancel, fiber_scope_cancel,
+ *     fiber_clock_virtual, fiber_dump) made where none runs, naming the
+ *     call; FIBER_DEBUG=1 turns this on where no loop runs as well.
  * A loop in debug mode is slower: each switch reads the clock.
  *
  * Tracing.  trace_path (or FIBER_TRACE=path.json) makes the loop write a

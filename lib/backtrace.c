@@ -241,10 +241,9 @@ FIBER_API int fiber_symbolize(const void *addr, char *buf, size_t size)
 FIBER_API int fiber_backtrace(const fiber_task_t *task, void **frames, size_t max)
 {
     struct fiber_loop *loop = fiber__loop;
-    const struct fiber_task *self = fiber__current();
-
     if (!frames && max > 0)
         return -EINVAL;
+    const struct fiber_task *self = fiber__enter_fiber("fiber_backtrace");
     if (!self)
         return -EPERM;
     if (!task)

@@ -388,10 +388,76 @@ static void check_fp_control(struct fiber_loop *loop, const struct fiber_task *f
     }
 }
 
+/* Name the fibers that can run (at most a few) into buf. */
+static void runnable_labels(struct fiber_loop *loop, char *buf, size_t size)
+{
+    size_t len = 0, shown = 0, more = 0;
+
+    buf[0] = '\0';
+    for (const struct fiber_task *f = loop->all_head; f; f = f->all_next) {
+        if (f->state != FIBER__READY && f->state != FIBER__RUNNING)
+            continue;
+        if (shown == 8) {
+            more++;
+            continue;
+        }
+        char label[FIBER_NAME_MAX + 200];
+        fiber__label(f, label, sizeof(label));
+        int n = snprintf(buf + len, size - len, "%s%s", shown ? ", " : "",
+                         label);
+        if (n < 0 || (size_t)n >= size - len)
+            break;
+        len += (size_t)n;
+        shown++;
+    }
+    if (more)
+        snprintf(buf + len, size - len, " and %zu more", more);
+}
+
+/*
+ * Under the virtual clock time moves only when no fiber is ready, so
+ * fibers that poll with fiber_yield keep it still for ever, and a sleeper
+ * they wait for never wakes: 100% CPU, not a word.  Reported, once per
+ * loop, when many rounds in a row began at one instant with nothing but
+ * yields before them.  A round begun by the scheduler, or by a fiber that
+ * blocked, is progress; so is a fiber blocking or finishing in between
+ * (fiber__debug_switch).
+ */
+static void check_spin(struct fiber_loop *loop)
+{
+    struct fiber__debug *d = loop->debug;
+    const struct fiber_task *self = loop->current;
+    int64_t now = fiber__clock_now(&loop->clock);
+    bool moved = d->spin_moved || now != d->spin_at || !self ||
+                 self->state != FIBER__READY;
+
+    d->spin_moved = false;
+    d->spin_at = now;
+    if (moved) {
+        d->spin_rounds = 0;
+        return;
+    }
+    if (++d->spin_rounds < FIBER__SPIN_ROUNDS)
+        return;
+    char labels[8 * (FIBER_NAME_MAX + 200) + 64];
+    runnable_labels(loop, labels, sizeof(labels));
+    fiber__debug_report(loop, "virtual time has not moved for %lu rounds in "
+                        "which every runnable fiber only yielded: %s.  Under "
+                        "the virtual clock time moves only when no fiber is "
+                        "ready, so fibers polling with fiber_yield keep every "
+                        "sleeper and timeout from coming due: wait on an "
+                        "event, a queue or a task instead, or sleep between "
+                        "polls", d->spin_rounds, labels);
+    d->spin_reported = true;
+}
+
 void fiber__debug_switch(struct fiber_loop *loop, struct fiber_task *from)
 {
     check_slow(loop, from);
     check_fp_control(loop, from);
+    /* Leaving in any state but ready, from has blocked or finished. */
+    if (from && from->state != FIBER__READY)
+        loop->debug->spin_moved = true;
 }
 
 void fiber__debug_round(struct fiber_loop *loop)
@@ -401,6 +467,8 @@ void fiber__debug_round(struct fiber_loop *loop)
     /* A round starts at a blocking call of the current fiber, if any. */
     if (d->checks)
         check_slow(loop, loop->current);
+    if (d->checks && loop->clock.is_virtual && !d->spin_reported)
+        check_spin(loop);
     if (d->dump_signal && d->dump_seen != (unsigned)dump_requests) {
         char title[64];
         d->dump_seen = (unsigned)dump_requests;
@@ -484,18 +552,35 @@ int fiber__debug_bad_handle(struct fiber_loop *loop, const struct fiber_task *t,
     return -EINVAL;
 }
 
-int fiber__outside_fiber(const char *api)
+/* Debug mode is asked for by the running loop, or by FIBER_DEBUG when
+ * none runs on this thread. */
+static bool checks_on(struct fiber_loop *loop)
 {
-    struct fiber_loop *loop = fiber__loop;
     bool on;
 
     if (loop)
-        on = loop->debug && loop->debug->checks;
-    else if (env_switch("FIBER_DEBUG", false, &on) < 0)
-        on = false;
-    if (on)
+        return loop->debug && loop->debug->checks;
+    if (env_switch("FIBER_DEBUG", false, &on) < 0)
+        return false;
+    return on;
+}
+
+int fiber__outside_fiber(const char *api)
+{
+    struct fiber_loop *loop = fiber__loop;
+
+    if (checks_on(loop))
         fiber__debug_report(loop, "%s called outside a fiber: it must be called "
                             "from a fiber of a running loop (inside fiber_run)%s",
                             api, loop ? "" : ", and no loop runs on this thread");
+    return -EPERM;
+}
+
+int fiber__outside_loop(const char *api)
+{
+    if (checks_on(NULL))
+        fiber__debug_report(NULL, "%s called outside a running loop: it must "
+                            "be called on the thread of a loop, inside "
+                            "fiber_run", api);
     return -EPERM;
 }

@@ -40,7 +40,19 @@ struct fiber__debug {
     fiber_trace_t *trace;      /* hand log over to this trace at the end */
     struct fiber_task *quarantine_head, *quarantine_tail;
     size_t quarantined, quarantined_bytes;
+    /* The watch for a loop spinning on fiber_yield under the virtual clock:
+     * the time the last round began at, how many rounds in a row began
+     * there with nothing but yields before them, whether a fiber blocked or
+     * finished since the last round began, and whether it was reported. */
+    int64_t spin_at;
+    unsigned long spin_rounds;
+    bool spin_moved;
+    bool spin_reported;
 };
+
+/* Rounds in a row at one virtual instant, with nothing but yields, after
+ * which debug mode reports the loop as spinning. */
+#define FIBER__SPIN_ROUNDS 100000ul
 
 /*
  * Set up the aids that opts (NULL: the environment alone) and the
@@ -77,9 +89,8 @@ bool fiber__debug_unquarantine(struct fiber_loop *loop);
 int fiber__debug_bad_handle(struct fiber_loop *loop, const struct fiber_task *t,
                             const char *api);
 
-/* A fiber-only api called outside a running fiber: reported in debug mode
- * (FIBER_DEBUG=1 when no loop runs on this thread).  Returns -EPERM. */
-int fiber__outside_fiber(const char *api);
+/* fiber__outside_fiber and fiber__outside_loop, the reports of the entry
+ * checks, are declared in loop.h. */
 
 /* Write one line, "libfiber: debug: " and the text, to the report stream
  * of loop (stderr when loop is NULL). */

@@ -340,10 +340,9 @@ int fiber__dump(struct fiber_loop *loop, FILE *out, const char *title)
 
 FIBER_API int fiber_dump(FILE *out)
 {
-    struct fiber_loop *loop = fiber__loop;
-
     if (!out)
         return -EINVAL;
+    struct fiber_loop *loop = fiber__enter_loop("fiber_dump");
     if (!loop)
         return -EPERM;
     return fiber__dump(loop, out, "fiber dump");
@@ -352,8 +351,9 @@ FIBER_API int fiber_dump(FILE *out)
 FIBER_API int fiber_stack_usage(const fiber_task_t *task, size_t *used,
                                 size_t *size)
 {
-    struct fiber_task *self = fiber__current();
+    struct fiber_task *self;
 
+    self = fiber__enter_fiber("fiber_stack_usage");
     if (!self)
         return -EPERM;
     if (!task)

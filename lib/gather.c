@@ -19,15 +19,14 @@
 FIBER_API int fiber_gather(fiber_task_t *const tasks[], size_t n,
                            void *results[], int statuses[])
 {
-    struct fiber_task *self = fiber__current();
-
     if (n > 0 && !tasks)
         return -EINVAL;
     for (size_t i = 0; i < n; i++)
         if (!tasks[i])
             return -EINVAL;
+    struct fiber_task *self = fiber__enter_fiber("fiber_gather");
     if (!self)
-        return fiber__outside_fiber("fiber_gather");
+        return -EPERM;
     int rc = fiber__check_awaitable_all(self, tasks, n);
     if (rc < 0)
         return rc;
@@ -41,7 +40,7 @@ FIBER_API int fiber_gather(fiber_task_t *const tasks[], size_t n,
     for (size_t i = 0; i < n; i++) {
         rc = fiber__await(tasks[i], FIBER__FOREVER,
                           results ? &results[i] : NULL,
-                          statuses ? &statuses[i] : NULL);
+                          statuses ? &statuses[i] : NULL, "fiber_gather");
         if (rc < 0 && stop == 0) {
             /* Cancelled, or a timeout scope expired: cancel all the rest
              * at once, then reap them in order. */

@@ -100,12 +100,13 @@ static const struct fiber__collector_ops group_ops = {
     .what = "task group",
 };
 
-/* 0 if the running fiber (in *self) may wait for or destroy g. */
-static int check_owner(const fiber_group_t *g, struct fiber_task **self)
+/* 0 if the running fiber (in *self) may wait for or destroy g, in api. */
+static int check_owner(const fiber_group_t *g, struct fiber_task **self,
+                       const char *api)
 {
-    *self = fiber__current();
     if (!g)
         return -EINVAL;
+    *self = fiber__enter_fiber(api);
     if (!*self || g->coll.owner != *self)
         return -EPERM;
     return 0;
@@ -113,10 +114,9 @@ static int check_owner(const fiber_group_t *g, struct fiber_task **self)
 
 FIBER_API int fiber_group_create(fiber_group_t **group)
 {
-    struct fiber_task *self = fiber__current();
-
     if (!group)
         return -EINVAL;
+    struct fiber_task *self = fiber__enter_fiber("fiber_group_create");
     if (!self)
         return -EPERM;
     struct fiber_group *g = calloc(1, sizeof(*g));
@@ -131,11 +131,11 @@ FIBER_API int fiber_group_spawn(fiber_group_t *group, fiber_task_t **task,
                                 fiber_fn fn, void *arg,
                                 const fiber_attr_t *attr)
 {
-    struct fiber_task *self = fiber__current();
     struct fiber_task *child;
 
     if (!group || !fn)
         return -EINVAL;
+    struct fiber_task *self = fiber__enter_fiber("fiber_group_spawn");
     if (!self)
         return -EPERM;
     if (group->coll.loop != self->loop)
@@ -156,7 +156,7 @@ FIBER_API int fiber_group_spawn(fiber_group_t *group, fiber_task_t **task,
 FIBER_API int fiber_group_wait(fiber_group_t *group)
 {
     struct fiber_task *self;
-    int rc = check_owner(group, &self);
+    int rc = check_owner(group, &self, "fiber_group_wait");
 
     return rc < 0 ? rc : group_wait(group, self);
 }
@@ -165,9 +165,10 @@ FIBER_API int fiber_group_cancel(fiber_group_t *group)
 {
     if (!group)
         return -EINVAL;
-    if (!fiber__loop)
+    struct fiber_loop *loop = fiber__enter_loop("fiber_group_cancel");
+    if (!loop)
         return -EPERM;
-    if (group->coll.loop != fiber__loop)
+    if (group->coll.loop != loop)
         return -EINVAL;
     group_cancel(group);
     return 0;
@@ -196,7 +197,7 @@ FIBER_API fiber_task_t *fiber_group_next(const fiber_group_t *group,
 FIBER_API int fiber_group_destroy(fiber_group_t *group)
 {
     struct fiber_task *self;
-    int rc = check_owner(group, &self);
+    int rc = check_owner(group, &self, "fiber_group_destroy");
 
     return rc < 0 ? rc : group_destroy(group, self);
 }

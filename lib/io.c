@@ -43,7 +43,8 @@
  */
 static int io_begin(int fd, struct fiber_loop **loop, struct fiber__fd **e)
 {
-    struct fiber_task *self = fiber__current();
+    struct fiber_task *self = fiber__enter_fiber(
+        "fiber I/O (read, recv, write, send, accept or connect)");
 
     if (!self)
         return -EPERM;
@@ -135,12 +136,12 @@ static const char *const wait_names[] = {
 
 FIBER_API int fiber_wait_fd_until(int fd, int events, int64_t deadline_ns)
 {
-    struct fiber_task *self = fiber__current();
     struct fiber__poller *p = NULL;
     struct fiber__fd *e = NULL;
 
     if (events <= 0 || events > FIBER__IO_BOTH)
         return -EINVAL;
+    struct fiber_task *self = fiber__enter_fiber("fiber_wait_fd_until");
     if (!self)
         return -EPERM;
     if (fd < 0)

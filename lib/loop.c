@@ -92,6 +92,12 @@ int fiber__cancel(struct fiber_loop *loop, struct fiber_task *f)
     if (f->state == FIBER__DONE)
         return -EALREADY;
     f->cancel_requested = true;
+    /* A fiber cancelling itself meets the cancel only at its next
+     * blocking call.  One inside a blocking call meets it there, even if
+     * its wake-up has come already (the completion came first), and one
+     * that never ran meets it nowhere: fiber_entry marks that. */
+    if (f->state == FIBER__RUNNING)
+        f->cancel_unseen = true;
     /* A shield hides the request until it ends: the first blocking call
      * after it gets -ECANCELED. */
     if (is_blocked(f) && f->cancellable &&
@@ -106,11 +112,12 @@ int fiber__cancel(struct fiber_loop *loop, struct fiber_task *f)
  * blocking call returns. */
 int fiber__enter_blocking_slow(struct fiber_task *self)
 {
+    self->cancel_unseen = false;
     return fiber__scope_deliver(self);
 }
 
-int fiber__block(struct fiber_loop *loop, enum fiber__state state,
-                 int64_t deadline)
+int fiber__block_early(struct fiber_loop *loop, enum fiber__state state,
+                       int64_t deadline, uint64_t early)
 {
     struct fiber_task *self = loop->current;
     /* A scope's deadline before the call's own cuts the wait short; at a
@@ -120,11 +127,14 @@ int fiber__block(struct fiber_loop *loop, enum fiber__state state,
     bool scope_first = until < deadline;
     if (!scope_first)
         until = deadline;
+    else
+        early = 0;
 
     self->state = state;
     self->cancellable = true;
     if (until != FIBER__FOREVER)
-        fiber__timer_heap_insert(&loop->timers, &self->timer, until);
+        fiber__timer_heap_insert_early(&loop->timers, &self->timer, until,
+                                       early);
     int rc = fiber__suspend(loop);
 
     /* Woken by a cancel, or by the timer at a scope's deadline: deliver
@@ -165,8 +175,8 @@ static void reap_zombie(struct fiber_loop *loop)
 }
 
 /* Move every fiber whose deadline has come to the run queue, in
- * (deadline, seq) order.  Kept out of line: inlined, its registers would
- * be saved at every round, with or without timers. */
+ * (deadline, early, seq) order.  Kept out of line: inlined, its registers
+ * would be saved at every round, with or without timers. */
 static __attribute__((noinline)) void fire_timers(struct fiber_loop *loop)
 {
     int64_t now = fiber__clock_now(&loop->clock);
@@ -283,7 +293,16 @@ static void fiber_entry(void)
     reap_zombie(loop);
     self->state = FIBER__RUNNING;
     *loop->errno_at = 0;
+    /* Cancelled before it ran: it runs, to release what arg owns, but its
+     * cancel has been met by no blocking call. */
+    self->cancel_unseen = self->cancel_requested;
     self->result = self->fn(self->arg);
+    /* Returned without meeting a cancel that came before or while it ran:
+     * cancelled all the same (asyncio's _must_cancel), and awaiting it
+     * tells so as for a cancel delivered.  Decided before the groups it
+     * owns are closed below, which may block. */
+    if (self->cancel_unseen)
+        self->cancel_delivered = true;
     /* The scopes it entered lived in frames that have returned.  Groups
      * and waitsets it still owns are closed now, waiting for their tasks:
      * no fiber ends with tasks of its own still running. */

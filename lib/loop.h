@@ -40,6 +40,10 @@ struct fiber_task {
     enum fiber__state state;
     bool cancel_requested;
     bool cancel_delivered; /* a blocking call returned -ECANCELED */
+    /* A cancel came before the fiber ran or while it ran, and it has made
+     * no blocking call since: if it returns so, it ends cancelled, as an
+     * asyncio task whose cancel could not be thrown in yet. */
+    bool cancel_unseen;
     bool cancellable;      /* a cancel may interrupt the current wait */
     bool detached;
     bool is_main;
@@ -254,6 +258,40 @@ void fiber__free_task(struct fiber_loop *loop, struct fiber_task *f);
 void fiber__release_task(struct fiber_loop *loop, struct fiber_task *f);
 
 /*
+ * A call that only a fiber may make, made outside one, or one that needs a
+ * running loop, made outside any: reported in debug mode (FIBER_DEBUG=1
+ * when no loop runs on this thread; see debug.c).  Return -EPERM.
+ */
+int fiber__outside_fiber(const char *api) __attribute__((cold));
+int fiber__outside_loop(const char *api) __attribute__((cold));
+
+/*
+ * The entry check of every public call that only a fiber may make: the
+ * running fiber, or NULL outside one, reported in debug mode (the caller
+ * returns -EPERM then).  One test in the common case; the report is out of
+ * line.
+ */
+static inline struct fiber_task *fiber__enter_fiber(const char *api)
+{
+    struct fiber_task *self = fiber__current();
+
+    if (__builtin_expect(!self, 0))
+        fiber__outside_fiber(api);
+    return self;
+}
+
+/* The same for the calls that need a running loop but no fiber (cancels,
+ * dumps): the loop, or NULL, reported in debug mode. */
+static inline struct fiber_loop *fiber__enter_loop(const char *api)
+{
+    struct fiber_loop *loop = fiber__loop;
+
+    if (__builtin_expect(!loop, 0))
+        fiber__outside_loop(api);
+    return loop;
+}
+
+/*
  * The check at the start of every blocking call: returns -ECANCELED (and
  * marks it delivered) if the running fiber self has a pending cancellation
  * that no shield hides, else the error of the outermost of its timeout
@@ -264,7 +302,8 @@ int fiber__enter_blocking_slow(struct fiber_task *self);
 
 static inline int fiber__enter_blocking(struct fiber_task *self)
 {
-    /* One test in the common case: no cancel, no timeout scope. */
+    /* One test in the common case: no cancel, no timeout scope.  (A cancel
+     * not yet seen is a cancel requested: the slow path clears it.) */
     if (!self->cancel_requested && !self->scope)
         return 0;
     return fiber__enter_blocking_slow(self);
@@ -278,10 +317,19 @@ static inline int fiber__enter_blocking(struct fiber_task *self)
  * deadline is its purpose), or -ECANCELED.  The fiber's timeout scopes
  * take part: one whose deadline comes strictly before deadline ends the
  * wait then with -ETIMEDOUT (a sleep too), and cancelling one wakes it
- * with -ECANCELED, unless a shield stands in between.
+ * with -ECANCELED, unless a shield stands in between.  early is how far
+ * below deadline the time asked for lay, in 2^-64 ns (timer_heap.h): it
+ * orders fibers whose deadlines round to the same nanosecond.
  */
-int fiber__block(struct fiber_loop *loop, enum fiber__state state,
-                 int64_t deadline);
+int fiber__block_early(struct fiber_loop *loop, enum fiber__state state,
+                       int64_t deadline, uint64_t early);
+
+/* The same, for a deadline that is exactly what was asked for. */
+static inline int fiber__block(struct fiber_loop *loop,
+                               enum fiber__state state, int64_t deadline)
+{
+    return fiber__block_early(loop, state, deadline, 0);
+}
 
 /* Link a newly started extension into the loop's list: its stop runs
  * when the loop ends, before that of any extension started earlier. */

@@ -214,7 +214,7 @@ FIBER_API int fiber_process_spawn(fiber_process_t **proc,
                                   char *const argv[], int flags,
                                   int pipes[3])
 {
-    struct fiber_task *self = fiber__current();
+    struct fiber_task *self;
     struct fiber__poller *p = NULL;
     int child[3], parent[3];
     int rc;
@@ -227,6 +227,7 @@ FIBER_API int fiber_process_spawn(fiber_process_t **proc,
         return -EINVAL;
     if ((flags & FIBER__PIPE_FLAGS) && !pipes)
         return -EINVAL;
+    self = fiber__enter_fiber("fiber_process_spawn");
     if (!self)
         return -EPERM;
     rc = fiber__poller_get(self->loop, &p);
@@ -308,12 +309,13 @@ static int wait_exit(struct fiber_process *proc, int64_t deadline)
 FIBER_API int fiber_process_wait_until(fiber_process_t *proc, int *wstatus,
                                        int64_t deadline_ns)
 {
-    struct fiber_task *self = fiber__current();
+    struct fiber_task *self;
     int status = 0;
     int rc;
 
     if (!proc)
         return -EINVAL;
+    self = fiber__enter_fiber("fiber_process_wait_until");
     if (!self)
         return -EPERM;
     if (proc->loop != self->loop)

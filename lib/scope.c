@@ -126,12 +126,12 @@ static int deadline_after(double seconds, int64_t *deadline)
     return 0;
 }
 
-static int scope_enter(fiber_scope_t *scope, int64_t deadline, bool shield)
+static int scope_enter(fiber_scope_t *scope, int64_t deadline, bool shield,
+                       const char *api)
 {
-    struct fiber_task *self = fiber__current();
-
     if (!scope)
         return -EINVAL;
+    struct fiber_task *self = fiber__enter_fiber(api);
     if (!self)
         return -EPERM;
     /* Entered twice, it would be its own outer scope: a loop. */
@@ -155,35 +155,44 @@ static int scope_enter(fiber_scope_t *scope, int64_t deadline, bool shield)
 
 FIBER_API int fiber_scope_enter(fiber_scope_t *scope, int64_t deadline_ns)
 {
-    return scope_enter(scope, deadline_ns, false);
+    return scope_enter(scope, deadline_ns, false, "fiber_scope_enter");
 }
 
 FIBER_API int fiber_scope_enter_after(fiber_scope_t *scope, double seconds)
 {
     int64_t deadline;
 
-    if (!fiber__current())
-        return scope ? -EPERM : -EINVAL;
+    if (!scope)
+        return -EINVAL;
+    if (!fiber__enter_fiber("fiber_scope_enter_after"))
+        return -EPERM;
     int rc = deadline_after(seconds, &deadline);
-    return rc < 0 ? rc : scope_enter(scope, deadline, false);
+    return rc < 0 ? rc
+                  : scope_enter(scope, deadline, false,
+                                "fiber_scope_enter_after");
 }
 
 FIBER_API int fiber_scope_enter_shielded(fiber_scope_t *scope, double seconds)
 {
     int64_t deadline;
 
-    if (!fiber__current())
-        return scope ? -EPERM : -EINVAL;
+    if (!scope)
+        return -EINVAL;
+    if (!fiber__enter_fiber("fiber_scope_enter_shielded"))
+        return -EPERM;
     int rc = deadline_after(seconds, &deadline);
-    return rc < 0 ? rc : scope_enter(scope, deadline, true);
+    return rc < 0 ? rc
+                  : scope_enter(scope, deadline, true,
+                                "fiber_scope_enter_shielded");
 }
 
 FIBER_API int fiber_scope_exit(fiber_scope_t *scope)
 {
-    struct fiber_task *self = fiber__current();
+    struct fiber_task *self;
 
     if (!scope)
         return -EINVAL;
+    self = fiber__enter_fiber("fiber_scope_exit");
     if (!self)
         return -EPERM;
     if (self->scope != scope)
@@ -200,10 +209,9 @@ FIBER_API int fiber_scope_exit(fiber_scope_t *scope)
 
 FIBER_API int fiber_scope_cancel(fiber_scope_t *scope)
 {
-    struct fiber_loop *loop = fiber__loop;
-
     if (!scope)
         return -EINVAL;
+    struct fiber_loop *loop = fiber__enter_loop("fiber_scope_cancel");
     if (!loop)
         return -EPERM;
     if (scope->private_magic == SCOPE_EXITED)

@@ -267,12 +267,13 @@ static int signal_mask(const int signals[], size_t n, uint64_t *mask)
 
 FIBER_API int fiber_signal_watch(const int signals[], size_t n)
 {
-    struct fiber_task *self = fiber__current();
+    struct fiber_task *self;
     uint64_t mask;
     int rc = signal_mask(signals, n, &mask);
 
     if (rc < 0)
         return rc;
+    self = fiber__enter_fiber("fiber_signal_watch");
     if (!self)
         return -EPERM;
     return fiber__signals_watch(self->loop, mask);
@@ -281,12 +282,13 @@ FIBER_API int fiber_signal_watch(const int signals[], size_t n)
 FIBER_API int fiber_signal_wait_until(const int signals[], size_t n,
                                       int64_t deadline_ns)
 {
-    struct fiber_task *self = fiber__current();
+    struct fiber_task *self;
     uint64_t mask;
     int rc = signal_mask(signals, n, &mask);
 
     if (rc < 0)
         return rc;
+    self = fiber__enter_fiber("fiber_signal_wait_until");
     if (!self)
         return -EPERM;
     rc = fiber__enter_blocking(self);

@@ -38,9 +38,9 @@ void fiber__sync_wake_all(struct fiber__waitq *q, int result)
 
 int fiber__sync_enter(struct fiber_task **self, const char *api)
 {
-    *self = fiber__current();
+    *self = fiber__enter_fiber(api);
     if (!*self)
-        return fiber__outside_fiber(api);
+        return -EPERM;
     return fiber__enter_blocking(*self);
 }
 
@@ -127,9 +127,9 @@ static int mutex_lock(fiber_mutex_t *m, int64_t deadline,
 {
     if (!mutex_valid(m))
         return -EINVAL;
-    struct fiber_task *self = fiber__current();
+    struct fiber_task *self = fiber__enter_fiber(api);
     if (!self)
-        return fiber__outside_fiber(api);
+        return -EPERM;
     if (owned_by(m, self))
         return -EDEADLK;
     int rc = fiber__enter_blocking(self);
@@ -162,9 +162,9 @@ FIBER_API int fiber_mutex_trylock(fiber_mutex_t *m)
 {
     if (!mutex_valid(m))
         return -EINVAL;
-    struct fiber_task *self = fiber__current();
+    struct fiber_task *self = fiber__enter_fiber("fiber_mutex_trylock");
     if (!self)
-        return fiber__outside_fiber("fiber_mutex_trylock");
+        return -EPERM;
     if (mutex_is_locked(m))
         return -EBUSY;
     set_owner(m, self);
@@ -175,9 +175,9 @@ FIBER_API int fiber_mutex_unlock(fiber_mutex_t *m)
 {
     if (!mutex_valid(m))
         return -EINVAL;
-    struct fiber_task *self = fiber__current();
+    struct fiber_task *self = fiber__enter_fiber("fiber_mutex_unlock");
     if (!self)
-        return fiber__outside_fiber("fiber_mutex_unlock");
+        return -EPERM;
     if (!owned_by(m, self))
         return -EPERM;
     mutex_release(m);
@@ -407,9 +407,9 @@ static int cond_wait(fiber_cond_t *c, fiber_mutex_t *m, int64_t deadline,
 {
     if (!cond_valid(c) || !mutex_valid(m))
         return -EINVAL;
-    struct fiber_task *self = fiber__current();
+    struct fiber_task *self = fiber__enter_fiber(api);
     if (!self)
-        return fiber__outside_fiber(api);
+        return -EPERM;
     if (!owned_by(m, self))
         return -EPERM;
     int rc = fiber__enter_blocking(self);

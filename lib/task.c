@@ -17,12 +17,11 @@
 FIBER_API int fiber_spawn(fiber_task_t **task, fiber_fn fn, void *arg,
                           const fiber_attr_t *attr)
 {
-    struct fiber_task *self = fiber__current();
-
     if (!task || !fn)
         return -EINVAL;
+    struct fiber_task *self = fiber__enter_fiber("fiber_spawn");
     if (!self)
-        return fiber__outside_fiber("fiber_spawn");
+        return -EPERM;
     return fiber__spawn(self->loop, task, fn, arg, attr);
 }
 
@@ -32,7 +31,7 @@ int fiber__check_awaitable(const struct fiber_task *self,
     if (!t)
         return -EINVAL;
     if (!self)
-        return fiber__outside_fiber("fiber_await");
+        return -EPERM;
     if (fiber__check_handle(t, "an await") < 0)
         return -EINVAL;
     if (t->loop != self->loop || t->is_main)
@@ -83,9 +82,13 @@ static void wait_done(struct fiber_loop *loop, struct fiber_task *self,
 }
 
 int fiber__await(struct fiber_task *t, int64_t deadline, void **result,
-                 int *status)
+                 int *status, const char *api)
 {
-    struct fiber_task *self = fiber__current();
+    if (!t)
+        return -EINVAL;
+    struct fiber_task *self = fiber__enter_fiber(api);
+    if (!self)
+        return -EPERM;
     int rc = fiber__check_awaitable(self, t);
     if (rc < 0)
         return rc;
@@ -153,13 +156,14 @@ int fiber__await(struct fiber_task *t, int64_t deadline, void **result,
 
 FIBER_API int fiber_await(fiber_task_t *task, void **result, int *status)
 {
-    return fiber__await(task, FIBER__FOREVER, result, status);
+    return fiber__await(task, FIBER__FOREVER, result, status, "fiber_await");
 }
 
 FIBER_API int fiber_await_until(fiber_task_t *task, int64_t deadline_ns,
                                 void **result, int *status)
 {
-    return fiber__await(task, deadline_ns, result, status);
+    return fiber__await(task, deadline_ns, result, status,
+                        "fiber_await_until");
 }
 
 FIBER_API int fiber_wait_for(fiber_task_t *task, double timeout, void **result,
@@ -176,30 +180,30 @@ FIBER_API int fiber_wait_for(fiber_task_t *task, double timeout, void **result,
         deadline = fiber__deadline_after(fiber_now_ns(),
                                          ns < 9.2e18 ? (int64_t)ns : INT64_MAX);
     }
-    return fiber__await(task, deadline, result, status);
+    return fiber__await(task, deadline, result, status, "fiber_wait_for");
 }
 
 FIBER_API int fiber_cancel(fiber_task_t *task)
 {
     if (!task)
         return -EINVAL;
-    if (!fiber__loop)
+    struct fiber_loop *loop = fiber__enter_loop("fiber_cancel");
+    if (!loop)
         return -EPERM;
     if (fiber__check_handle(task, "fiber_cancel") < 0)
         return -EINVAL;
-    if (task->loop != fiber__loop)
+    if (task->loop != loop)
         return -EINVAL;
-    return fiber__cancel(fiber__loop, task);
+    return fiber__cancel(loop, task);
 }
 
 FIBER_API int fiber_detach(fiber_task_t *task)
 {
-    struct fiber_task *self = fiber__current();
-
     if (!task)
         return -EINVAL;
+    struct fiber_task *self = fiber__enter_fiber("fiber_detach");
     if (!self)
-        return fiber__outside_fiber("fiber_detach");
+        return -EPERM;
     if (fiber__check_handle(task, "fiber_detach") < 0)
         return -EINVAL;
     if (task->loop != self->loop || task->is_main)
@@ -229,7 +233,7 @@ FIBER_API int fiber_cancelled(const fiber_task_t *task)
 
 FIBER_API int fiber_cancelling(void)
 {
-    struct fiber_task *self = fiber__current();
+    struct fiber_task *self = fiber__enter_fiber("fiber_cancelling");
 
     if (!self)
         return -EPERM;

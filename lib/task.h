@@ -20,8 +20,9 @@ int fiber__check_awaitable(const struct fiber_task *self,
 int fiber__check_awaitable_all(struct fiber_task *self,
                                fiber_task_t *const tasks[], size_t n);
 
-/* Await t until deadline (FIBER__FOREVER for none); see fiber_wait_for. */
+/* Await t until deadline (FIBER__FOREVER for none), for the public call
+ * api; see fiber_wait_for. */
 int fiber__await(struct fiber_task *t, int64_t deadline, void **result,
-                 int *status);
+                 int *status, const char *api);
 
 #endif

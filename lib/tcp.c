@@ -167,10 +167,11 @@ static void resolve_dispose(struct fiber__job *job)
 
 static int resolve_on_pool(const char *host, const char *port,
                            const struct addrinfo *hints, int64_t deadline,
-                           struct addrinfo **out)
+                           struct addrinfo **out, const char *api)
 {
-    struct fiber_task *self = fiber__current();
-
+    /* Only a name service needs the fiber: numeric addresses work
+     * anywhere. */
+    struct fiber_task *self = fiber__enter_fiber(api);
     if (!self)
         return -EPERM;
     size_t host_size = strlen(host) + 1, port_size = strlen(port) + 1;
@@ -211,7 +212,7 @@ static int resolve_on_pool(const char *host, const char *port,
  * freeaddrinfo, or a negative errno.
  */
 static int resolve(const char *host, const char *port, bool passive,
-                   int64_t deadline, struct addrinfo **out)
+                   int64_t deadline, struct addrinfo **out, const char *api)
 {
     struct addrinfo hints = {
         .ai_family = host[0] ? AF_UNSPEC : AF_INET,
@@ -229,7 +230,7 @@ static int resolve(const char *host, const char *port, bool passive,
         return resolve_error(rc, errno);
     if (!host[0])
         return -EINVAL;   /* A service name with no host: not worth a thread. */
-    return resolve_on_pool(host, port, &hints, deadline, out);
+    return resolve_on_pool(host, port, &hints, deadline, out, api);
 }
 
 /* ---- listening and dialing ----------------------------------------------- */
@@ -259,7 +260,7 @@ FIBER_API int fiber_tcp_listen(const char *address, int backlog)
 
     if (rc < 0)
         return rc;
-    rc = resolve(host, port, true, FIBER__FOREVER, &list);
+    rc = resolve(host, port, true, FIBER__FOREVER, &list, "fiber_tcp_listen");
     if (rc < 0)
         return rc;
     int fd = -EADDRNOTAVAIL;
@@ -298,7 +299,7 @@ static int dial_one(struct fiber_loop *loop, const struct addrinfo *ai,
 
 FIBER_API int fiber_tcp_dial_until(const char *address, int64_t deadline_ns)
 {
-    struct fiber_task *self = fiber__current();
+    struct fiber_task *self;
     char host[HOST_MAX], port[PORT_MAX];
     struct addrinfo *list;
     int rc = split_address(address, host, port);
@@ -307,12 +308,13 @@ FIBER_API int fiber_tcp_dial_until(const char *address, int64_t deadline_ns)
         return rc;
     if (!host[0])
         return -EINVAL;
+    self = fiber__enter_fiber("fiber_tcp_dial_until");
     if (!self)
         return -EPERM;
     rc = fiber__enter_blocking(self);
     if (rc < 0)
         return rc;
-    rc = resolve(host, port, false, deadline_ns, &list);
+    rc = resolve(host, port, false, deadline_ns, &list, "fiber_tcp_dial_until");
     if (rc < 0)
         return rc;
 

@@ -320,10 +320,11 @@ static void pool_stop(struct fiber_loop *loop, struct fiber__ext *ext)
 
 FIBER_API int fiber_to_thread(fiber_fn fn, void *arg, void **result)
 {
-    struct fiber_task *self = fiber__current();
+    struct fiber_task *self;
 
     if (!fn)
         return -EINVAL;
+    self = fiber__enter_fiber("fiber_to_thread");
     if (!self)
         return -EPERM;
     int rc = fiber__enter_blocking(self);

@@ -1,5 +1,5 @@
 /*
- * timer_heap.c - a 4-ary min-heap keyed by (deadline, seq).
+ * timer_heap.c - a 4-ary min-heap keyed by (deadline, -early, seq).
  *
  * Four children per node halve the depth of a binary heap.  Slots are 16
  * bytes and slots[1] starts a cache line, so the four children of node i,
@@ -32,15 +32,22 @@ void fiber__timer_heap_destroy(struct fiber__timer_heap *heap)
 #define LINE 64
 _Static_assert(sizeof(struct fiber__timer_slot) * ARITY == LINE,
                "the children of a node fill one cache line");
+_Static_assert(sizeof(struct fiber__timer) == 16,
+               "a timer takes no more room in a task than a slot");
 
 int fiber__timer_heap_grow(struct fiber__timer_heap *heap, size_t n)
 {
     size_t cap = heap->cap ? heap->cap : 64;
+    /* A timer's index is 32 bits. */
+    if (n >= FIBER__TIMER_IDLE)
+        return -ENOMEM;
     while (cap < n) {
         if (cap > SIZE_MAX / 2 / sizeof(*heap->slots))
             return -ENOMEM;
         cap *= 2;
     }
+    if (cap >= FIBER__TIMER_IDLE)
+        cap = FIBER__TIMER_IDLE - 1;
     /* One line more than the slots, so that slots[0] can sit in the last
      * 16 bytes of the first line. */
     void *block = aligned_alloc(LINE, cap * sizeof(*heap->slots) + LINE);
@@ -57,19 +64,30 @@ int fiber__timer_heap_grow(struct fiber__timer_heap *heap, size_t n)
     return 0;
 }
 
+/* Equal deadlines are rare among many timers: only they leave the array
+ * for the timers themselves.  Out of line, so that the sifting loops keep
+ * their registers (inlined twice, it made them spill). */
+static __attribute__((noinline, cold)) bool
+tie_before(const struct fiber__timer *a, const struct fiber__timer *b)
+{
+    if (a->early != b->early)
+        return a->early > b->early;
+    return (int32_t)(a->seq - b->seq) < 0;
+}
+
 static bool slot_before(const struct fiber__timer_slot *a,
                         const struct fiber__timer_slot *b)
 {
-    if (a->deadline != b->deadline)
+    if (__builtin_expect(a->deadline != b->deadline, 1))
         return a->deadline < b->deadline;
-    return a->timer->seq < b->timer->seq;
+    return tie_before(a->timer, b->timer);
 }
 
 static void place(struct fiber__timer_heap *heap, size_t i,
                   struct fiber__timer_slot slot)
 {
     heap->slots[i] = slot;
-    slot.timer->index = i;
+    slot.timer->index = (uint32_t)i;
 }
 
 /* Move slot up from the hole at i until its parent is earlier. */
@@ -115,12 +133,14 @@ static void sift_down(struct fiber__timer_heap *heap, size_t i,
     place(heap, i, slot);
 }
 
-void fiber__timer_heap_insert(struct fiber__timer_heap *heap,
-                              struct fiber__timer *timer, int64_t deadline)
+void fiber__timer_heap_insert_early(struct fiber__timer_heap *heap,
+                                    struct fiber__timer *timer,
+                                    int64_t deadline, uint64_t early)
 {
     assert(timer->index == FIBER__TIMER_IDLE);
     assert(heap->len < heap->cap);
 
+    timer->early = early;
     timer->seq = heap->next_seq++;
     struct fiber__timer_slot slot = {deadline, timer};
     sift_up(heap, heap->len++, slot);

@@ -4,8 +4,11 @@
  * An array-based 4-ary min-heap of 16-byte slots {deadline, timer}, laid
  * out so that the four children of a node fill one 64-byte cache line.
  * Deadlines are compared in the slots themselves, so sifting stays in the
- * array; only equal deadlines follow the timer pointer, to its seq, a
- * counter that makes them pop in the order they were inserted.  Each timer
+ * array; only equal deadlines follow the timer pointer, to its early part
+ * (how far below the deadline, in 2^-64 ns, the time asked for lay: a sleep
+ * of 0.4473397219 s waits for a whole nanosecond, but must still end before
+ * one of 0.4473397220 s), then to its seq, a counter that makes timers
+ * equal in both pop in the order they were inserted.  Each timer
  * records its slot index, which makes removal (a cancelled sleeper, a wait
  * that finished before its timeout) O(log n).
  *
@@ -18,13 +21,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The index of a timer that is not in the heap. */
-#define FIBER__TIMER_IDLE SIZE_MAX
+/* The index of a timer that is not in the heap; the heap holds fewer. */
+#define FIBER__TIMER_IDLE UINT32_MAX
 
-/* Embedded in whatever waits (a fiber). */
+/* Embedded in whatever waits (a fiber).  Sixteen bytes, as before early
+ * was added: seq is 32 bits, compared as a serial number (RFC 1982), so
+ * two timers equal in deadline and early keep their order unless 2^31
+ * insertions came between them while both waited. */
 struct fiber__timer {
-    size_t index;
-    uint64_t seq;  /* insertion order, for equal deadlines */
+    uint32_t index;
+    uint32_t seq;    /* insertion order, for equal deadlines and early */
+    uint64_t early;  /* 2^-64 ns units the time asked for lies before it */
 };
 
 struct fiber__timer_slot {
@@ -36,8 +43,8 @@ struct fiber__timer_heap {
     struct fiber__timer_slot *slots;  /* slots[1] starts a cache line */
     void *block;                      /* what slots was carved from */
     size_t len;
-    size_t cap;
-    uint64_t next_seq;
+    size_t cap;        /* below FIBER__TIMER_IDLE */
+    uint32_t next_seq;
 };
 
 /* The inline functions below are asked at every spawn and wake-up, and
@@ -61,9 +68,20 @@ static inline int fiber__timer_heap_reserve(struct fiber__timer_heap *heap,
     return n <= heap->cap ? 0 : fiber__timer_heap_grow(heap, n);
 }
 
-/* Insert an idle timer; room must have been reserved. */
-void fiber__timer_heap_insert(struct fiber__timer_heap *heap,
-                              struct fiber__timer *timer, int64_t deadline);
+/* Insert an idle timer; room must have been reserved.  early is how far
+ * below deadline the exact time asked for lay, in units of 2^-64 ns (0 for
+ * a whole nanosecond): among equal deadlines, the larger early pops first. */
+void fiber__timer_heap_insert_early(struct fiber__timer_heap *heap,
+                                    struct fiber__timer *timer,
+                                    int64_t deadline, uint64_t early);
+
+/* Insert an idle timer for a whole nanosecond deadline. */
+static inline void fiber__timer_heap_insert(struct fiber__timer_heap *heap,
+                                            struct fiber__timer *timer,
+                                            int64_t deadline)
+{
+    fiber__timer_heap_insert_early(heap, timer, deadline, 0);
+}
 
 /* Remove a timer that is in the heap. */
 void fiber__timer_heap_remove_active(struct fiber__timer_heap *heap,

@@ -71,12 +71,13 @@ static const struct fiber__collector_ops waitset_ops = {
     .what = "waitset",
 };
 
-/* 0 if the running fiber (in *self) owns set. */
-static int check_owner(const fiber_waitset_t *set, struct fiber_task **self)
+/* 0 if the running fiber (in *self) owns set, in api. */
+static int check_owner(const fiber_waitset_t *set, struct fiber_task **self,
+                       const char *api)
 {
-    *self = fiber__current();
     if (!set)
         return -EINVAL;
+    *self = fiber__enter_fiber(api);
     if (!*self || set->coll.owner != *self)
         return -EPERM;
     return 0;
@@ -100,10 +101,9 @@ static int timeout_deadline(double timeout, int64_t *deadline)
 
 FIBER_API int fiber_waitset_create(fiber_waitset_t **set)
 {
-    struct fiber_task *self = fiber__current();
-
     if (!set)
         return -EINVAL;
+    struct fiber_task *self = fiber__enter_fiber("fiber_waitset_create");
     if (!self)
         return -EPERM;
     struct fiber_waitset *s = calloc(1, sizeof(*s));
@@ -117,7 +117,7 @@ FIBER_API int fiber_waitset_create(fiber_waitset_t **set)
 FIBER_API int fiber_waitset_add(fiber_waitset_t *set, fiber_task_t *task)
 {
     struct fiber_task *self;
-    int rc = check_owner(set, &self);
+    int rc = check_owner(set, &self, "fiber_waitset_add");
 
     if (rc == 0 && !task)
         rc = -EINVAL;
@@ -137,7 +137,7 @@ FIBER_API int fiber_waitset_next(fiber_waitset_t *set, double timeout,
 {
     struct fiber_task *self;
     int64_t deadline = FIBER__FOREVER;
-    int rc = check_owner(set, &self);
+    int rc = check_owner(set, &self, "fiber_waitset_next");
 
     if (rc == 0 && !task)
         rc = -EINVAL;
@@ -170,7 +170,7 @@ FIBER_API size_t fiber_waitset_size(const fiber_waitset_t *set)
 FIBER_API int fiber_waitset_destroy(fiber_waitset_t *set)
 {
     struct fiber_task *self;
-    int rc = check_owner(set, &self);
+    int rc = check_owner(set, &self, "fiber_waitset_destroy");
 
     if (rc < 0)
         return rc;
@@ -221,7 +221,6 @@ static int index_of(fiber_task_t *const tasks[], size_t n,
 FIBER_API int fiber_wait_any(fiber_task_t *const tasks[], size_t n,
                              double timeout)
 {
-    struct fiber_task *self = fiber__current();
     int64_t deadline;
 
     if (!tasks || n == 0 || n > INT_MAX)
@@ -232,6 +231,7 @@ FIBER_API int fiber_wait_any(fiber_task_t *const tasks[], size_t n,
     int rc = timeout_deadline(timeout, &deadline);
     if (rc < 0)
         return rc;
+    struct fiber_task *self = fiber__enter_fiber("fiber_wait_any");
     if (!self)
         return -EPERM;
     rc = fiber__check_awaitable_all(self, tasks, n);

@@ -16,6 +16,9 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <signal.h>
 #include <fenv.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +32,9 @@
 #include "fiber_check.h"
 #include "stack_use.h"
 #include "stderr_capture.h"
+
+/* lib/debug.h's FIBER__SPIN_ROUNDS: rounds of yields before the report. */
+#define FIBER_TEST_SPIN_ROUNDS 100000l
 
 /* " (function)", as reports name a fiber's entry function: static
  * functions have names only where libunwind reads the symbol table. */
@@ -394,6 +400,444 @@ static void test_calls_outside_a_fiber_are_reported_in_debug_mode(void **state)
     assert_int_equal(fiber_queue_destroy(&q), 0);
 }
 
+/*
+ * Every public call that only a fiber may make (or that needs a running
+ * loop), made outside any: -EPERM, not a word normally, and one report
+ * naming it in debug mode.  The arguments are valid as far as the call
+ * checks them before the entry check; handles that cannot be made outside
+ * a loop are stand-ins the call must not touch.
+ */
+static fiber_mutex_t perm_mutex;
+static fiber_event_t perm_event;
+static fiber_sem_t perm_sem;
+static fiber_cond_t perm_cond;
+static fiber_queue_t perm_queue;
+static fiber_scope_t perm_scope;
+static long perm_stand_in[64];
+static char perm_buf[8];
+static const int perm_signals[] = {SIGUSR1};
+static struct sockaddr_in perm_addr = {.sin_family = AF_INET};
+
+#define STAND_IN(type) ((type *)(void *)perm_stand_in)
+#define IO_REPORT "fiber I/O (read, recv, write, send, accept or connect)"
+
+static void *perm_fn(void *arg)
+{
+    return arg;
+}
+
+static int perm_sleep(void) { return fiber_sleep(1); }
+static int perm_sleep_ns(void) { return fiber_sleep_ns(1); }
+static int perm_sleep_until(void) { return fiber_sleep_until(1); }
+static int perm_yield(void) { return fiber_yield(); }
+static int perm_spawn(void)
+{
+    fiber_task_t *t;
+    return fiber_spawn(&t, perm_fn, NULL, NULL);
+}
+static int perm_await(void)
+{
+    return fiber_await(STAND_IN(fiber_task_t), NULL, NULL);
+}
+static int perm_await_until(void)
+{
+    return fiber_await_until(STAND_IN(fiber_task_t), 0, NULL, NULL);
+}
+static int perm_wait_for(void)
+{
+    return fiber_wait_for(STAND_IN(fiber_task_t), 1, NULL, NULL);
+}
+static int perm_gather(void) { return fiber_gather(NULL, 0, NULL, NULL); }
+static int perm_cancel(void) { return fiber_cancel(STAND_IN(fiber_task_t)); }
+static int perm_detach(void) { return fiber_detach(STAND_IN(fiber_task_t)); }
+static int perm_cancelling(void) { return fiber_cancelling(); }
+static int perm_clock_virtual(void) { return fiber_clock_virtual(); }
+static int perm_scope_enter(void)
+{
+    return fiber_scope_enter(&perm_scope, INT64_MAX);
+}
+static int perm_scope_enter_after(void)
+{
+    return fiber_scope_enter_after(&perm_scope, 1);
+}
+static int perm_scope_enter_shielded(void)
+{
+    return fiber_scope_enter_shielded(&perm_scope, 1);
+}
+static int perm_scope_exit(void) { return fiber_scope_exit(&perm_scope); }
+static int perm_scope_cancel(void) { return fiber_scope_cancel(&perm_scope); }
+static int perm_group_create(void)
+{
+    fiber_group_t *g;
+    return fiber_group_create(&g);
+}
+static int perm_group_spawn(void)
+{
+    return fiber_group_spawn(STAND_IN(fiber_group_t), NULL, perm_fn, NULL, NULL);
+}
+static int perm_group_wait(void)
+{
+    return fiber_group_wait(STAND_IN(fiber_group_t));
+}
+static int perm_group_cancel(void)
+{
+    return fiber_group_cancel(STAND_IN(fiber_group_t));
+}
+static int perm_group_destroy(void)
+{
+    return fiber_group_destroy(STAND_IN(fiber_group_t));
+}
+static int perm_waitset_create(void)
+{
+    fiber_waitset_t *w;
+    return fiber_waitset_create(&w);
+}
+static int perm_waitset_add(void)
+{
+    return fiber_waitset_add(STAND_IN(fiber_waitset_t), STAND_IN(fiber_task_t));
+}
+static int perm_waitset_next(void)
+{
+    fiber_task_t *t;
+    return fiber_waitset_next(STAND_IN(fiber_waitset_t), 1, &t);
+}
+static int perm_waitset_destroy(void)
+{
+    return fiber_waitset_destroy(STAND_IN(fiber_waitset_t));
+}
+static int perm_wait_any(void)
+{
+    fiber_task_t *tasks[1] = {STAND_IN(fiber_task_t)};
+    return fiber_wait_any(tasks, 1, 1);
+}
+static int perm_mutex_lock(void) { return fiber_mutex_lock(&perm_mutex); }
+static int perm_mutex_lock_until(void)
+{
+    return fiber_mutex_lock_until(&perm_mutex, 0);
+}
+static int perm_mutex_trylock(void) { return fiber_mutex_trylock(&perm_mutex); }
+static int perm_mutex_unlock(void) { return fiber_mutex_unlock(&perm_mutex); }
+static int perm_event_wait(void) { return fiber_event_wait(&perm_event); }
+static int perm_event_wait_until(void)
+{
+    return fiber_event_wait_until(&perm_event, 0);
+}
+static int perm_sem_acquire(void) { return fiber_sem_acquire(&perm_sem); }
+static int perm_sem_acquire_until(void)
+{
+    return fiber_sem_acquire_until(&perm_sem, 0);
+}
+static int perm_cond_wait(void)
+{
+    return fiber_cond_wait(&perm_cond, &perm_mutex);
+}
+static int perm_cond_wait_until(void)
+{
+    return fiber_cond_wait_until(&perm_cond, &perm_mutex, 0);
+}
+static int perm_queue_put(void) { return fiber_queue_put(&perm_queue, NULL); }
+static int perm_queue_put_until(void)
+{
+    return fiber_queue_put_until(&perm_queue, NULL, 0);
+}
+static int perm_queue_get(void)
+{
+    void *item;
+    return fiber_queue_get(&perm_queue, &item);
+}
+static int perm_queue_get_until(void)
+{
+    void *item;
+    return fiber_queue_get_until(&perm_queue, &item, 0);
+}
+static int perm_queue_join(void) { return fiber_queue_join(&perm_queue); }
+static int perm_queue_join_until(void)
+{
+    return fiber_queue_join_until(&perm_queue, 0);
+}
+static int perm_wait_fd(void) { return fiber_wait_fd(0, FIBER_READABLE); }
+static int perm_wait_fd_until(void)
+{
+    return fiber_wait_fd_until(0, FIBER_READABLE, 0);
+}
+static int perm_read(void) { return (int)fiber_read(0, perm_buf, 1); }
+static int perm_read_until(void)
+{
+    return (int)fiber_read_until(0, perm_buf, 1, 0);
+}
+static int perm_write(void) { return (int)fiber_write(1, perm_buf, 1); }
+static int perm_write_until(void)
+{
+    return (int)fiber_write_until(1, perm_buf, 1, 0);
+}
+static int perm_recv(void) { return (int)fiber_recv(0, perm_buf, 1, 0); }
+static int perm_recv_until(void)
+{
+    return (int)fiber_recv_until(0, perm_buf, 1, 0, 0);
+}
+static int perm_send(void) { return (int)fiber_send(1, perm_buf, 1, 0); }
+static int perm_send_until(void)
+{
+    return (int)fiber_send_until(1, perm_buf, 1, 0, 0);
+}
+static int perm_accept(void) { return fiber_accept(0, NULL, NULL); }
+static int perm_accept_until(void)
+{
+    return fiber_accept_until(0, NULL, NULL, 0);
+}
+static int perm_connect(void)
+{
+    return fiber_connect(0, (struct sockaddr *)&perm_addr, sizeof(perm_addr));
+}
+static int perm_connect_until(void)
+{
+    return fiber_connect_until(0, (struct sockaddr *)&perm_addr,
+                               sizeof(perm_addr), 0);
+}
+static int perm_tcp_listen(void) { return fiber_tcp_listen("localhost:0", 1); }
+static int perm_tcp_dial(void) { return fiber_tcp_dial("127.0.0.1:1"); }
+static int perm_tcp_dial_until(void)
+{
+    return fiber_tcp_dial_until("127.0.0.1:1", 0);
+}
+static int perm_to_thread(void) { return fiber_to_thread(perm_fn, NULL, NULL); }
+static int perm_process_spawn(void)
+{
+    static char *const argv[] = {"true", NULL};
+    fiber_process_t *proc;
+    return fiber_process_spawn(&proc, argv, 0, NULL);
+}
+static int perm_process_wait(void)
+{
+    return fiber_process_wait(STAND_IN(fiber_process_t), NULL);
+}
+static int perm_process_wait_until(void)
+{
+    return fiber_process_wait_until(STAND_IN(fiber_process_t), NULL, 0);
+}
+static int perm_signal_watch(void) { return fiber_signal_watch(perm_signals, 1); }
+static int perm_signal_wait(void) { return fiber_signal_wait(perm_signals, 1); }
+static int perm_signal_wait_until(void)
+{
+    return fiber_signal_wait_until(perm_signals, 1, 0);
+}
+static int perm_dump(void) { return fiber_dump(stdout); }
+static int perm_backtrace(void)
+{
+    void *frames[4];
+    return fiber_backtrace(NULL, frames, 4);
+}
+static int perm_stack_usage(void)
+{
+    size_t used, size;
+    return fiber_stack_usage(NULL, &used, &size);
+}
+
+/* The call, and the name its report gives (the call's own, the one it
+ * calls, or the I/O calls' common name). */
+static const struct {
+    const char *call, *report;
+    int (*fn)(void);
+} perm_calls[] = {
+    {"fiber_sleep", "fiber_sleep", perm_sleep},
+    {"fiber_sleep_ns", "fiber_sleep_ns", perm_sleep_ns},
+    {"fiber_sleep_until", "fiber_sleep_until", perm_sleep_until},
+    {"fiber_yield", "fiber_yield", perm_yield},
+    {"fiber_spawn", "fiber_spawn", perm_spawn},
+    {"fiber_await", "fiber_await", perm_await},
+    {"fiber_await_until", "fiber_await_until", perm_await_until},
+    {"fiber_wait_for", "fiber_wait_for", perm_wait_for},
+    {"fiber_gather", "fiber_gather", perm_gather},
+    {"fiber_cancel", "fiber_cancel", perm_cancel},
+    {"fiber_detach", "fiber_detach", perm_detach},
+    {"fiber_cancelling", "fiber_cancelling", perm_cancelling},
+    {"fiber_clock_virtual", "fiber_clock_virtual", perm_clock_virtual},
+    {"fiber_scope_enter", "fiber_scope_enter", perm_scope_enter},
+    {"fiber_scope_enter_after", "fiber_scope_enter_after", perm_scope_enter_after},
+    {"fiber_scope_enter_shielded", "fiber_scope_enter_shielded",
+     perm_scope_enter_shielded},
+    {"fiber_scope_exit", "fiber_scope_exit", perm_scope_exit},
+    {"fiber_scope_cancel", "fiber_scope_cancel", perm_scope_cancel},
+    {"fiber_group_create", "fiber_group_create", perm_group_create},
+    {"fiber_group_spawn", "fiber_group_spawn", perm_group_spawn},
+    {"fiber_group_wait", "fiber_group_wait", perm_group_wait},
+    {"fiber_group_cancel", "fiber_group_cancel", perm_group_cancel},
+    {"fiber_group_destroy", "fiber_group_destroy", perm_group_destroy},
+    {"fiber_waitset_create", "fiber_waitset_create", perm_waitset_create},
+    {"fiber_waitset_add", "fiber_waitset_add", perm_waitset_add},
+    {"fiber_waitset_next", "fiber_waitset_next", perm_waitset_next},
+    {"fiber_waitset_destroy", "fiber_waitset_destroy", perm_waitset_destroy},
+    {"fiber_wait_any", "fiber_wait_any", perm_wait_any},
+    {"fiber_mutex_lock", "fiber_mutex_lock", perm_mutex_lock},
+    {"fiber_mutex_lock_until", "fiber_mutex_lock_until", perm_mutex_lock_until},
+    {"fiber_mutex_trylock", "fiber_mutex_trylock", perm_mutex_trylock},
+    {"fiber_mutex_unlock", "fiber_mutex_unlock", perm_mutex_unlock},
+    {"fiber_event_wait", "fiber_event_wait", perm_event_wait},
+    {"fiber_event_wait_until", "fiber_event_wait_until", perm_event_wait_until},
+    {"fiber_sem_acquire", "fiber_sem_acquire", perm_sem_acquire},
+    {"fiber_sem_acquire_until", "fiber_sem_acquire_until", perm_sem_acquire_until},
+    {"fiber_cond_wait", "fiber_cond_wait", perm_cond_wait},
+    {"fiber_cond_wait_until", "fiber_cond_wait_until", perm_cond_wait_until},
+    {"fiber_queue_put", "fiber_queue_put", perm_queue_put},
+    {"fiber_queue_put_until", "fiber_queue_put_until", perm_queue_put_until},
+    {"fiber_queue_get", "fiber_queue_get", perm_queue_get},
+    {"fiber_queue_get_until", "fiber_queue_get_until", perm_queue_get_until},
+    {"fiber_queue_join", "fiber_queue_join", perm_queue_join},
+    {"fiber_queue_join_until", "fiber_queue_join_until", perm_queue_join_until},
+    {"fiber_wait_fd", "fiber_wait_fd_until", perm_wait_fd},
+    {"fiber_wait_fd_until", "fiber_wait_fd_until", perm_wait_fd_until},
+    {"fiber_read", IO_REPORT, perm_read},
+    {"fiber_read_until", IO_REPORT, perm_read_until},
+    {"fiber_write", IO_REPORT, perm_write},
+    {"fiber_write_until", IO_REPORT, perm_write_until},
+    {"fiber_recv", IO_REPORT, perm_recv},
+    {"fiber_recv_until", IO_REPORT, perm_recv_until},
+    {"fiber_send", IO_REPORT, perm_send},
+    {"fiber_send_until", IO_REPORT, perm_send_until},
+    {"fiber_accept", IO_REPORT, perm_accept},
+    {"fiber_accept_until", IO_REPORT, perm_accept_until},
+    {"fiber_connect", IO_REPORT, perm_connect},
+    {"fiber_connect_until", IO_REPORT, perm_connect_until},
+    {"fiber_tcp_listen (a host name)", "fiber_tcp_listen", perm_tcp_listen},
+    {"fiber_tcp_dial", "fiber_tcp_dial_until", perm_tcp_dial},
+    {"fiber_tcp_dial_until", "fiber_tcp_dial_until", perm_tcp_dial_until},
+    {"fiber_to_thread", "fiber_to_thread", perm_to_thread},
+    {"fiber_process_spawn", "fiber_process_spawn", perm_process_spawn},
+    {"fiber_process_wait", "fiber_process_wait_until", perm_process_wait},
+    {"fiber_process_wait_until", "fiber_process_wait_until",
+     perm_process_wait_until},
+    {"fiber_signal_watch", "fiber_signal_watch", perm_signal_watch},
+    {"fiber_signal_wait", "fiber_signal_wait_until", perm_signal_wait},
+    {"fiber_signal_wait_until", "fiber_signal_wait_until", perm_signal_wait_until},
+    {"fiber_dump", "fiber_dump", perm_dump},
+    {"fiber_backtrace", "fiber_backtrace", perm_backtrace},
+    {"fiber_stack_usage", "fiber_stack_usage", perm_stack_usage},
+};
+
+static void test_every_fiber_only_call_outside_is_eperm_and_reported(void **state)
+{
+    struct captured_stderr c;
+    char text[1024];
+    (void)state;
+
+    assert_int_equal(fiber_mutex_init(&perm_mutex), 0);
+    assert_int_equal(fiber_event_init(&perm_event), 0);
+    assert_int_equal(fiber_sem_init(&perm_sem, 0), 0);
+    assert_int_equal(fiber_cond_init(&perm_cond), 0);
+    assert_int_equal(fiber_queue_init(&perm_queue, 1), 0);
+
+    for (size_t i = 0; i < sizeof(perm_calls) / sizeof(perm_calls[0]); i++) {
+        /* Not in debug mode: -EPERM, and not a word. */
+        unsetenv("FIBER_DEBUG");
+        capture_stderr(&c);
+        int rc = perm_calls[i].fn();
+        release_stderr(&c, text, sizeof(text));
+        if (rc != -EPERM)
+            fail_msg("%s outside a fiber returned %d, not -EPERM",
+                     perm_calls[i].call, rc);
+        if (text[0])
+            fail_msg("%s outside debug mode wrote:\n%s", perm_calls[i].call, text);
+
+        /* In debug mode: -EPERM, and one report that names it. */
+        setenv("FIBER_DEBUG", "1", 1);
+        capture_stderr(&c);
+        rc = perm_calls[i].fn();
+        release_stderr(&c, text, sizeof(text));
+        unsetenv("FIBER_DEBUG");
+        if (rc != -EPERM)
+            fail_msg("%s in debug mode returned %d, not -EPERM",
+                     perm_calls[i].call, rc);
+        char line[160];
+        snprintf(line, sizeof(line), "libfiber: debug: %s called outside a ",
+                 perm_calls[i].report);
+        if (!strstr(text, line) || count_occurrences(text, "libfiber:") != 1)
+            fail_msg("%s: no one report \"%s\" in:\n%s", perm_calls[i].call,
+                     line, text);
+    }
+    assert_int_equal(fiber_queue_destroy(&perm_queue), 0);
+}
+
+/* ---- a loop spinning on fiber_yield under the virtual clock ------------- */
+
+struct spin {
+    bool flag;
+    bool sleep_between;  /* poll as one should: sleep between polls */
+    long polls_left;     /* the pollers give up after this many */
+};
+
+/* Poll spin->flag, which the setter sets after a virtual second. */
+static void *poll_flag(void *arg)
+{
+    struct spin *s = arg;
+
+    while (!s->flag && s->polls_left > 0) {
+        s->polls_left--;
+        CHECK_EQ(s->sleep_between ? fiber_sleep(1e-3) : fiber_yield(), 0);
+    }
+    return NULL;
+}
+
+static void *set_flag(void *arg)
+{
+    struct spin *s = arg;
+
+    CHECK_EQ(fiber_sleep(1), 0);
+    s->flag = true;
+    return NULL;
+}
+
+static void *spin_main(void *arg)
+{
+    fiber_task_t *t[3];
+    fiber_attr_t poller = {.name = "poller"}, other = {.name = "other poller"};
+
+    CHECK_EQ(fiber_spawn(&t[0], set_flag, arg, &(fiber_attr_t){.name = "setter"}), 0);
+    CHECK_EQ(fiber_spawn(&t[1], poll_flag, arg, &poller), 0);
+    CHECK_EQ(fiber_spawn(&t[2], poll_flag, arg, &other), 0);
+    CHECK_EQ(fiber_gather(t, 3, NULL, NULL), 0);
+    return NULL;
+}
+
+/* Run spin_main in debug mode on the virtual clock; returns its stderr. */
+static void run_spin(struct spin *s, char *text, size_t size)
+{
+    struct captured_stderr c;
+    fiber_debug_options_t debug = {.checks = 1};
+    fiber_options_t opts = {.clock = FIBER_CLOCK_VIRTUAL, .debug = &debug};
+    int status = -1;
+
+    failed_checks = 0;
+    capture_stderr(&c);
+    int rc = fiber_run(spin_main, s, &opts, NULL, &status);
+    release_stderr(&c, text, size);
+    assert_int_equal(rc, 0);
+    assert_int_equal(status, 0);
+    assert_int_equal(failed_checks, 0);
+}
+
+static void test_yield_spinning_under_virtual_clock_is_reported(void **state)
+{
+    static char text[16384];
+    (void)state;
+
+    /* Yielding only, the pollers keep virtual time from ever reaching the
+     * setter's second: reported once, naming both, while they spin. */
+    struct spin s = {.polls_left = 3 * FIBER_TEST_SPIN_ROUNDS};
+    run_spin(&s, text, sizeof(text));
+    assert_false(s.flag && s.polls_left > 0);
+    assert_int_equal(count_occurrences(text, "libfiber: debug:"), 1);
+    assert_contains(text, "libfiber: debug: virtual time has not moved for");
+    assert_contains(text, "every runnable fiber only yielded");
+    assert_contains(text, "'poller'");
+    assert_contains(text, "'other poller'");
+
+    /* Sleeping between polls lets time move: not a word. */
+    s = (struct spin){.sleep_between = true, .polls_left = 3 * FIBER_TEST_SPIN_ROUNDS};
+    run_spin(&s, text, sizeof(text));
+    assert_true(s.flag);
+    assert_string_equal(text, "");
+}
+
 /* ---- stacks measured afresh --------------------------------------------- */
 
 static void *measure_own_stack(void *arg)
@@ -661,6 +1105,8 @@ int main(void)
         cmocka_unit_test(test_a_fiber_holding_the_cpu_too_long_is_reported),
         cmocka_unit_test(test_a_floating_point_environment_left_changed_is_reported),
         cmocka_unit_test(test_calls_outside_a_fiber_are_reported_in_debug_mode),
+        cmocka_unit_test(test_every_fiber_only_call_outside_is_eperm_and_reported),
+        cmocka_unit_test(test_yield_spinning_under_virtual_clock_is_reported),
         cmocka_unit_test(test_debug_mode_measures_a_reused_stack_afresh),
         cmocka_unit_test(test_debug_mode_spawns_a_terabyte_stack_quickly),
         cmocka_unit_test(test_debug_mode_recovers_from_enomem_as_normal_mode_does),

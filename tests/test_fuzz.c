@@ -436,6 +436,8 @@ struct mfiber {
     bool suspended;       /* resumes inside the operation at pc */
     enum mstate state;
     bool cancel_requested, cancel_delivered, cancellable;
+    /* Cancelled before it first ran, and no blocking call since. */
+    bool cancel_unseen;
     int wake;             /* what its blocking call returns on resume */
     bool timer;           /* in the timer heap */
     int64_t deadline;     /* of its timer */
@@ -575,6 +577,7 @@ static int enter_blocking(struct model *m, int fi)
     struct mfiber *f = &m->f[fi];
     int outermost = -1;
 
+    f->cancel_unseen = false;
     for (int k = f->nscopes - 1; k >= 0; k--) {
         if (f->scope_cause[k] == 0 && f->scope_deadline[k] <= m->now)
             f->scope_cause[k] = -ETIMEDOUT;
@@ -793,6 +796,8 @@ static void model_run(struct model *m, int fi)
     int woke = 0;
 
     f->state = M_RUNNING;
+    if (!resuming && f->pc == 0)
+        f->cancel_unseen = f->cancel_requested;
     if (resuming) {
         woke = f->wake;
         if (f->rescheduled) {
@@ -942,6 +947,9 @@ static void model_run(struct model *m, int fi)
     /* It returns. */
     f->result = result_of(f->script);
     model_add(m, fi, s->nops, -1, s->fails ? -EIO : 0, f->result, 0);
+    /* A cancel it never met ends it cancelled all the same. */
+    if (f->cancel_unseen)
+        f->cancel_delivered = true;
     f->status = s->fails ? -EIO : f->cancel_delivered ? -ECANCELED : 0;
     f->state = M_DONE;
     f->timer = false;

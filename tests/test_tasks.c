@@ -318,6 +318,67 @@ static void test_wait_for_timeout_keeps_result_returned_unwinding(void **state)
     assert_timed_await(&t.outcome, -ETIMEDOUT, 9, -ECANCELED);
 }
 
+static void *return_its_arg(void *arg);
+
+/* A task whose work is shielded: the timeout's cancel cannot reach it. */
+static void *shielded_work(void *arg)
+{
+    fiber_scope_t shield;
+
+    log_event("work start");
+    CHECK_EQ(fiber_scope_enter_shielded(&shield, INFINITY), 0);
+    log_event("work slept %s", rc_name(fiber_sleep(3)));
+    CHECK_EQ(fiber_scope_exit(&shield), 0);
+    CHECK_EQ(fiber_cancelling(), 1);
+    return arg;
+}
+
+static void *wait_for_shielded_work(void *arg)
+{
+    struct timed_await *out = arg;
+    fiber_task_t *task;
+
+    CHECK_EQ(fiber_spawn(&task, shielded_work, RESULT(11), NULL), 0);
+    wait_for_logged("wait_for", task, 1, out);
+    return NULL;
+}
+
+/* The task finishes after the timeout, without the cancel ever reaching
+ * it: fiber_wait_for returns 0 with its result, as asyncio 3.12 does. */
+static void test_wait_for_shielded_work_finishing_late_gives_result(void **state)
+{
+    struct timed_await out;
+    (void)state;
+
+    run_scenario(wait_for_shielded_work, &out);
+    ASSERT_EVENTS("work start @0ms", "work slept ok @3000ms",
+                  "wait_for ok @3000ms");
+    assert_timed_await(&out, 0, 11, 0);
+}
+
+/* A task not yet started when a zero timeout polls it is cancelled before
+ * it runs: it ends cancelled even if it never blocks, and the poll timed
+ * out. */
+static void *poll_unstarted(void *arg)
+{
+    struct timed_await *out = arg;
+    fiber_task_t *task;
+
+    CHECK_EQ(fiber_spawn(&task, return_its_arg, RESULT(12), NULL), 0);
+    wait_for_logged("wait_for", task, 0, out);
+    return NULL;
+}
+
+static void test_wait_for_zero_on_unstarted_task_times_out(void **state)
+{
+    struct timed_await out;
+    (void)state;
+
+    run_scenario(poll_unstarted, &out);
+    ASSERT_EVENTS("wait_for ETIMEDOUT @0ms");
+    assert_timed_await(&out, -ETIMEDOUT, 12, -ECANCELED);
+}
+
 static void test_wait_for_infinite_timeout_waits_like_await(void **state)
 {
     struct timed_job t = {
@@ -647,12 +708,13 @@ static void *keep_blocking_after_cancel(void *arg)
     CHECK_PTR(results[1], RESULT(3));
     CHECK_EQ(statuses[1], -ECANCELED);
 
-    /* Even a task that never blocks is reaped with the cancel passed on. */
+    /* Even a task that never blocks is reaped with the cancel passed on:
+     * cancelled before it ran, it ends cancelled, its result kept. */
     CHECK_EQ(fiber_spawn(&task, return_its_arg, RESULT(4), NULL), 0);
     struct timed_await w;
     wait_for_logged("wait_for", task, 5, &w);
     CHECK_PTR(w.result, RESULT(4));
-    CHECK_EQ(w.status, 0);
+    CHECK_EQ(w.status, -ECANCELED);
     return RESULT(10);
 }
 
@@ -686,6 +748,8 @@ static void test_cancel_is_level_triggered(void **state)
                   "gather ECANCELED @1000ms", "wait_for ECANCELED @1000ms");
 }
 
+/* A task cancelled before it runs still runs (to release what its arg
+ * owns) and ends cancelled, whether or not it meets the cancel. */
 static void *cancel_before_start(void *arg)
 {
     struct job *job = arg;
@@ -693,7 +757,10 @@ static void *cancel_before_start(void *arg)
     fiber_task_t *task = spawn_job(job);
     CHECK_EQ(fiber_cancel(task), 0);
     log_event("cancelled");
-    await_expecting(task, 0, 3, job->no_block ? 0 : -ECANCELED);
+    CHECK_EQ(fiber_yield(), 0);
+    CHECK_EQ(fiber_done(task), 1);
+    CHECK_EQ(fiber_cancelled(task), 1);
+    await_expecting(task, 0, 3, -ECANCELED);
     CHECK_EQ(fiber_cancelling(), 0);
     return NULL;
 }
@@ -707,13 +774,81 @@ static void test_task_cancelled_before_start_still_runs(void **state)
     ASSERT_EVENTS("cancelled @0ms", "A start @0ms", "A slept ECANCELED @0ms");
 }
 
-static void test_status_is_zero_when_cancel_never_reached(void **state)
+static void test_cancelled_before_start_never_blocking(void **state)
 {
     struct job job = {.label = "A", .no_block = true, .result = 3};
     (void)state;
 
     run_scenario(cancel_before_start, &job);
     ASSERT_EVENTS("cancelled @0ms", "A start @0ms");
+}
+
+/* A task cancelled while it runs that returns without another blocking
+ * call never meets the cancel, and ends cancelled (asyncio: the
+ * CancelledError had no await to be raised at). */
+static void *cancel_self_and_return(void *arg)
+{
+    CHECK_EQ(fiber_cancel(fiber_self()), 0);
+    CHECK_EQ(fiber_cancelling(), 1);
+    return arg;
+}
+
+/* The same task, meeting the cancel at a blocking call after it. */
+static void *cancel_self_and_sleep(void *arg)
+{
+    CHECK_EQ(fiber_cancel(fiber_self()), 0);
+    CHECK_EQ(fiber_sleep(1), -ECANCELED);
+    return arg;
+}
+
+/* A task in a blocking call when the cancel comes: its wake-up was due
+ * first (the completion wins) and it returns without blocking again, so
+ * the cancel never reached it and its status is its own. */
+static void *sleep_then_return(void *arg)
+{
+    CHECK_EQ(fiber_sleep(1), 0);
+    return arg;
+}
+
+static void *cancel_while_running(void *arg)
+{
+    void *result = NULL;
+    int status = 1;
+    (void)arg;
+
+    fiber_task_t *task;
+    CHECK_EQ(fiber_spawn(&task, cancel_self_and_return, RESULT(5), NULL), 0);
+    CHECK_EQ(fiber_await(task, &result, &status), 0);
+    CHECK_PTR(result, RESULT(5));
+    CHECK_EQ(status, -ECANCELED);
+
+    CHECK_EQ(fiber_spawn(&task, cancel_self_and_return, RESULT(6), NULL), 0);
+    CHECK_EQ(fiber_yield(), 0);
+    CHECK_EQ(fiber_done(task), 1);
+    CHECK_EQ(fiber_cancelled(task), 1);
+    CHECK_EQ(fiber_await(task, NULL, NULL), 0);
+
+    CHECK_EQ(fiber_spawn(&task, cancel_self_and_sleep, RESULT(7), NULL), 0);
+    CHECK_EQ(fiber_await(task, &result, &status), 0);
+    CHECK_PTR(result, RESULT(7));
+    CHECK_EQ(status, -ECANCELED);
+
+    /* Both timers fall due at 1 s, this fiber's set first: it runs first,
+     * and finds the task ready with its sleep done. */
+    CHECK_EQ(fiber_spawn(&task, sleep_then_return, RESULT(8), NULL), 0);
+    CHECK_EQ(fiber_sleep(1), 0);
+    CHECK_EQ(fiber_done(task), 0);
+    CHECK_EQ(fiber_cancel(task), 0);
+    CHECK_EQ(fiber_await(task, &result, &status), 0);
+    CHECK_PTR(result, RESULT(8));
+    CHECK_EQ(status, 0);
+    return NULL;
+}
+
+static void test_cancelled_while_running(void **state)
+{
+    (void)state;
+    run_scenario(cancel_while_running, NULL);
 }
 
 static void *cancel_finished_task(void *arg)
@@ -1410,6 +1545,8 @@ int main(void)
         cmocka_unit_test(test_wait_for_timeout_keeps_result_returned_unwinding),
         cmocka_unit_test(test_wait_for_infinite_timeout_waits_like_await),
         cmocka_unit_test(test_wait_for_zero_timeout_polls),
+        cmocka_unit_test(test_wait_for_zero_on_unstarted_task_times_out),
+        cmocka_unit_test(test_wait_for_shielded_work_finishing_late_gives_result),
         cmocka_unit_test(test_await_until_past_deadline_polls),
         cmocka_unit_test(test_wait_for_completion_wins_task_timer_set_last),
         cmocka_unit_test(test_wait_for_completion_wins_task_timer_set_first),
@@ -1420,7 +1557,8 @@ int main(void)
         cmocka_unit_test(test_cancel_sleeping_task_wakes_it_at_once),
         cmocka_unit_test(test_cancel_is_level_triggered),
         cmocka_unit_test(test_task_cancelled_before_start_still_runs),
-        cmocka_unit_test(test_status_is_zero_when_cancel_never_reached),
+        cmocka_unit_test(test_cancelled_before_start_never_blocking),
+        cmocka_unit_test(test_cancelled_while_running),
         cmocka_unit_test(test_cancel_finished_task_is_ealready),
         cmocka_unit_test(test_cancelled_and_cancelling_report_the_state),
         cmocka_unit_test(test_cancel_while_awaiting_cancels_the_awaited),

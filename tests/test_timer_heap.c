@@ -62,7 +62,10 @@ static void assert_heap_valid(const struct fiber__timer_heap *heap)
         if (i > 0) {
             const struct fiber__timer_slot *p = &heap->slots[(i - 1) / 4];
             assert_true(p->deadline < s->deadline ||
-                        (p->deadline == s->deadline && p->timer->seq < s->timer->seq));
+                        (p->deadline == s->deadline &&
+                         (p->timer->early > s->timer->early ||
+                          (p->timer->early == s->timer->early &&
+                           (int32_t)(p->timer->seq - s->timer->seq) < 0))));
         }
     }
 }
@@ -193,6 +196,59 @@ static void test_pop_due_respects_now(void **state)
     fiber__timer_heap_destroy(&heap);
 }
 
+/* Equal deadlines pop by how far below the deadline the time asked for
+ * lay, the furthest first, and only then in insertion order. */
+static void test_equal_deadlines_pop_by_early_part(void **state)
+{
+    (void)state;
+    static const uint64_t early[] = {0, 5, UINT64_MAX, 5, 1u << 20, 0, 7};
+    static const size_t order[] = {2, 4, 6, 1, 3, 0, 5};
+    enum { N = sizeof(early) / sizeof(early[0]) };
+    struct fiber__timer_heap heap;
+    struct entry e[N];
+
+    fiber__timer_heap_init(&heap);
+    assert_int_equal(fiber__timer_heap_reserve(&heap, N + 1), 0);
+    for (size_t i = 0; i < N; i++) {
+        fiber__timer_init(&e[i].timer);
+        fiber__timer_heap_insert_early(&heap, &e[i].timer, 100, early[i]);
+        assert_heap_valid(&heap);
+    }
+    /* An earlier deadline still comes first, whatever its early part. */
+    struct entry first;
+    fiber__timer_init(&first.timer);
+    fiber__timer_heap_insert_early(&heap, &first.timer, 99, 0);
+    assert_ptr_equal(fiber__timer_heap_pop_due(&heap, 100), &first.timer);
+    for (size_t i = 0; i < N; i++) {
+        assert_ptr_equal(fiber__timer_heap_pop_due(&heap, 100),
+                         &e[order[i]].timer);
+        assert_heap_valid(&heap);
+    }
+    fiber__timer_heap_destroy(&heap);
+}
+
+/* The insertion counter is 32 bits: equal timers inserted across its wrap
+ * still pop in insertion order. */
+static void test_insertion_order_survives_the_counter_wrapping(void **state)
+{
+    (void)state;
+    enum { N = 6 };
+    struct fiber__timer_heap heap;
+    struct entry e[N];
+
+    fiber__timer_heap_init(&heap);
+    assert_int_equal(fiber__timer_heap_reserve(&heap, N), 0);
+    heap.next_seq = UINT32_MAX - 2;
+    for (size_t i = 0; i < N; i++) {
+        fiber__timer_init(&e[i].timer);
+        fiber__timer_heap_insert(&heap, &e[i].timer, 7);
+        assert_heap_valid(&heap);
+    }
+    for (size_t i = 0; i < N; i++)
+        assert_ptr_equal(fiber__timer_heap_pop_due(&heap, 7), &e[i].timer);
+    fiber__timer_heap_destroy(&heap);
+}
+
 static void test_remove_idle_timer_is_harmless(void **state)
 {
     (void)state;
@@ -228,6 +284,8 @@ int main(void)
         cmocka_unit_test(test_random_operations_match_model),
         cmocka_unit_test(test_pop_order_is_deadline_then_insertion),
         cmocka_unit_test(test_pop_due_respects_now),
+        cmocka_unit_test(test_equal_deadlines_pop_by_early_part),
+        cmocka_unit_test(test_insertion_order_survives_the_counter_wrapping),
         cmocka_unit_test(test_remove_idle_timer_is_harmless),
         cmocka_unit_test(test_reserve_refuses_absurd_sizes),
     };
