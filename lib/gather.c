@@ -12,7 +12,6 @@
 #include <stdlib.h>
 
 #include "collector.h"
-#include "debug.h"
 #include "loop.h"
 #include "task.h"
 

@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <math.h>
 
-#include "debug.h"
 #include "loop.h"
 
 /* The entry check of api: the running fiber, or NULL outside one; *loop

@@ -9,7 +9,6 @@
 #include <math.h>
 #include <stdio.h>
 
-#include "debug.h"
 #include "loop.h"
 #include "scope.h"
 #include "task.h"
