@@ -1,7 +1,8 @@
 /*
  * debug.h - the debugging aids' per-loop state and the few calls the core
- * makes into them: attach and detach around a loop, a check at each round,
- * a quarantine for freed tasks, and the checks of debug mode.
+ * makes into them, through the observers' table of hooks (loop.h):
+ * attach and detach around a loop, a check at each round, a quarantine
+ * for freed tasks, and the checks of debug mode.
  *
  * A loop with every aid off has loop->debug == NULL and pays one branch
  * where the core calls in.
@@ -90,16 +91,6 @@ int fiber__debug_bad_handle(struct fiber_loop *loop, const struct fiber_task *t,
 
 /* fiber__outside_fiber and fiber__outside_loop, the reports of the entry
  * checks, are declared in loop.h. */
-
-/* The check every public call taking a handle makes first. */
-static inline int fiber__check_handle(const struct fiber_task *t, const char *api)
-{
-    struct fiber_loop *loop = fiber__loop;
-
-    if (loop && loop->debug && t)
-        return fiber__debug_bad_handle(loop, t, api);
-    return 0;
-}
 
 /* Write one line, "libfiber: debug: " and the text, to the report stream
  * of loop (stderr when loop is NULL). */

@@ -21,7 +21,6 @@
 
 #include "backtrace.h"
 #include "compact.h"
-#include "debug.h"
 #include "loop.h"
 #include "sanitizers.h"
 
@@ -134,16 +133,17 @@ size_t fiber__stack_high_water(const struct fiber_loop *loop,
     return (size_t)(base + f->stack.size - scan.hit);
 }
 
-void fiber__stack_paint(const struct fiber_loop *loop, struct fiber_task *f)
+bool fiber__stack_paint(const struct fiber_loop *loop, struct fiber_task *f)
 {
 #ifdef FIBER__ASAN
     /* ASan keeps its own shadow of these bytes; it measures stacks itself. */
     (void)loop;
     (void)f;
+    return false;
 #else
     /* The shared stack holds other compact fibers' frames. */
     if (f->compact)
-        return;
+        return false;
     char *base = f->stack.base;
     char *sp = fiber__context_sp(&f->ctx);
     size_t page = loop->stacks.page_size;
@@ -151,7 +151,7 @@ void fiber__stack_paint(const struct fiber_loop *loop, struct fiber_task *f)
     /* Valgrind would see writes below another stack's pointer. */
     if (RUNNING_ON_VALGRIND || !base || !sp || sp <= base + PAINT_MARGIN ||
         sp > base + f->stack.size)
-        return;
+        return false;
     /* Only well below the first frame: the switch may keep a word or two
      * just under the starting stack pointer.  The whole pages below are
      * given back to the kernel, which reads them as zeros and no longer
@@ -165,13 +165,13 @@ void fiber__stack_paint(const struct fiber_loop *loop, struct fiber_task *f)
     char *last = (char *)((uintptr_t)end & ~(uintptr_t)(page - 1));
     unsigned char resident = 0;
     if (last > low && madvise(low, (size_t)(last - low), MADV_DONTNEED) < 0)
-        return;
+        return false;
     if (last < base)
         last = base;
     if (mincore((char *)((uintptr_t)last & ~(uintptr_t)(page - 1)), 1, &resident) == 0 &&
         (resident & 1))
         memset(last, 0, (size_t)(end - last));
-    f->debug_flags |= FIBER__FLAG_PAINTED;
+    return true;
 #endif
 }
 
@@ -303,6 +303,22 @@ size_t fiber__dump_fibers(struct fiber_loop *loop, FILE *out, const char *indent
         fprintf(out, "%s(no memory for backtraces)\n", indent);
     free(pcs);
     return n;
+}
+
+void fiber__report_deadlock(struct fiber_loop *loop, FILE *out,
+                            const char *reason)
+{
+    size_t n = 0;
+
+    for (const struct fiber_task *f = loop->all_head; f; f = f->all_next)
+        if (f->state != FIBER__DONE)
+            n++;
+    fprintf(out, "libfiber: deadlock: %s (%zu fiber%s):\n", reason, n,
+            n == 1 ? "" : "s");
+    /* Each blocked fiber with its state, stack use and backtrace, so that
+     * the report shows where every one of them is stuck. */
+    fiber__dump_fibers(loop, out, "  ");
+    fflush(out);
 }
 
 int fiber__dump(struct fiber_loop *loop, FILE *out, const char *title)

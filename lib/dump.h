@@ -4,6 +4,7 @@
 #ifndef FIBER_DUMP_H
 #define FIBER_DUMP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -17,6 +18,12 @@ size_t fiber__dump_fibers(struct fiber_loop *loop, FILE *out, const char *indent
 /* "libfiber: <title> (N live fibers):" and then every live fiber.
  * Returns the number of fibers, or -EIO if out failed. */
 int fiber__dump(struct fiber_loop *loop, FILE *out, const char *title);
+
+/* Write "libfiber: deadlock: <reason>" and, for each live fiber, what it
+ * waits for, its stack use and its backtrace: the hooks' deadlock report,
+ * made whatever aids are on. */
+void fiber__report_deadlock(struct fiber_loop *loop, FILE *out,
+                            const char *reason);
 
 /* What f is doing, for reports: "sleeping, wakes in 2.500 s". */
 void fiber__describe_state(const struct fiber_loop *loop,
@@ -33,7 +40,8 @@ size_t fiber__stack_high_water(const struct fiber_loop *loop,
                                const struct fiber_task *f);
 
 /* Zero the resident pages of f's stack below its starting frame, so that
- * its high-water mark is its own.  Before f first runs. */
-void fiber__stack_paint(const struct fiber_loop *loop, struct fiber_task *f);
+ * its high-water mark is its own.  Before f first runs.  Returns whether
+ * it did (not for a compact fiber, under ASan or Valgrind). */
+bool fiber__stack_paint(const struct fiber_loop *loop, struct fiber_task *f);
 
 #endif

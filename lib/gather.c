@@ -12,7 +12,6 @@
 #include <stdlib.h>
 
 #include "collector.h"
-#include "debug.h"
 #include "loop.h"
 #include "task.h"
 
@@ -135,15 +134,14 @@ FIBER_API int fiber_gather_fail_fast(fiber_task_t *const tasks[], size_t n,
                                      void *results[], int statuses[],
                                      size_t *failed)
 {
-    struct fiber_task *self = fiber__current();
-
     if (n > 0 && !tasks)
         return -EINVAL;
     for (size_t i = 0; i < n; i++)
         if (!tasks[i])
             return -EINVAL;
+    struct fiber_task *self = fiber__enter_fiber("fiber_gather_fail_fast");
     if (!self)
-        return fiber__outside_fiber("fiber_gather_fail_fast");
+        return -EPERM;
     int rc = fiber__check_awaitable_all(self, tasks, n);
     if (rc < 0)
         return rc;

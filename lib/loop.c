@@ -1,5 +1,5 @@
 /*
- * loop.c - the scheduler: run queue, timers, switching, fiber_run.
+ * loop.c - the scheduler: run queue, timers, switching, running a loop.
  *
  * Fibers hand the CPU to each other directly: a fiber that blocks switches
  * straight to the next ready fiber.  Only when a round is over (every fiber
@@ -29,6 +29,11 @@
  * outermost scope), and the call returns that.  A call that can tell a
  * completion at the very instant of its timeout (an await, a waitset)
  * checks that before asking fiber__wait_timed_out: a completion wins.
+ *
+ * The loop is the core's top: it reaches the observers only through the
+ * table of hooks and the features' per-loop state only through the list of
+ * extensions (loop.h).  lib/README.md maps the floors of the library and
+ * the life of a fiber.
  */
 #include "config.h"
 
@@ -43,10 +48,6 @@
 
 #include "collector.h"
 #include "compact.h"
-#include "debug.h"
-#include "observe.h"
-#include "poller.h"
-#include "report.h"
 #include "sanitizers.h"
 #include "scope.h"
 
@@ -232,11 +233,11 @@ static __attribute__((noinline)) void fire_timers(struct fiber_loop *loop)
 static void begin_round(struct fiber_loop *loop)
 {
     if (loop->debug)
-        fiber__debug_round(loop);
+        loop->hooks->round(loop);
     if (loop->timers.len)
         fire_timers(loop);
-    if (fiber__poller_pending(loop))
-        fiber__poller_wait(loop, INT64_MIN);
+    if (loop->io_waiting)
+        loop->io_wait(loop, INT64_MIN);
     loop->round_left = loop->nready;
 }
 
@@ -291,7 +292,7 @@ static struct fiber__context *next_context(struct fiber_loop *loop,
 static void note_switch(struct fiber_loop *loop, struct fiber_task *from)
 {
     if (loop->observed)
-        fiber__observe_switch(loop, from, loop->current);
+        loop->hooks->switched(loop, from, loop->current);
 }
 
 static void switch_context(struct fiber_loop *loop, struct fiber_task *from,
@@ -356,7 +357,7 @@ static void fiber_entry(void)
     else
         self->status = 0;
     if (loop->observed)
-        fiber__observe_exit(loop, self);
+        loop->hooks->exited(loop, self);
     self->state = FIBER__DONE;
     loop->nalive--;
     if (self->waiter)
@@ -453,7 +454,7 @@ void fiber__free_task(struct fiber_loop *loop, struct fiber_task *f)
 {
     all_unlink(loop, f);
     /* Debug mode keeps it out of reuse, to recognise its handle later. */
-    if (loop->debug && fiber__debug_quarantine(loop, f))
+    if (loop->debug && loop->hooks->quarantine(loop, f))
         return;
     fiber__release_task(loop, f);
 }
@@ -583,7 +584,7 @@ int fiber__spawn(struct fiber_loop *loop, struct fiber_task **out, fiber_fn fn,
                                    : alloc_task(loop, stack_size, &rc);
     /* Debug mode keeps freed tasks aside: out of memory, give them back
      * and try once more, as a program recovering from -ENOMEM expects. */
-    if (!f && rc == -ENOMEM && fiber__debug_unquarantine(loop))
+    if (!f && rc == -ENOMEM && loop->debug && loop->hooks->unquarantine(loop))
         f = compact ? alloc_compact_task(loop, &rc)
                     : alloc_task(loop, stack_size, &rc);
     if (!f)
@@ -611,7 +612,7 @@ int fiber__spawn(struct fiber_loop *loop, struct fiber_task **out, fiber_fn fn,
     loop->nalive++;
     fiber__make_ready(loop, f, 0);
     if (loop->observed)
-        fiber__observe_spawn(loop, loop->current, f);
+        loop->hooks->spawned(loop, loop->current, f);
     *out = f;
     return 0;
 }
@@ -631,8 +632,8 @@ static bool start_round(struct fiber_loop *loop)
         if (loop->nready > 0)
             return true;
         const struct fiber__timer_slot *next = fiber__timer_heap_peek(&loop->timers);
-        if (fiber__poller_pending(loop))
-            fiber__poller_wait(loop, next ? next->deadline : FIBER__FOREVER);
+        if (loop->io_waiting)
+            loop->io_wait(loop, next ? next->deadline : FIBER__FOREVER);
         else if (next)
             fiber__clock_wait_until(&loop->clock, next->deadline);
         else
@@ -707,12 +708,12 @@ static int run_scheduler(struct fiber_loop *loop)
         /* Nothing ready, nothing pending, yet fibers are alive. */
         rc = -EDEADLK;
         if (!loop->shutting_down) {
-            fiber__report_deadlock(loop, stderr,
-                                   "every fiber is blocked and nothing can wake them");
+            loop->hooks->deadlock(loop, stderr,
+                                  "every fiber is blocked and nothing can wake them");
             cancel_all(loop);
         } else {
-            fiber__report_deadlock(loop, stderr,
-                                   "fibers still blocked after cancellation are abandoned");
+            loop->hooks->deadlock(loop, stderr,
+                                  "fibers still blocked after cancellation are abandoned");
             abandon_all(loop);
         }
     }
@@ -720,7 +721,7 @@ static int run_scheduler(struct fiber_loop *loop)
     return rc;
 }
 
-/* ---- fiber_run --------------------------------------------------------- */
+/* ---- running a loop ---------------------------------------------------- */
 
 /* How long this thread's last run lasted on its clock: fiber_elapsed_ns
  * reads it once the loop is gone. */
@@ -742,15 +743,27 @@ static int clock_from_env(int *clock)
     return -EINVAL;
 }
 
+/* Stop the per-loop extensions, last started first: one started later
+ * may use one started before it (the thread pool uses the poller). */
+static void stop_extensions(struct fiber_loop *loop)
+{
+    struct fiber__ext *ext;
+
+    while ((ext = loop->exts)) {
+        loop->exts = ext->next;
+        ext->stop(loop, ext);
+    }
+}
+
 static void loop_destroy(struct fiber_loop *loop)
 {
-    fiber__debug_detach(loop);
+    loop->hooks->detach(loop);
     /* Groups and waitsets of fibers abandoned before they returned. */
     fiber__collectors_free(loop);
     while (loop->all_head)
         fiber__free_task(loop, loop->all_head);
     free_compact_tasks(loop);
-    fiber__poller_destroy(loop);
+    stop_extensions(loop);
     fiber__timer_heap_destroy(&loop->timers);
     fiber__stack_pool_destroy(&loop->stacks);
     free(loop);
@@ -759,8 +772,9 @@ static void loop_destroy(struct fiber_loop *loop)
 /* Loops started in the process so far, for their serial numbers. */
 static _Atomic uint64_t loops_started;
 
-FIBER_API int fiber_run(fiber_fn main, void *arg, const fiber_options_t *opts,
-                        void **result, int *status)
+int fiber__loop_run(const struct fiber__hooks *hooks, fiber_fn main,
+                    void *arg, const fiber_options_t *opts, void **result,
+                    int *status)
 {
     fiber_options_t o = opts ? *opts : (fiber_options_t){0};
     int rc;
@@ -790,7 +804,8 @@ FIBER_API int fiber_run(fiber_fn main, void *arg, const fiber_options_t *opts,
     fiber__stack_pool_init(&loop->stacks);
     loop->default_usable = fiber__stack_round(&loop->stacks, loop->stack_size);
     fiber__clock_init(&loop->clock, o.clock == FIBER_CLOCK_VIRTUAL);
-    rc = fiber__debug_attach(loop, o.debug);
+    loop->hooks = hooks;
+    rc = hooks->attach(loop, o.debug);
     if (rc < 0) {
         loop_destroy(loop);
         return rc;

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "clock.h"
 #include "context.h"
@@ -83,6 +84,72 @@ struct fiber_task {
     uint32_t debug_magic, debug_flags;
 };
 
+struct fiber_loop;
+
+/*
+ * The one table through which the core reaches the observers: debug mode,
+ * dumps, backtraces, traces and deadlock reports.  The loop calls them by
+ * pointer, never by name, so the core depends on no observer; the
+ * observers fill the table (observe.c) and fiber_run (run.c) hands it to
+ * the loop.  The switch, spawn and exit hooks are called only while
+ * loop->observed is set, the round, quarantine and handle hooks only while
+ * loop->debug is set, so a loop that nobody observes pays one predictable
+ * branch where the core calls in.
+ */
+struct fiber__hooks {
+    /* Set up the aids that opts (NULL: the environment alone) and the
+     * environment ask for, before the main fiber is spawned.  Returns 0,
+     * -EINVAL for a bad option or environment variable, -ENOMEM. */
+    int (*attach)(struct fiber_loop *loop, const fiber_debug_options_t *opts);
+    /* The end of the loop, before its tasks are freed; also after a
+     * failed or partial attach. */
+    void (*detach)(struct fiber_loop *loop);
+    /* At the start of every round. */
+    void (*round)(struct fiber_loop *loop);
+    /* Before a switch from one fiber to another; NULL stands for the
+     * scheduler's own context. */
+    void (*switched)(struct fiber_loop *loop, struct fiber_task *from,
+                     struct fiber_task *to);
+    /* After parent spawned child (parent is NULL for the main fiber). */
+    void (*spawned)(struct fiber_loop *loop, struct fiber_task *parent,
+                    struct fiber_task *child);
+    /* When f has returned, before its stack is released. */
+    void (*exited)(struct fiber_loop *loop, struct fiber_task *f);
+    /* Keep a freed task out of reuse for a while: true if it was taken. */
+    bool (*quarantine)(struct fiber_loop *loop, struct fiber_task *f);
+    /* Give every quarantined task back, when memory runs out: true if
+     * there was any. */
+    bool (*unquarantine)(struct fiber_loop *loop);
+    /* A handle that is no longer a live task, passed to api: reported,
+     * -EINVAL; 0 for a good handle. */
+    int (*bad_handle)(struct fiber_loop *loop, const struct fiber_task *t,
+                      const char *api);
+    /* Always, whatever aids are on: every live fiber is blocked for good.
+     * Write the reason and what each fiber waits for to out. */
+    void (*deadlock)(struct fiber_loop *loop, FILE *out, const char *reason);
+};
+
+/*
+ * A per-loop extension: a feature with state of its own in each loop that
+ * uses it (the poller, the thread pool, signals, processes).  It starts on
+ * first use and links itself into the loop's list with fiber__ext_start;
+ * when the loop ends it walks the list, last started first, and calls each
+ * one's stop, so the loop never names what it stops.  Each keeps its state
+ * in its own slot of the loop (the poller, which the scheduler asks at
+ * every round, in loop->poller).
+ */
+struct fiber__ext {
+    void (*stop)(struct fiber_loop *loop, struct fiber__ext *ext);
+    struct fiber__ext *next;
+};
+
+enum fiber__ext_slot {
+    FIBER__EXT_THREAD_POOL,
+    FIBER__EXT_SIGNALS,
+    FIBER__EXT_PROCESSES,
+    FIBER__EXT_SLOTS
+};
+
 struct fiber_loop {
     struct fiber__context sched_ctx;  /* the thread's context in fiber_run */
     struct fiber_task *current;       /* NULL while the scheduler runs */
@@ -121,7 +188,16 @@ struct fiber_loop {
     bool observed;                /* call the observe.h hooks */
     int *errno_at;                /* this thread's errno */
     struct fiber__poller *poller; /* NULL until a fiber first waits on I/O */
+    /* The wait for I/O that the poller puts in when it starts, and how
+     * many fibers wait for what it delivers: while any does, the
+     * scheduler polls at each round and waits there rather than on its
+     * clock, and the loop is neither idle nor deadlocked. */
+    int (*io_wait)(struct fiber_loop *loop, int64_t deadline);
+    size_t io_waiting;
+    struct fiber__ext *exts;      /* started extensions, last started first */
+    void *ext_slot[FIBER__EXT_SLOTS]; /* their state, by enum fiber__ext_slot */
     struct fiber__debug *debug;   /* debugging aids (debug.h); NULL if none */
+    const struct fiber__hooks *hooks; /* the observers' table */
 };
 
 /* The loop running on this thread, or NULL.  initial-exec: read with one
@@ -329,6 +405,38 @@ int fiber__wait(struct fiber_loop *loop, const struct fiber__wait *w,
  */
 int fiber__wait_timed_out(struct fiber_task *self, const struct fiber__wait *w,
                           bool by_scope);
+
+/* Link a newly started extension into the loop's list: its stop runs
+ * when the loop ends, before that of any extension started earlier. */
+static inline void fiber__ext_start(struct fiber_loop *loop,
+                                    struct fiber__ext *ext,
+                                    void (*stop)(struct fiber_loop *loop,
+                                                 struct fiber__ext *ext))
+{
+    ext->stop = stop;
+    ext->next = loop->exts;
+    loop->exts = ext;
+}
+
+/* The check every public call taking a handle makes first: one test
+ * unless debug mode is on. */
+static inline int fiber__check_handle(const struct fiber_task *t, const char *api)
+{
+    struct fiber_loop *loop = fiber__loop;
+
+    if (loop && loop->debug && t)
+        return loop->hooks->bad_handle(loop, t, api);
+    return 0;
+}
+
+/*
+ * fiber_run with the observers' table of hooks, which run.c
+ * passes: run main on a new loop on this thread until every fiber has
+ * finished.
+ */
+int fiber__loop_run(const struct fiber__hooks *hooks, fiber_fn main,
+                    void *arg, const fiber_options_t *opts, void **result,
+                    int *status);
 
 /* The task's name, formatted on first use if it was not given. */
 const char *fiber__task_name(const struct fiber_task *f);

@@ -1,7 +1,9 @@
 /*
- * observe.c - the scheduler's observation hooks, which feed debug mode's
- * checks and the trace.  The scheduler calls them only while
- * loop->observed is set, which debug.c does when either is on.
+ * observe.c - the observers' table of hooks (loop.h), through which the
+ * core reaches debug mode, dumps, traces and deadlock reports, and the
+ * observation hooks that feed debug mode's checks and the trace.  The
+ * scheduler calls those only while loop->observed is set, which debug.c
+ * does when either is on.
  */
 #include "config.h"
 
@@ -11,6 +13,19 @@
 #include "dump.h"
 #include "loop.h"
 #include "trace.h"
+
+const struct fiber__hooks fiber__observers = {
+    .attach = fiber__debug_attach,
+    .detach = fiber__debug_detach,
+    .round = fiber__debug_round,
+    .switched = fiber__observe_switch,
+    .spawned = fiber__observe_spawn,
+    .exited = fiber__observe_exit,
+    .quarantine = fiber__debug_quarantine,
+    .unquarantine = fiber__debug_unquarantine,
+    .bad_handle = fiber__debug_bad_handle,
+    .deadlock = fiber__report_deadlock,
+};
 
 void fiber__observe_switch(struct fiber_loop *loop, struct fiber_task *from,
                            struct fiber_task *to)
@@ -35,7 +50,8 @@ void fiber__observe_spawn(struct fiber_loop *loop, struct fiber_task *parent,
 
     if (d->checks) {
         child->debug_magic = FIBER__MAGIC_LIVE;
-        fiber__stack_paint(loop, child);
+        if (fiber__stack_paint(loop, child))
+            child->debug_flags |= FIBER__FLAG_PAINTED;
     }
     if (d->log)
         fiber__trace_spawn(d->log, fiber__clock_now(&loop->clock), parent, child);

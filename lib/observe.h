@@ -1,5 +1,6 @@
 /*
- * observe.h - hooks through which debugging aids watch the scheduler.
+ * observe.h - how debugging aids watch the scheduler: the switch, spawn
+ * and exit hooks of the observers' table (loop.h).
  *
  * The scheduler calls them only while loop->observed is set, so a loop that
  * nobody observes pays one predictable branch per switch.
@@ -9,6 +10,10 @@
 
 struct fiber_loop;
 struct fiber_task;
+
+/* The observers' table of hooks (loop.h), which fiber_run hands to the
+ * loop. */
+extern const struct fiber__hooks fiber__observers;
 
 /* Before a switch from one fiber to another; NULL stands for the
  * scheduler's own context. */

@@ -26,9 +26,6 @@
 #include <unistd.h>
 
 #include "loop.h"
-#include "process.h"
-#include "signals.h"
-#include "thread_pool.h"
 
 /* Table entries per chunk.  Chunks never move once allocated, because
  * waiting fibers point into their entry's wait queues. */
@@ -92,6 +89,8 @@ static void entry_reset(struct fiber_loop *loop, struct fiber__poller *p,
 
 /* ---- the poller -------------------------------------------------------- */
 
+static void poller_stop(struct fiber_loop *loop, struct fiber__ext *ext);
+
 int fiber__poller_get(struct fiber_loop *loop, struct fiber__poller **out)
 {
     if (loop->poller) {
@@ -108,19 +107,21 @@ int fiber__poller_get(struct fiber_loop *loop, struct fiber__poller **out)
         return -err;
     }
     loop->poller = p;
+    loop->io_wait = fiber__poller_wait;
+    fiber__ext_start(loop, &p->ext, poller_stop);
     *out = p;
     return 0;
 }
 
 void fiber__poller_hold(struct fiber_loop *loop)
 {
-    loop->poller->nwaiting++;
+    loop->io_waiting++;
 }
 
 void fiber__poller_release(struct fiber_loop *loop)
 {
-    assert(loop->poller->nwaiting > 0);
-    loop->poller->nwaiting--;
+    assert(loop->io_waiting > 0);
+    loop->io_waiting--;
 }
 
 int fiber__fd_get(struct fiber_loop *loop, int fd, struct fiber__fd **out)
@@ -430,15 +431,12 @@ int fiber__poller_wait(struct fiber_loop *loop, int64_t deadline)
     return (int)woken;
 }
 
-void fiber__poller_destroy(struct fiber_loop *loop)
+/* The end of the loop: the extensions started after the poller, which
+ * may have used it, are stopped already. */
+static void poller_stop(struct fiber_loop *loop, struct fiber__ext *ext)
 {
-    struct fiber__poller *p = loop->poller;
+    struct fiber__poller *p = (struct fiber__poller *)(void *)ext;
 
-    if (!p)
-        return;
-    fiber__thread_pool_destroy(loop);
-    fiber__signals_destroy(loop);
-    fiber__processes_destroy(loop);
     for (size_t c = 0; c < p->nchunks; c++) {
         free(p->chunks[c]);
     }
@@ -446,4 +444,5 @@ void fiber__poller_destroy(struct fiber_loop *loop)
     close(p->epfd);
     free(p);
     loop->poller = NULL;
+    loop->io_wait = NULL;
 }

@@ -1,7 +1,8 @@
 /*
- * poller.h - how the loop waits for I/O.  The scheduler calls the first
- * three functions when it looks for work; until a fiber first waits on a
- * file descriptor the loop has no poller and waits on its clock alone.
+ * poller.h - how the loop waits for I/O.  The scheduler calls the poller
+ * through loop->io_wait while loop->io_waiting counts fibers waiting on
+ * it; until a fiber first waits on a file descriptor the loop has no
+ * poller and waits on its clock alone.
  *
  * The poller is an epoll instance, edge-triggered, with each descriptor
  * registered for the directions fibers wait on.  What the library knows
@@ -19,8 +20,10 @@
  * is a hint that a failing call corrects, and the registration is checked
  * at each wait.
  *
- * Other modules (the thread pool, signals) hang their per-loop state off
- * the poller and register descriptors with a handler of their own.
+ * The poller is a per-loop extension (loop.h), started by the first wait
+ * on a descriptor.  Other extensions (the thread pool, signals, processes)
+ * keep their state in slots of their own and register descriptors with a
+ * handler of their own.
  */
 #ifndef FIBER_POLLER_H
 #define FIBER_POLLER_H
@@ -31,10 +34,6 @@
 
 #include "loop.h"
 #include "waitq.h"
-
-struct fiber__thread_pool;
-struct fiber__signals;
-struct fiber_process;
 
 /* Directions a fiber waits for; the same bits as FIBER_READABLE and
  * FIBER_WRITABLE. */
@@ -79,27 +78,17 @@ struct fiber__fd {
 };
 
 struct fiber__poller {
+    struct fiber__ext ext;         /* in the loop's list of extensions */
     int epfd;
-    size_t nwaiting;               /* fibers blocked on what epoll reports */
     struct fiber__fd **chunks;     /* the fd table, FIBER__FD_CHUNK per chunk */
     size_t nchunks;
     bool no_epoll_pwait2;          /* the kernel lacks it: millisecond waits */
-    struct fiber__thread_pool *pool;
-    struct fiber__signals *signals;
-    struct fiber_process *processes;   /* handles not waited for yet */
     /* Kept off the stack: the scheduler also polls from fibers' stacks. */
     struct epoll_event events[FIBER__POLLER_EVENTS];
 };
 
-/* True while some fiber waits on I/O (or on work that completes through
- * the poller), so that the loop is not idle, nor deadlocked, without it.
- * Inline: the scheduler asks at every round. */
-static inline bool fiber__poller_pending(const struct fiber_loop *loop)
-{
-    return loop->poller && loop->poller->nwaiting > 0;
-}
-
 /*
+ * The loop's io_wait (loop.h), put in place when the poller starts.
  * Wait for I/O until the loop-clock deadline (FIBER__FOREVER: no limit; a
  * deadline already passed: just poll), making ready every fiber whose wait
  * is over.  Returns the number of fibers made ready.
@@ -111,10 +100,6 @@ static inline bool fiber__poller_pending(const struct fiber_loop *loop)
  * loop can lose a race with a virtual deadline.
  */
 int fiber__poller_wait(struct fiber_loop *loop, int64_t deadline);
-
-/* Release the poller's resources at the end of the loop: join the thread
- * pool, stop watching signals, forget processes, close epoll. */
-void fiber__poller_destroy(struct fiber_loop *loop);
 
 /* The loop's poller, created on first use.  Returns 0 or a negative errno
  * (-ENOMEM, or epoll_create1's error). */
@@ -167,7 +152,8 @@ int fiber__poller_add_handler(struct fiber_loop *loop, int fd,
                               fiber__io_handler *handler, void *ctx);
 
 /* Count the running fiber as waiting on something the poller delivers
- * while it blocks (hold before blocking, release after). */
+ * while it blocks (hold before blocking, release after), in
+ * loop->io_waiting. */
 void fiber__poller_hold(struct fiber_loop *loop);
 void fiber__poller_release(struct fiber_loop *loop);
 

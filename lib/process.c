@@ -41,23 +41,47 @@ struct fiber_process {
 
 /* ---- handles ----------------------------------------------------------- */
 
-static void list_link(struct fiber__poller *p, struct fiber_process *proc)
+/* The handles of a loop not waited for yet, freed when the loop ends: a
+ * per-loop extension (loop.h), started by the first spawn. */
+struct processes {
+    struct fiber__ext ext;
+    struct fiber_process *head;
+};
+
+static void processes_stop(struct fiber_loop *loop, struct fiber__ext *ext);
+
+static int processes_get(struct fiber_loop *loop, struct processes **out)
+{
+    struct processes *ps = loop->ext_slot[FIBER__EXT_PROCESSES];
+
+    if (!ps) {
+        ps = calloc(1, sizeof(*ps));
+        if (!ps)
+            return -ENOMEM;
+        loop->ext_slot[FIBER__EXT_PROCESSES] = ps;
+        fiber__ext_start(loop, &ps->ext, processes_stop);
+    }
+    *out = ps;
+    return 0;
+}
+
+static void list_link(struct processes *ps, struct fiber_process *proc)
 {
     proc->prev = NULL;
-    proc->next = p->processes;
-    if (p->processes)
-        p->processes->prev = proc;
-    p->processes = proc;
+    proc->next = ps->head;
+    if (ps->head)
+        ps->head->prev = proc;
+    ps->head = proc;
 }
 
 static void handle_free(struct fiber_process *proc)
 {
-    struct fiber__poller *p = proc->loop->poller;
+    struct processes *ps = proc->loop->ext_slot[FIBER__EXT_PROCESSES];
 
     if (proc->prev)
         proc->prev->next = proc->next;
     else
-        p->processes = proc->next;
+        ps->head = proc->next;
     if (proc->next)
         proc->next->prev = proc->prev;
     if (proc->pidfd >= 0) {
@@ -67,16 +91,21 @@ static void handle_free(struct fiber_process *proc)
     free(proc);
 }
 
-void fiber__processes_destroy(struct fiber_loop *loop)
+/* The end of the loop: forget the handles nobody waited for. */
+static void processes_stop(struct fiber_loop *loop, struct fiber__ext *ext)
 {
-    while (loop->poller->processes) {
-        struct fiber_process *proc = loop->poller->processes;
+    struct processes *ps = (struct processes *)(void *)ext;
+
+    while (ps->head) {
+        struct fiber_process *proc = ps->head;
         int status;
         /* A child that has exited is reaped; one still running is left
          * to run, and is reaped by whoever inherits it. */
         waitpid(proc->pid, &status, WNOHANG);
         handle_free(proc);
     }
+    loop->ext_slot[FIBER__EXT_PROCESSES] = NULL;
+    free(ps);
 }
 
 static int pidfd_open_or_none(pid_t pid)
@@ -204,6 +233,10 @@ FIBER_API int fiber_process_spawn(fiber_process_t **proc,
     rc = fiber__poller_get(self->loop, &p);
     if (rc < 0)
         return rc;
+    struct processes *ps = NULL;
+    rc = processes_get(self->loop, &ps);
+    if (rc < 0)
+        return rc;
 
     struct fiber_process *h = calloc(1, sizeof(*h));
     if (!h)
@@ -234,7 +267,7 @@ FIBER_API int fiber_process_spawn(fiber_process_t **proc,
         close(h->pidfd);
         h->pidfd = -1;
     }
-    list_link(p, h);
+    list_link(ps, h);
     if (pipes)
         for (int i = 0; i < 3; i++)
             pipes[i] = parent[i];

@@ -14,10 +14,6 @@ struct fiber_loop;
  * to exercise the SIGCHLD fallback of kernels before 5.3. */
 extern bool fiber__process_use_pidfd;
 
-/* At the end of the loop: free every handle nobody waited for, reaping the
- * children that have exited. */
-void fiber__processes_destroy(struct fiber_loop *loop);
-
 struct fiber_process;
 
 /* 0 if the running loop's fiber may wait for proc now: -EINVAL for NULL or

@@ -24,6 +24,7 @@ struct signal_waiter {
 };
 
 struct fiber__signals {
+    struct fiber__ext ext;         /* in the loop's list of extensions */
     int fd;                        /* the signalfd, -1 until first watch */
     sigset_t watched;
     sigset_t blocked_here;         /* what watching blocked on the thread */
@@ -85,6 +86,14 @@ static void read_signals(struct fiber_loop *loop, int fd, uint32_t events,
 
 /* ---- watching ---------------------------------------------------------- */
 
+static void signals_stop(struct fiber_loop *loop, struct fiber__ext *ext);
+
+/* The loop's signal state, or NULL while no fiber has watched one. */
+static struct fiber__signals *signals_of(const struct fiber_loop *loop)
+{
+    return loop->ext_slot[FIBER__EXT_SIGNALS];
+}
+
 static int signals_get(struct fiber_loop *loop, struct fiber__signals **out)
 {
     struct fiber__poller *p = NULL;
@@ -92,16 +101,17 @@ static int signals_get(struct fiber_loop *loop, struct fiber__signals **out)
 
     if (rc < 0)
         return rc;
-    if (!p->signals) {
+    if (!signals_of(loop)) {
         struct fiber__signals *s = calloc(1, sizeof(*s));
         if (!s)
             return -ENOMEM;
         s->fd = -1;
         sigemptyset(&s->watched);
         sigemptyset(&s->blocked_here);
-        p->signals = s;
+        loop->ext_slot[FIBER__EXT_SIGNALS] = s;
+        fiber__ext_start(loop, &s->ext, signals_stop);
     }
-    *out = p->signals;
+    *out = signals_of(loop);
     return 0;
 }
 
@@ -160,7 +170,7 @@ int fiber__signals_watch(struct fiber_loop *loop, uint64_t mask)
 static int wait_signal(struct fiber_loop *loop, uint64_t mask, bool consumes,
                        int64_t deadline)
 {
-    struct fiber__signals *s = loop->poller->signals;
+    struct fiber__signals *s = signals_of(loop);
     struct fiber_task *self = loop->current;
 
     if (consumes && (s->pending & mask)) {
@@ -200,7 +210,7 @@ int fiber__signals_observe(struct fiber_loop *loop, uint64_t mask,
 
 void fiber__signals_child_mask(const struct fiber_loop *loop, sigset_t *mask)
 {
-    const struct fiber__signals *s = loop->poller ? loop->poller->signals : NULL;
+    const struct fiber__signals *s = signals_of(loop);
 
     if (!s)
         return;
@@ -209,12 +219,11 @@ void fiber__signals_child_mask(const struct fiber_loop *loop, sigset_t *mask)
             sigdelset(mask, signo);
 }
 
-void fiber__signals_destroy(struct fiber_loop *loop)
+/* The end of the loop: stop watching, unblock what watching blocked. */
+static void signals_stop(struct fiber_loop *loop, struct fiber__ext *ext)
 {
-    struct fiber__signals *s = loop->poller->signals;
+    struct fiber__signals *s = (struct fiber__signals *)(void *)ext;
 
-    if (!s)
-        return;
     if (s->fd >= 0) {
         struct signalfd_siginfo info[8];
         while (read(s->fd, info, sizeof(info)) > 0)
@@ -224,7 +233,7 @@ void fiber__signals_destroy(struct fiber_loop *loop)
     }
     pthread_sigmask(SIG_UNBLOCK, &s->blocked_here, NULL);
     free(s);
-    loop->poller->signals = NULL;
+    loop->ext_slot[FIBER__EXT_SIGNALS] = NULL;
 }
 
 /* ---- the public calls -------------------------------------------------- */

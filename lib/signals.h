@@ -34,8 +34,4 @@ int fiber__signals_observe(struct fiber_loop *loop, uint64_t mask,
  * child process starts with the thread's own mask. */
 void fiber__signals_child_mask(const struct fiber_loop *loop, sigset_t *mask);
 
-/* At the end of the loop: discard watched signals still pending, unblock
- * them and close the signalfd. */
-void fiber__signals_destroy(struct fiber_loop *loop);
-
 #endif

@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <math.h>
 
-#include "debug.h"
 #include "loop.h"
 
 /* Let every other ready fiber run once; self has passed the entry check. */

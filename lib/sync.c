@@ -19,7 +19,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "debug.h"
 
 /* ---- shared by the primitives ------------------------------------------ */
 

@@ -8,7 +8,6 @@
 #include <inttypes.h>
 #include <stdio.h>
 
-#include "debug.h"
 #include "loop.h"
 #include "scope.h"
 #include "task.h"

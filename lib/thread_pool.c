@@ -17,6 +17,7 @@
 #include "poller.h"
 
 struct fiber__thread_pool {
+    struct fiber__ext ext;        /* in the loop's list of extensions */
     pthread_mutex_t lock;
     pthread_cond_t work;            /* a job was queued, or stop */
     struct fiber__job *queue_head, *queue_tail;
@@ -143,6 +144,14 @@ static void pool_free(struct fiber__thread_pool *pool)
     free(pool);
 }
 
+static void pool_stop(struct fiber_loop *loop, struct fiber__ext *ext);
+
+/* The loop's thread pool, or NULL if it has none. */
+static struct fiber__thread_pool *pool_of(struct fiber_loop *loop)
+{
+    return loop->ext_slot[FIBER__EXT_THREAD_POOL];
+}
+
 static int pool_get(struct fiber_loop *loop, struct fiber__thread_pool **out)
 {
     struct fiber__poller *p = NULL;
@@ -150,8 +159,8 @@ static int pool_get(struct fiber_loop *loop, struct fiber__thread_pool **out)
 
     if (rc < 0)
         return rc;
-    if (p->pool) {
-        *out = p->pool;
+    if (pool_of(loop)) {
+        *out = pool_of(loop);
         return 0;
     }
     struct fiber__thread_pool *pool = calloc(1, sizeof(*pool));
@@ -172,7 +181,8 @@ static int pool_get(struct fiber_loop *loop, struct fiber__thread_pool **out)
         pool_free(pool);
         return rc;
     }
-    p->pool = pool;
+    loop->ext_slot[FIBER__EXT_THREAD_POOL] = pool;
+    fiber__ext_start(loop, &pool->ext, pool_stop);
     *out = pool;
     return 0;
 }
@@ -272,7 +282,7 @@ int fiber__thread_pool_await(struct fiber_loop *loop, struct fiber__job *job,
     if (rc == 0 || job->done)
         return rc;
 
-    if (unqueue(loop->poller->pool, job))
+    if (unqueue(pool_of(loop), job))
         return rc;
     if (job->dispose)
         job->abandoned = true;
@@ -281,12 +291,11 @@ int fiber__thread_pool_await(struct fiber_loop *loop, struct fiber__job *job,
     return rc;
 }
 
-void fiber__thread_pool_destroy(struct fiber_loop *loop)
+/* The end of the loop: join the workers, dispose of abandoned jobs. */
+static void pool_stop(struct fiber_loop *loop, struct fiber__ext *ext)
 {
-    struct fiber__thread_pool *pool = loop->poller->pool;
+    struct fiber__thread_pool *pool = (struct fiber__thread_pool *)(void *)ext;
 
-    if (!pool)
-        return;
     pthread_mutex_lock(&pool->lock);
     pool->stopping = true;
     pthread_cond_broadcast(&pool->work);
@@ -309,7 +318,7 @@ void fiber__thread_pool_destroy(struct fiber_loop *loop)
     }
     fiber__fd_forget(loop, pool->eventfd);
     pool_free(pool);
-    loop->poller->pool = NULL;
+    loop->ext_slot[FIBER__EXT_THREAD_POOL] = NULL;
 }
 
 /* ---- fiber_to_thread ------------------------------------------------------ */

@@ -58,8 +58,4 @@ int fiber__thread_pool_submit(struct fiber_loop *loop, struct fiber__job *job);
 int fiber__thread_pool_await(struct fiber_loop *loop, struct fiber__job *job,
                              int64_t deadline);
 
-/* At the end of the loop: stop and join the workers, dispose of abandoned
- * jobs. */
-void fiber__thread_pool_destroy(struct fiber_loop *loop);
-
 #endif
