@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define ARITY 4
 
@@ -30,6 +31,7 @@ void fiber__timer_heap_destroy(struct fiber__timer_heap *heap)
 }
 
 #define LINE 64
+#define HUGE_PAGE ((size_t)2 << 20)
 _Static_assert(sizeof(struct fiber__timer_slot) * ARITY == LINE,
                "the children of a node fill one cache line");
 _Static_assert(sizeof(struct fiber__timer) == 16,
@@ -50,7 +52,19 @@ int fiber__timer_heap_grow(struct fiber__timer_heap *heap, size_t n)
         cap = FIBER__TIMER_IDLE - 1;
     /* One line more than the slots, so that slots[0] can sit in the last
      * 16 bytes of the first line. */
-    void *block = aligned_alloc(LINE, cap * sizeof(*heap->slots) + LINE);
+    size_t bytes = cap * sizeof(*heap->slots) + LINE;
+    void *block;
+    if (bytes >= HUGE_PAGE) {
+        /* A pop from a million timers walks ten levels, the lower ones
+         * each on a page of its own: on huge pages those are cache misses
+         * without TLB misses too. */
+        bytes = (bytes + HUGE_PAGE - 1) & ~(size_t)(HUGE_PAGE - 1);
+        block = aligned_alloc(HUGE_PAGE, bytes);
+        if (block)
+            madvise(block, bytes, MADV_HUGEPAGE);
+    } else {
+        block = aligned_alloc(LINE, bytes);
+    }
     if (!block)
         return -ENOMEM;
     struct fiber__timer_slot *slots =
