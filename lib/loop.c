@@ -272,6 +272,8 @@ static struct fiber_task *dispatch(struct fiber_loop *loop)
     struct fiber_task *next = ready_pop(loop);
     if (next == loop->woken_tail)
         loop->woken_tail = NULL;
+    if (loop->ready_head)
+        fiber__task_prefetch(loop->ready_head);
     next->state = FIBER__RUNNING;
     loop->current = next;
     return next;
