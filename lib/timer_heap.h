@@ -117,6 +117,13 @@ fiber__timer_heap_peek(const struct fiber__timer_heap *heap)
 struct fiber__timer *fiber__timer_heap_pop_due(struct fiber__timer_heap *heap,
                                                int64_t now);
 
+/* The earliest timer, or NULL when the heap is empty. */
+static inline struct fiber__timer *
+fiber__timer_heap_first(const struct fiber__timer_heap *heap)
+{
+    return heap->len ? heap->owner[heap->slots[0].handle] : NULL;
+}
+
 /* The deadline of a timer that is in the heap. */
 static inline int64_t fiber__timer_deadline(const struct fiber__timer_heap *heap,
                                             const struct fiber__timer *timer)
