@@ -9,6 +9,19 @@
 #include <math.h>
 #include <time.h>
 
+/* The longest wait spent on the CPU rather than in the kernel. */
+#define SPIN_NS 5000
+
+/* Tell the CPU that this is a wait loop: the other hyperthread runs. */
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
+#endif
+}
+
 int64_t fiber__monotonic_ns(void)
 {
     struct timespec ts;
@@ -32,6 +45,17 @@ void fiber__clock_wait_until(struct fiber__clock *clock, int64_t deadline)
         return;
     }
 
+    /* A deadline a few microseconds away is waited for on the CPU: asking
+     * the kernel costs about as much time in the call, and on a busy
+     * machine the thread may come back tens of microseconds late. */
+    int64_t left = deadline - fiber__monotonic_ns();
+    if (left <= 0)
+        return;
+    if (left <= SPIN_NS) {
+        while (fiber__monotonic_ns() < deadline)
+            cpu_relax();
+        return;
+    }
     struct timespec ts = {
         .tv_sec = deadline / 1000000000,
         .tv_nsec = deadline % 1000000000,

@@ -96,4 +96,20 @@ struct fiber_task *fiber__compact_task_new(const struct fiber_loop *loop);
 /* Free a compact task and its frames. */
 void fiber__compact_task_free(struct fiber_task *f);
 
+/*
+ * Ask for the lines of f that switching to it reads, its context, links
+ * and state, and a compact fiber's frames, which lie just after the task
+ * while they fit there: the fiber after the one about to run, among a
+ * million, is otherwise a string of cache misses when its turn comes.
+ */
+static inline void fiber__task_prefetch(const struct fiber_task *f)
+{
+    const char *p = (const char *)f;
+
+    for (size_t at = 0; at < sizeof(*f); at += 64)
+        __builtin_prefetch(p + at, 1);
+    for (size_t at = 0; at < 256; at += 64)
+        __builtin_prefetch(p + sizeof(*f) + at);
+}
+
 #endif

@@ -208,7 +208,7 @@ void fiber__describe_state(const struct fiber_loop *loop,
     int64_t now = fiber__clock_now(&loop->clock);
 
     if (fiber__timer_active(&f->timer)) {
-        int64_t deadline = loop->timers.slots[f->timer.index].deadline;
+        int64_t deadline = fiber__timer_deadline(&loop->timers, &f->timer);
         snprintf(timer, sizeof(timer), ", %s in %.3f s",
                  f->state == FIBER__SLEEPING ? "wakes" : "times out",
                  (double)(deadline - now) / 1e9);

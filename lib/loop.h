@@ -158,6 +158,12 @@ struct fiber_loop {
     /* Fibers may hand over to each other directly this many more times
      * before the scheduler must look at timers again. */
     size_t round_left;
+    /* Dispatches left before the clock is read again within a round, and
+     * the last fiber that a timer woke still in the run queue: fibers
+     * woken within a round go ahead of the rest, after those woken before
+     * them, so that they still run in deadline order. */
+    unsigned timer_countdown;
+    struct fiber_task *woken_tail;
     struct fiber__timer_heap timers;
     struct fiber__clock clock;
     struct fiber__stack_pool stacks;

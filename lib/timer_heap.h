@@ -8,9 +8,16 @@
  * (how far below the deadline, in 2^-64 ns, the time asked for lay: a sleep
  * of 0.4473397219 s waits for a whole nanosecond, but must still end before
  * one of 0.4473397220 s), then to its seq, a counter that makes timers
- * equal in both pop in the order they were inserted.  Each timer
- * records its slot index, which makes removal (a cancelled sleeper, a wait
- * that finished before its timeout) O(log n).
+ * equal in both pop in the order they were inserted.
+ *
+ * A slot names its timer by a handle, a number below cap, and the heap
+ * keeps in two arrays of its own where each handle's slot is and which
+ * timer holds it.  Sifting moves a slot per level; it writes where the
+ * slot went into the dense array of positions, not into the timer, which
+ * among a million sleepers is a cache miss of its own at every level.  A
+ * timer records its handle, which makes removal (a cancelled sleeper, a
+ * wait that finished before its timeout) O(log n).  The handles not in
+ * use are kept in the slots past len.
  *
  * Insertion never allocates: capacity is reserved beforehand (the loop
  * reserves one slot per live fiber at spawn), so sleeping cannot fail.
@@ -29,18 +36,21 @@
  * two timers equal in deadline and early keep their order unless 2^31
  * insertions came between them while both waited. */
 struct fiber__timer {
-    uint32_t index;
+    uint32_t index;  /* its handle while in the heap, else FIBER__TIMER_IDLE */
     uint32_t seq;    /* insertion order, for equal deadlines and early */
     uint64_t early;  /* 2^-64 ns units the time asked for lies before it */
 };
 
 struct fiber__timer_slot {
     int64_t deadline;
-    struct fiber__timer *timer;
+    uint32_t handle;
+    uint32_t unused;
 };
 
 struct fiber__timer_heap {
     struct fiber__timer_slot *slots;  /* slots[1] starts a cache line */
+    uint32_t *pos;                    /* pos[handle]: its slot's index */
+    struct fiber__timer **owner;      /* owner[handle]: its timer */
     void *block;                      /* what slots was carved from */
     size_t len;
     size_t cap;        /* below FIBER__TIMER_IDLE */
@@ -106,6 +116,20 @@ fiber__timer_heap_peek(const struct fiber__timer_heap *heap)
  * now, else NULL. */
 struct fiber__timer *fiber__timer_heap_pop_due(struct fiber__timer_heap *heap,
                                                int64_t now);
+
+/* The earliest timer, or NULL when the heap is empty. */
+static inline struct fiber__timer *
+fiber__timer_heap_first(const struct fiber__timer_heap *heap)
+{
+    return heap->len ? heap->owner[heap->slots[0].handle] : NULL;
+}
+
+/* The deadline of a timer that is in the heap. */
+static inline int64_t fiber__timer_deadline(const struct fiber__timer_heap *heap,
+                                            const struct fiber__timer *timer)
+{
+    return heap->slots[heap->pos[timer->index]].deadline;
+}
 
 static inline int fiber__timer_active(const struct fiber__timer *timer)
 {

@@ -426,6 +426,131 @@ static void test_yield_loop_does_not_starve_sleepers(void **state)
     assert_true(c.yields > 0);
 }
 
+/* A round of busy fibers lasts far longer than a short sleep: the
+ * sleeper's deadline is looked at within the round, and it runs next. */
+#define BUSY_FIBERS 400
+#define BUSY_SPIN_NS 50000
+
+struct busy_round {
+    int turns;            /* busy fibers that have had their turn */
+    int turns_at_wake;    /* how many had when the sleeper woke */
+    int64_t start;        /* the sleepers' deadlines count from it */
+    bool slow;            /* a sleeper began after its deadline */
+    int order[64];        /* sleepers in the order they woke */
+    int woken;
+};
+
+static void *busy_turn(void *arg)
+{
+    struct busy_round *b = arg;
+    int64_t t0 = fiber_now_ns();
+
+    /* Real time on the loop's clock: a busy machine only makes the round
+     * longer. */
+    while (fiber_now_ns() - t0 < BUSY_SPIN_NS)
+        ;
+    b->turns++;
+    return NULL;
+}
+
+static void *sleep_one_ms(void *arg)
+{
+    struct busy_round *b = arg;
+
+    assert_int_equal(fiber_sleep(0.001), 0);
+    b->turns_at_wake = b->turns;
+    return NULL;
+}
+
+static void *spawn_busy_round(void *arg)
+{
+    struct busy_round *b = arg;
+    fiber_task_t *t[BUSY_FIBERS + 1];
+
+    assert_int_equal(fiber_spawn(&t[0], sleep_one_ms, b, NULL), 0);
+    for (int i = 1; i <= BUSY_FIBERS; i++)
+        assert_int_equal(fiber_spawn(&t[i], busy_turn, b, NULL), 0);
+    assert_int_equal(fiber_gather(t, BUSY_FIBERS + 1, NULL, NULL), 0);
+    return NULL;
+}
+
+static void test_deadline_passed_within_a_round_wakes_at_once(void **state)
+{
+    (void)state;
+    struct busy_round b = {0};
+
+    run_main(spawn_busy_round, &b, &real_clock);
+    assert_int_equal(b.turns, BUSY_FIBERS);
+    /* 1 ms is 20 turns of 50 us, and timers are looked at every 16
+     * dispatches; between rounds only, it woke after all 400. */
+    assert_true(b.turns_at_wake < BUSY_FIBERS / 4);
+}
+
+struct ordered_sleeper {
+    struct busy_round *b;
+    int index;
+    int64_t deadline;
+};
+
+static void *sleep_until_deadline(void *arg)
+{
+    struct ordered_sleeper *o = arg;
+
+    o->deadline += o->b->start;
+    if (fiber_now_ns() >= o->deadline)
+        o->b->slow = true;
+    assert_int_equal(fiber_sleep_until(o->deadline), 0);
+    assert_true(fiber_now_ns() >= o->deadline);
+    o->b->order[o->b->woken++] = o->index;
+    return NULL;
+}
+
+static void *spawn_sleepers_among_busy(void *arg)
+{
+    struct busy_round *b = arg;
+    enum { SLEEPERS = 64 };
+    struct ordered_sleeper o[SLEEPERS];
+    fiber_task_t *t[SLEEPERS + BUSY_FIBERS];
+
+    /* Deadlines 10 ms after the first round begins, within the 20 ms of
+     * the busy turns, 30 us apart (a turn is 50 us), in pairs equal to
+     * the nanosecond, spawned in shuffled order: they fire in many
+     * batches, within rounds and between them, and must still wake in
+     * (deadline, spawn) order. */
+    for (int k = 0; k < SLEEPERS; k++) {
+        int i = (k * 37) % SLEEPERS;
+        o[k] = (struct ordered_sleeper){b, k, 10000000 + (i / 2) * 30000};
+    }
+    for (int k = 0; k < SLEEPERS; k++)
+        assert_int_equal(fiber_spawn(&t[k], sleep_until_deadline, &o[k], NULL), 0);
+    for (int i = 0; i < BUSY_FIBERS; i++)
+        assert_int_equal(fiber_spawn(&t[SLEEPERS + i], busy_turn, b, NULL), 0);
+    /* Spawning takes time of its own: the sleepers, which run first,
+     * count from here. */
+    b->start = fiber_now_ns();
+    assert_int_equal(fiber_gather(t, SLEEPERS + BUSY_FIBERS, NULL, NULL), 0);
+    assert_int_equal(b->woken, SLEEPERS);
+    /* Under a slow checker a sleeper may find its deadline gone: it yields
+     * instead, and the order says nothing. */
+    if (b->slow)
+        return NULL;
+    for (int w = 1; w < SLEEPERS; w++) {
+        const struct ordered_sleeper *p = &o[b->order[w - 1]];
+        const struct ordered_sleeper *q = &o[b->order[w]];
+        assert_true(p->deadline < q->deadline ||
+                    (p->deadline == q->deadline && p->index < q->index));
+    }
+    return NULL;
+}
+
+static void test_wakes_within_rounds_keep_deadline_order(void **state)
+{
+    (void)state;
+    struct busy_round b = {0};
+
+    run_main(spawn_sleepers_among_busy, &b, &real_clock);
+}
+
 /* ---- the virtual clock --------------------------------------------------- */
 
 static void *sleep_an_hour(void *arg)
@@ -539,6 +664,8 @@ int main(void)
         cmocka_unit_test(test_idle_loop_does_not_spin),
         cmocka_unit_test(test_real_sleep_never_wakes_early),
         cmocka_unit_test(test_yield_loop_does_not_starve_sleepers),
+        cmocka_unit_test(test_deadline_passed_within_a_round_wakes_at_once),
+        cmocka_unit_test(test_wakes_within_rounds_keep_deadline_order),
         cmocka_unit_test(test_virtual_clock_jumps_over_sleeps),
         cmocka_unit_test(test_clock_env_variable_selects_virtual),
         cmocka_unit_test(test_elapsed_times_the_whole_run),

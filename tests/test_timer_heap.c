@@ -50,22 +50,34 @@ static struct entry *model_min(struct entry *entries, size_t n)
     return best;
 }
 
-/* Check the heap property, every back index, and that the children of a
- * node share a cache line. */
+/* Check the heap property, every position and owner, that the handles
+ * of all slots, the free ones past len too, are each used once, and that
+ * the children of a node share a cache line. */
 static void assert_heap_valid(const struct fiber__timer_heap *heap)
 {
+    unsigned char *seen = calloc(heap->cap ? heap->cap : 1, 1);
+    assert_non_null(seen);
+    for (size_t i = 0; i < heap->cap; i++) {
+        assert_true(heap->slots[i].handle < heap->cap);
+        assert_false(seen[heap->slots[i].handle]);
+        seen[heap->slots[i].handle] = 1;
+    }
+    free(seen);
     if (heap->cap > 1)
         assert_int_equal((uintptr_t)&heap->slots[1] % 64, 0);
     for (size_t i = 0; i < heap->len; i++) {
         const struct fiber__timer_slot *s = &heap->slots[i];
-        assert_int_equal(s->timer->index, i);
+        const struct fiber__timer *t = heap->owner[s->handle];
+        assert_int_equal(t->index, s->handle);
+        assert_int_equal(heap->pos[s->handle], i);
         if (i > 0) {
             const struct fiber__timer_slot *p = &heap->slots[(i - 1) / 4];
+            const struct fiber__timer *pt = heap->owner[p->handle];
             assert_true(p->deadline < s->deadline ||
                         (p->deadline == s->deadline &&
-                         (p->timer->early > s->timer->early ||
-                          (p->timer->early == s->timer->early &&
-                           (int32_t)(p->timer->seq - s->timer->seq) < 0))));
+                         (pt->early > t->early ||
+                          (pt->early == t->early &&
+                           (int32_t)(pt->seq - t->seq) < 0))));
         }
     }
 }

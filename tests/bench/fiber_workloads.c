@@ -14,7 +14,8 @@
  *   fiber_workloads sleepers N MAX_S     N fibers sleep uniform [0, MAX_S]
  *                                        seconds, all at once: wall_s=
  *                                        spawn_ns= cpu_us= late_med_us=
- *                                        early= rss_kib=
+ *                                        late_p90_us= late_p99_us=
+ *                                        late_max_us= early= rss_kib=
  *
  * switch and spawn run one untimed warm-up, then REPS timed repetitions, and
  * print the median.  The sleepers' delays come from the same sequence in
@@ -277,6 +278,9 @@ static void run_sleepers(size_t n, double max_s)
     printf("spawn_ns=%.3f\n", (double)s.spawn_ns / (double)n);
     printf("cpu_us=%.4f\n", (double)cpu / 1e3 / (double)n);
     printf("late_med_us=%.3f\n", (double)s.delay[n / 2] / 1e3);
+    printf("late_p90_us=%.3f\n", (double)s.delay[n / 10 * 9] / 1e3);
+    printf("late_p99_us=%.3f\n", (double)s.delay[n / 100 * 99] / 1e3);
+    printf("late_max_us=%.3f\n", (double)s.delay[n - 1] / 1e3);
     printf("early=%zu\n", early);
     printf("rss_kib=%.4f\n", (double)(peak_kib - base_kib) / (double)n);
     free(s.delay);
