@@ -97,7 +97,7 @@ PY
     fi
     # shellcheck disable=SC2086
     if ! ${CC:-cc} ${FIBER_SANITIZE_FLAGS:-} -std=gnu11 -Wall -Werror \
-            -I"$srcdir/include" "$prog" -o "$base.bin" \
+            -I"$builddir/include" -I"$srcdir/include" "$prog" -o "$base.bin" \
             -L"$builddir/lib/.libs" "${extra[@]}" -lfiber -Wl,-rpath,"$builddir/lib/.libs" \
             >"$base.log" 2>&1; then
         sed 's/^/# /' "$base.log"
