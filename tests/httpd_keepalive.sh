@@ -115,17 +115,26 @@ check "httpd stops on SIGTERM (status $server_status)" [ "$server_status" -eq 0 
 ulimit -S -n 4096 2>/dev/null
 check "httpd with a 2 s timeout starts" start_server httpd 2
 base_fds=$(fd_count "$server_pid")
-coproc HOLD { "$client" hold "$port" 1000 2>&1; }
-read -r -t 10 held <&"${HOLD[0]}"
+# The holder waits for its stdin to end; a FIFO rather than a coproc, whose
+# variables bash unsets as soon as the process exits.
+mkfifo "$scratch/hold_in"
+"$client" hold "$port" 1000 <"$scratch/hold_in" >"$scratch/hold_out" 2>&1 &
+hold_pid=$!
+exec {hold_in}>"$scratch/hold_in"
+for ((i = 0; i < 100; i++)); do
+    [ -s "$scratch/hold_out" ] && break
+    sleep 0.1
+done
+held=$(head -n 1 "$scratch/hold_out")
 start=$(date +%s.%N)
 out=$("$client" load "$port" 1 1 1 2>&1)
 elapsed=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { print e - s }')
 check "beside 1000 idle connections ($held) a request is answered at once (${elapsed} s)" \
     eval '[ "$out" = "responses=1" ] && is_between "$elapsed" 0 0.5'
 sleep 2.5
-exec {HOLD[1]}>&-
-read -r -t 10 closed <&"${HOLD[0]}"
-wait "$HOLD_PID" 2>/dev/null
+exec {hold_in}>&-
+wait "$hold_pid" 2>/dev/null
+closed=$(sed -n 2p "$scratch/hold_out")
 check "the timeout closed the 1000 idle connections ($closed)" \
     eval '[ "$closed" = "closed_by_server=1000" ] && wait_fds "$server_pid" "$base_fds"'
 
