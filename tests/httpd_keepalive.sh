@@ -115,26 +115,35 @@ check "httpd stops on SIGTERM (status $server_status)" [ "$server_status" -eq 0 
 ulimit -S -n 4096 2>/dev/null
 check "httpd with a 2 s timeout starts" start_server httpd 2
 base_fds=$(fd_count "$server_pid")
-# The holder waits for its stdin to end; a FIFO rather than a coproc, whose
-# variables bash unsets as soon as the process exits.
-mkfifo "$scratch/hold_in"
-"$client" hold "$port" 1000 <"$scratch/hold_in" >"$scratch/hold_out" 2>&1 &
-hold_pid=$!
-exec {hold_in}>"$scratch/hold_in"
-for ((i = 0; i < 100; i++)); do
-    [ -s "$scratch/hold_out" ] && break
-    sleep 0.1
-done
-held=$(head -n 1 "$scratch/hold_out")
+# A holder of N idle connections, which waits for its stdin to end: fed by
+# a FIFO rather than a coproc, whose variables bash unsets as soon as the
+# process exits.  start_holder N sets held to its first line ("open=N").
+start_holder() {
+    rm -f "$scratch/hold_in" "$scratch/hold_out"
+    mkfifo "$scratch/hold_in"
+    "$client" hold "$port" "$1" <"$scratch/hold_in" >"$scratch/hold_out" 2>&1 &
+    hold_pid=$!
+    exec {hold_in}>"$scratch/hold_in"
+    for ((i = 0; i < 100; i++)); do
+        [ -s "$scratch/hold_out" ] && break
+        sleep 0.1
+    done
+    held=$(head -n 1 "$scratch/hold_out")
+}
+# Let the holder go; sets closed to its last line ("closed_by_server=N").
+end_holder() {
+    exec {hold_in}>&-
+    wait "$hold_pid" 2>/dev/null
+    closed=$(sed -n 2p "$scratch/hold_out")
+}
+start_holder 1000
 start=$(date +%s.%N)
 out=$("$client" load "$port" 1 1 1 2>&1)
 elapsed=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { print e - s }')
 check "beside 1000 idle connections ($held) a request is answered at once (${elapsed} s)" \
     eval '[ "$out" = "responses=1" ] && is_between "$elapsed" 0 0.5'
 sleep 2.5
-exec {hold_in}>&-
-wait "$hold_pid" 2>/dev/null
-closed=$(sed -n 2p "$scratch/hold_out")
+end_holder
 check "the timeout closed the 1000 idle connections ($closed)" \
     eval '[ "$closed" = "closed_by_server=1000" ] && wait_fds "$server_pid" "$base_fds"'
 
@@ -158,28 +167,24 @@ else
 fi
 
 # SIGTERM with 2000 connections open stops the server at once.
-coproc HOLD2 { "$client" hold "$port" 2000 2>&1; }
-read -r -t 10 held <&"${HOLD2[0]}"
+start_holder 2000
 stop_server TERM
 check "httpd stops on SIGTERM with 2000 connections open ($held, status $server_status)" \
     [ "$server_status" -eq 0 ]
-exec {HOLD2[1]}>&-
-wait "$HOLD2_PID" 2>/dev/null
+end_holder
 
 # Out of descriptors: the listener stays readable, but httpd must not spin.
 ulimit -S -n 64
 check "httpd starts with 'ulimit -n 64'" start_server httpd 1
 ulimit -S -n 4096 2>/dev/null
-coproc HOLD3 { "$client" hold "$port" 100 2>&1; }
-read -r -t 10 held <&"${HOLD3[0]}"
+start_holder 100
 sleep 0.2
 ticks_before=$(cpu_ticks "$server_pid")
 sleep 1
 ticks_after=$(cpu_ticks "$server_pid")
 check "with 100 clients and 64 descriptors httpd does not spin ($((ticks_after - ticks_before)) ticks in 1 s)" \
     [ $((ticks_after - ticks_before)) -lt 30 ]
-exec {HOLD3[1]}>&-
-wait "$HOLD3_PID" 2>/dev/null
+end_holder
 sleep 1.5
 out=$("$client" load "$port" 1 1 1 2>&1)
 check "it serves again once they are gone ($out)" [ "$out" = "responses=1" ]
