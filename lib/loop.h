@@ -16,7 +16,8 @@
 #include "context.h"
 #include "stack.h"
 #include "timer_heap.h"
-#include "waitq.h"
+
+struct fiber__waitq;
 
 enum fiber__state {
     FIBER__READY,     /* in the run queue */

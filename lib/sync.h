@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "loop.h"
+#include "waitq.h"
 
 /* The public structs reserve room for wait queues without showing their
  * layout; the library's queue must fit that room exactly. */

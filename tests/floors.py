@@ -42,8 +42,6 @@ FLOORS = {
 KNOWN = {
     ('compact', 'loop'): 'compact.c moves the frames of a task, whose struct '
                          'loop.h defines with the loop that calls it',
-    ('loop', 'waitq'): 'fiber__wake and abandon_all unlink a fiber from its '
-                       'wait queue by name, until a wait carries its unlink',
     ('loop', 'scope'): 'fiber__block, fiber__cancel and the entry check ask '
                        'the timeout scopes by name (the tie rule)',
     ('loop', 'debug'): 'the entry checks in loop.h report a call made outside '
