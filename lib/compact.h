@@ -25,7 +25,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "loop.h"
+#include "state.h"
 
 /* Whether compact fibers can run on this machine: the switch must say where
  * a suspended context's frames begin. */

@@ -629,16 +629,6 @@ static struct fiber_task *alloc_task(struct fiber_loop *loop, size_t stack_size,
     return f;
 }
 
-const char *fiber__task_name(const struct fiber_task *f)
-{
-    if (f->name[0] == '\0') {
-        /* The name buffer is a cache; filling it changes nothing visible. */
-        char *name = (char *)f->name;
-        snprintf(name, sizeof(f->name), "Task-%llu", (unsigned long long)f->id);
-    }
-    return f->name;
-}
-
 int fiber__spawn(struct fiber_loop *loop, struct fiber_task **out, fiber_fn fn,
                  void *arg, const fiber_attr_t *attr)
 {

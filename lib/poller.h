@@ -88,7 +88,7 @@ struct fiber__poller {
 };
 
 /*
- * The loop's io_wait (loop.h), put in place when the poller starts.
+ * The loop's io_wait (state.h), put in place when the poller starts.
  * Wait for I/O until the loop-clock deadline (FIBER__FOREVER: no limit; a
  * deadline already passed: just poll), making ready every fiber whose wait
  * is over.  Returns the number of fibers made ready.

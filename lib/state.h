@@ -1,0 +1,172 @@
+/*
+ * state.h - the state of a loop and of each of its fibers: struct
+ * fiber_loop and struct fiber_task, the data the modules of the library
+ * share.  What the loop does with them is in loop.h; this header holds
+ * the layout alone, so that the parts of the core the loop calls (compact
+ * fibers) can read it without standing on the loop.  Nothing here is
+ * public.
+ */
+#ifndef FIBER_STATE_H
+#define FIBER_STATE_H
+
+#include "fiber.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "clock.h"
+#include "context.h"
+#include "stack.h"
+#include "timer_heap.h"
+
+struct fiber__collector;
+struct fiber__debug;
+struct fiber__ext;
+struct fiber__hooks;
+struct fiber__poller;
+struct fiber__waitq;
+struct fiber_loop;
+
+enum fiber__state {
+    FIBER__READY,     /* in the run queue */
+    FIBER__RUNNING,   /* the loop's current fiber */
+    FIBER__SLEEPING,  /* in fiber_sleep*, maybe in the timer heap */
+    FIBER__AWAITING,  /* waiting for another task to finish */
+    FIBER__WAITING,   /* on a wait queue or a file descriptor */
+    FIBER__DONE,      /* returned; only the handle remains */
+};
+
+struct fiber_task {
+    struct fiber__context ctx;
+    struct fiber_loop *loop;
+    fiber_fn fn;
+    void *arg;
+    void *result;
+    int status;            /* final status, valid once DONE */
+    int fail_status;       /* set by fiber_fail, 0 if none */
+    int wake_result;       /* what the blocking call returns on resume */
+    int saved_errno;
+    enum fiber__state state;
+    bool cancel_requested;
+    bool cancel_delivered; /* a blocking call returned -ECANCELED */
+    /* A cancel came before the fiber ran or while it ran, and it has made
+     * no blocking call since: if it returns so, it ends cancelled, as an
+     * asyncio task whose cancel could not be thrown in yet. */
+    bool cancel_unseen;
+    bool cancellable;      /* a cancel may interrupt the current wait */
+    bool detached;
+    bool is_main;
+    bool marked;           /* scratch bit for fiber_gather's checks */
+    bool compact;          /* runs on the loop's shared stack (compact.h) */
+    uint64_t id;
+    struct fiber__timer timer;
+    struct fiber__stack stack;       /* the part the fiber runs on */
+    void *slot_base;                 /* the whole mapping: stack and task */
+    size_t slot_size;
+    /* A compact fiber's frames while they are off the shared stack. */
+    void *frames;
+    size_t frames_len, frames_cap;
+    struct fiber_task *next_ready;   /* run queue link */
+    struct fiber_task *waiter;       /* the fiber awaiting this one */
+    struct fiber_task *awaiting;     /* the task this one awaits */
+    struct fiber_task *claimed_by;   /* the fiber gathering this one */
+    struct fiber__waitq *waitq;      /* the queue this one waits on */
+    struct fiber_task *wq_prev, *wq_next;
+    const char *wait_what;           /* what a WAITING fiber waits for */
+    /* Takes the fiber out of what it waits on (struct fiber__wait). */
+    void (*wait_unlink)(struct fiber_task *f);
+    void *wait_item;                 /* a queue item handed to or from it */
+    struct fiber_task *all_prev, *all_next;  /* every task of the loop */
+    /* Structured concurrency (scope.h, collector.h): the innermost timeout
+     * scope entered; the group or waitset that owns this task, with its
+     * list links; the groups and waitsets this fiber created. */
+    struct fiber_scope *scope;
+    unsigned shields;              /* shielded scopes among them */
+    struct fiber__collector *collector;
+    struct fiber_task *coll_prev, *coll_next, *done_next;
+    struct fiber__collector *owned;
+    /* Empty until first asked for when no name was given: formatting
+     * "Task-<id>" at every spawn would cost more than the spawn. */
+    char name[FIBER_NAME_MAX + 1];
+    /* Debug mode's marks (see debug.h): whether the handle is live or
+     * consumed, and what it noticed about the task. */
+    uint32_t debug_magic, debug_flags;
+};
+
+enum fiber__ext_slot {
+    FIBER__EXT_THREAD_POOL,
+    FIBER__EXT_SIGNALS,
+    FIBER__EXT_PROCESSES,
+    FIBER__EXT_SLOTS
+};
+
+struct fiber_loop {
+    struct fiber__context sched_ctx;  /* the thread's context in fiber_run */
+    struct fiber_task *current;       /* NULL while the scheduler runs */
+    struct fiber_task *ready_head, *ready_tail;
+    size_t nready;
+    /* Fibers may hand over to each other directly this many more times
+     * before the scheduler must look at timers again. */
+    size_t round_left;
+    /* Dispatches left before the clock is read again within a round, and
+     * the last fiber that a timer woke still in the run queue: fibers
+     * woken within a round go ahead of the rest, after those woken before
+     * them, so that they still run in deadline order. */
+    unsigned timer_countdown;
+    struct fiber_task *woken_tail;
+    struct fiber__timer_heap timers;
+    struct fiber__clock clock;
+    struct fiber__stack_pool stacks;
+    size_t stack_size;
+    /* Finished tasks whose stacks have the default usable size, linked
+     * through next_ready: the next default spawn takes one as it is,
+     * without asking the stack pool. */
+    struct fiber_task *task_free;
+    size_t default_usable;
+    struct fiber_task *all_head;  /* every task not yet freed */
+    size_t nalive;                /* tasks not DONE */
+    struct fiber_task *zombie;    /* finished; its stack awaits release */
+    /* Compact fibers (compact.h): the stack they share, the one whose
+     * frames are on it, the one the scheduler must load and run next, and
+     * finished compact tasks kept for reuse. */
+    struct fiber__stack shared_stack;
+    struct fiber_task *shared_owner;
+    struct fiber_task *handoff;
+    struct fiber_task *compact_free;
+    size_t compact_hint;          /* bytes of frames last saved */
+    struct fiber_task *main;
+    uint64_t next_id;
+    /* This loop's number among the loops the process has run, from 1:
+     * with a task's id, an identity never reused (a mutex's owner). */
+    uint64_t serial;
+    bool main_done;
+    bool shutting_down;           /* every live fiber has been cancelled */
+    bool observed;                /* call the observe.h hooks */
+    int *errno_at;                /* this thread's errno */
+    struct fiber__poller *poller; /* NULL until a fiber first waits on I/O */
+    /* The wait for I/O that the poller puts in when it starts, and how
+     * many fibers wait for what it delivers: while any does, the
+     * scheduler polls at each round and waits there rather than on its
+     * clock, and the loop is neither idle nor deadlocked. */
+    int (*io_wait)(struct fiber_loop *loop, int64_t deadline);
+    size_t io_waiting;
+    struct fiber__ext *exts;      /* started extensions, last started first */
+    void *ext_slot[FIBER__EXT_SLOTS]; /* their state, by enum fiber__ext_slot */
+    struct fiber__debug *debug;   /* debugging aids (debug.h); NULL if none */
+    const struct fiber__hooks *hooks; /* the observers' table */
+};
+
+/* The task's name, formatted on first use if it was not given. */
+static inline const char *fiber__task_name(const struct fiber_task *f)
+{
+    if (f->name[0] == '\0') {
+        /* The name buffer is a cache; filling it changes nothing visible. */
+        char *name = (char *)f->name;
+        snprintf(name, sizeof(f->name), "Task-%llu", (unsigned long long)f->id);
+    }
+    return f->name;
+}
+
+#endif
