@@ -49,7 +49,6 @@
 #include "collector.h"
 #include "compact.h"
 #include "sanitizers.h"
-#include "scope.h"
 
 /* How many dispatches within a round may pass before the clock is read
  * for deadlines: a read costs about 20 ns, a dispatch more, and a million
@@ -125,20 +124,44 @@ int fiber__cancel(struct fiber_loop *loop, struct fiber_task *f)
         f->cancel_unseen = true;
     /* A shield hides the request until it ends: the first blocking call
      * after it gets -ECANCELED. */
-    if (is_blocked(f) && f->cancellable &&
-        !fiber__scope_shielded(f))
+    if (is_blocked(f) && f->cancellable && f->shields == 0)
         fiber__wake(loop, f, -ECANCELED);
     return 0;
 }
 
 /* ---- blocking ---------------------------------------------------------- */
 
-/* A cancel or a timeout scope is pending: let the scopes decide what the
- * blocking call returns. */
+int fiber__deliver_own_cancel(struct fiber_task *self)
+{
+    if (!fiber__cancel_pending(self))
+        return 0;
+    self->cancel_delivered = true;
+    return -ECANCELED;
+}
+
+/* The error of the outermost scope self obeys that is cancelled or past
+ * its deadline, delivered to it; 0 if none.  The scopes decide which that
+ * is (loop->scope_deliver): the loop names none of them. */
+static int deliver_to_scope(struct fiber_task *self)
+{
+    return self->scope ? self->loop->scope_deliver(self) : 0;
+}
+
+/* What stops a blocking call of self now, delivered: its own cancel, then
+ * the outermost of its scopes that is cancelled or expired; else 0. */
+static int deliver_stop(struct fiber_task *self)
+{
+    int rc = fiber__deliver_own_cancel(self);
+
+    return rc < 0 ? rc : deliver_to_scope(self);
+}
+
+/* A cancel or a timeout scope is pending: the blocking call returns what
+ * stops it, if anything does. */
 int fiber__enter_blocking_slow(struct fiber_task *self)
 {
     self->cancel_unseen = false;
-    return fiber__scope_deliver(self);
+    return deliver_stop(self);
 }
 
 int fiber__wait_timed_out(struct fiber_task *self, const struct fiber__wait *w,
@@ -153,7 +176,7 @@ int fiber__wait_timed_out(struct fiber_task *self, const struct fiber__wait *w,
         return w->state == FIBER__SLEEPING ? 0 : -ETIMEDOUT;
     /* A scope's deadline cut the wait short: deliver it to the outermost
      * scope that has expired or is cancelled. */
-    rc = fiber__scope_deliver(self);
+    rc = deliver_to_scope(self);
     return rc < 0 ? rc : -ETIMEDOUT;
 }
 
@@ -193,7 +216,7 @@ int fiber__wait(struct fiber_loop *loop, const struct fiber__wait *w,
     }
     /* Woken by a cancel: the fiber's own, or a scope's. */
     if (rc == -ECANCELED) {
-        int stop = fiber__scope_deliver(self);
+        int stop = deliver_stop(self);
         if (stop < 0)
             rc = stop;
         else

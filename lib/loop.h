@@ -170,12 +170,27 @@ static inline struct fiber_loop *fiber__enter_loop(const char *api)
     return loop;
 }
 
+/* True when self has a cancellation pending that no shield hides. */
+static inline bool fiber__cancel_pending(const struct fiber_task *self)
+{
+    return self->cancel_requested && self->shields == 0;
+}
+
+/* The fiber's own cancellation alone: -ECANCELED (marked delivered) if it
+ * is pending, else 0. */
+int fiber__deliver_own_cancel(struct fiber_task *self);
+
 /*
  * The second half of the entry check: returns -ECANCELED (and marks it
  * delivered) if the running fiber self has a pending cancellation that no
  * shield hides, else the error of the outermost of its timeout scopes that
  * is cancelled (-ECANCELED) or past its deadline (-ETIMEDOUT), else 0.
- * See scope.h.
+ * A fiber's scopes form a stack (fiber_task.scope is the innermost): a
+ * blocking call obeys them from the innermost outwards up to and
+ * including the first shield, and the fiber's own cancellation only when
+ * no shield is on the stack.  Of everything that stops a call, the
+ * outermost wins, so an inner scope never swallows a cancellation meant
+ * for a wider one.
  */
 int fiber__enter_blocking_slow(struct fiber_task *self);
 
@@ -230,9 +245,6 @@ struct fiber__wait {
     const char *what;
 };
 
-/* The earliest deadline among the timeout scopes self obeys (scope.c). */
-int64_t fiber__scope_earliest(const struct fiber_task *self);
-
 /*
  * The deadline a wait ends at: the earlier of the call's own deadline and
  * its timeout scopes'; at a tie the call's own, as a completion wins over
@@ -242,7 +254,7 @@ int64_t fiber__scope_earliest(const struct fiber_task *self);
 static inline int64_t fiber__wait_deadline(const struct fiber_task *self,
                                            int64_t deadline, bool *by_scope)
 {
-    int64_t scope = self->scope ? fiber__scope_earliest(self) : FIBER__FOREVER;
+    int64_t scope = self->scope ? self->scope_deadline : FIBER__FOREVER;
 
     *by_scope = scope < deadline;
     return *by_scope ? scope : deadline;

@@ -5,17 +5,19 @@
  * A scope costs nothing while nothing blocks: it is a node in the fiber's
  * scope stack, in the caller's memory.  Its deadline takes effect in the
  * blocking funnel (loop.c): each blocking call waits until the earlier of
- * its own deadline and its scopes', and every call made once a scope is
- * cancelled or past its deadline fails at its start.  Nothing is left in
- * the timer heap when a scope ends.
+ * its own deadline and its scopes', which the fiber's scope_deadline
+ * keeps, and every call made once a scope is cancelled or past its
+ * deadline fails at its start with the error scope_deliver gives the
+ * loop.  Which of a cancel, a timeout and a scope wins is decided there,
+ * in one place (fiber__wait_timed_out).  Nothing is left in the timer heap
+ * when a scope ends.
  */
 #include "config.h"
-
-#include "scope.h"
 
 #include <errno.h>
 
 #include "compact.h"
+#include "loop.h"
 
 /* Tell an entered scope from an exited one, and both from garbage. */
 #define SCOPE_ENTERED 0x5c09e1u
@@ -35,55 +37,40 @@ static int64_t loop_now(const struct fiber_task *f)
     return fiber__clock_now(&f->loop->clock);
 }
 
-int fiber__scope_deliver(struct fiber_task *self)
+/* The loop's scope_deliver (state.h): the outermost scope that a
+ * blocking call of self obeys and that is cancelled or past its deadline
+ * catches its error, which the call returns; 0 if there is none. */
+static int scope_deliver(struct fiber_task *self)
 {
-    int64_t now = self->scope ? loop_now(self) : 0;
+    int64_t now = loop_now(self);
     fiber_scope_t *outermost = NULL;
-    bool shielded = false;
 
-    for (fiber_scope_t *s = self->scope; s && !shielded; s = s->private_outer) {
+    for (fiber_scope_t *s = self->scope; s; s = s->private_outer) {
         if (scope_cause(s, now) != 0)
             outermost = s;
-        shielded = s->private_shield;
+        if (s->private_shield)
+            break;
     }
-    if (self->cancel_requested && !shielded) {
-        self->cancel_delivered = true;
-        return -ECANCELED;
-    }
-    if (outermost) {
-        outermost->private_caught = 1;
-        return outermost->private_cause;
-    }
-    return 0;
-}
-
-int fiber__deliver_own_cancel(struct fiber_task *self)
-{
-    if (!self->cancel_requested || fiber__scope_shielded(self))
+    if (!outermost)
         return 0;
-    self->cancel_delivered = true;
-    return -ECANCELED;
+    outermost->private_caught = 1;
+    return outermost->private_cause;
 }
 
-int64_t fiber__scope_earliest(const struct fiber_task *self)
+/* The earliest deadline among the scopes that a blocking call obeys when
+ * scope is the innermost: it and those around it, up to and including
+ * the first shield. */
+static int64_t obeyed_deadline(const fiber_scope_t *scope)
 {
     int64_t earliest = FIBER__FOREVER;
 
-    for (const fiber_scope_t *s = self->scope; s; s = s->private_outer) {
+    for (const fiber_scope_t *s = scope; s; s = s->private_outer) {
         if (s->private_deadline < earliest)
             earliest = s->private_deadline;
         if (s->private_shield)
             break;
     }
     return earliest;
-}
-
-bool fiber__scope_shielded(const struct fiber_task *f)
-{
-    /* A count, not a walk of the scopes: they are in f's frames, which
-     * are not where they belong while f is a suspended compact fiber, and
-     * other fibers ask this when they cancel f. */
-    return f->shields > 0;
 }
 
 /* True when scope is one that a blocking call of its owner obeys now:
@@ -130,8 +117,15 @@ static int scope_enter(fiber_scope_t *scope, int64_t deadline, bool shield,
     scope->private_shield = shield;
     scope->private_caught = 0;
     scope->private_magic = SCOPE_ENTERED;
+    /* Blocking calls now wait until this deadline at the latest, or until
+     * an outer scope's that comes first and that no shield hides: the
+     * loop reads it in scope_deadline, and asks scope_deliver which scope
+     * stopped a call. */
+    if (shield || !self->scope || deadline < self->scope_deadline)
+        self->scope_deadline = deadline;
     self->scope = scope;
     self->shields += shield;
+    self->loop->scope_deliver = scope_deliver;
     return 0;
 }
 
@@ -180,6 +174,7 @@ FIBER_API int fiber_scope_exit(fiber_scope_t *scope)
      * what the scope came to once it has ended. */
     scope_cause(scope, loop_now(self));
     self->scope = scope->private_outer;
+    self->scope_deadline = obeyed_deadline(self->scope);
     self->shields -= scope->private_shield;
     scope->private_magic = SCOPE_EXITED;
     return scope->private_caught ? scope->private_cause : 0;

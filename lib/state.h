@@ -60,6 +60,10 @@ struct fiber_task {
     bool is_main;
     bool marked;           /* scratch bit for fiber_gather's checks */
     bool compact;          /* runs on the loop's shared stack (compact.h) */
+    /* Shielded scopes among the fiber's timeout scopes (below): while
+     * there is one, a cancel of the fiber waits for the shield to end.
+     * Kept with the cancel bits, which fiber__cancel reads with it. */
+    unsigned shields;
     uint64_t id;
     struct fiber__timer timer;
     struct fiber__stack stack;       /* the part the fiber runs on */
@@ -79,11 +83,14 @@ struct fiber_task {
     void (*wait_unlink)(struct fiber_task *f);
     void *wait_item;                 /* a queue item handed to or from it */
     struct fiber_task *all_prev, *all_next;  /* every task of the loop */
-    /* Structured concurrency (scope.h, collector.h): the innermost timeout
-     * scope entered; the group or waitset that owns this task, with its
-     * list links; the groups and waitsets this fiber created. */
+    /* Structured concurrency (scope.c, collector.h): the innermost timeout
+     * scope entered, and while there is one the earliest deadline among
+     * the scopes a blocking call obeys (up to and including the first
+     * shield), which the scopes keep up to date as they are entered and
+     * exited; the group or waitset that owns this task, with its list
+     * links; the groups and waitsets this fiber created. */
     struct fiber_scope *scope;
-    unsigned shields;              /* shielded scopes among them */
+    int64_t scope_deadline;
     struct fiber__collector *collector;
     struct fiber_task *coll_prev, *coll_next, *done_next;
     struct fiber__collector *owned;
@@ -152,6 +159,12 @@ struct fiber_loop {
      * clock, and the loop is neither idle nor deadlocked. */
     int (*io_wait)(struct fiber_loop *loop, int64_t deadline);
     size_t io_waiting;
+    /* Put in by the timeout scopes when a fiber of this loop first enters
+     * one: the error of the outermost scope that a blocking call of self
+     * obeys and that is cancelled or past its deadline, which that scope
+     * has now caught; 0 if there is none.  Called only while self is in a
+     * scope. */
+    int (*scope_deliver)(struct fiber_task *self);
     struct fiber__ext *exts;      /* started extensions, last started first */
     void *ext_slot[FIBER__EXT_SLOTS]; /* their state, by enum fiber__ext_slot */
     struct fiber__debug *debug;   /* debugging aids (debug.h); NULL if none */

@@ -9,7 +9,6 @@
 #include <stdio.h>
 
 #include "loop.h"
-#include "scope.h"
 #include "task.h"
 
 FIBER_API int fiber_spawn(fiber_task_t **task, fiber_fn fn, void *arg,

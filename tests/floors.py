@@ -41,8 +41,6 @@ FLOORS = {
 # Upward edges and cycles not mended yet: (from, to): reason.  The test
 # fails on any other, and on an exception that no longer occurs.
 KNOWN = {
-    ('loop', 'scope'): 'fiber__block, fiber__cancel and the entry check ask '
-                       'the timeout scopes by name (the tie rule)',
     ('loop', 'debug'): 'the entry checks in loop.h report a call made outside '
                        'a fiber by name: with no loop there is no table',
     ('loop', 'collector'): 'a returning fiber closes the groups and waitsets '
