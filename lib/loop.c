@@ -131,7 +131,9 @@ int fiber__cancel(struct fiber_loop *loop, struct fiber_task *f)
 
 /* ---- blocking ---------------------------------------------------------- */
 
-int fiber__deliver_own_cancel(struct fiber_task *self)
+/* The fiber's own cancellation alone: -ECANCELED (marked delivered) if it
+ * is pending, else 0. */
+static int deliver_own_cancel(struct fiber_task *self)
 {
     if (!fiber__cancel_pending(self))
         return 0;
@@ -151,7 +153,7 @@ static int deliver_to_scope(struct fiber_task *self)
  * the outermost of its scopes that is cancelled or expired; else 0. */
 static int deliver_stop(struct fiber_task *self)
 {
-    int rc = fiber__deliver_own_cancel(self);
+    int rc = deliver_own_cancel(self);
 
     return rc < 0 ? rc : deliver_to_scope(self);
 }
@@ -168,7 +170,7 @@ int fiber__wait_timed_out(struct fiber_task *self, const struct fiber__wait *w,
                           bool by_scope)
 {
     /* A cancel that came meanwhile wins over the timeout. */
-    int rc = fiber__deliver_own_cancel(self);
+    int rc = deliver_own_cancel(self);
 
     if (rc < 0)
         return rc;

@@ -176,10 +176,6 @@ static inline bool fiber__cancel_pending(const struct fiber_task *self)
     return self->cancel_requested && self->shields == 0;
 }
 
-/* The fiber's own cancellation alone: -ECANCELED (marked delivered) if it
- * is pending, else 0. */
-int fiber__deliver_own_cancel(struct fiber_task *self);
-
 /*
  * The second half of the entry check: returns -ECANCELED (and marks it
  * delivered) if the running fiber self has a pending cancellation that no

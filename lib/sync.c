@@ -35,24 +35,21 @@ void fiber__sync_wake_all(struct fiber__waitq *q, int result)
         fiber__waitq_wake_all(q->head->loop, q, result);
 }
 
-static bool deadline_passed(const struct fiber_task *self, int64_t deadline)
-{
-    return deadline != FIBER__FOREVER &&
-           deadline <= fiber__clock_now(&self->loop->clock);
-}
+/* What a primitive's waiter waits in, as the tie rules see it. */
+static const struct fiber__wait sync_wait = {.state = FIBER__WAITING};
 
 int fiber__sync_wait(struct fiber_task *self, struct fiber__waitq *q,
                      int64_t deadline, const char *what)
 {
-    if (deadline_passed(self, deadline))
+    if (fiber__deadline_passed(self->loop, deadline))
         return -ETIMEDOUT;
     int rc = fiber__waitq_wait(q, deadline, what);
     /* A cancel that came at the instant the deadline passed, before this
-     * fiber ran again, wins over the timeout, as with fiber_wait_for.
-     * Nothing was handed to a fiber that timed out, so nothing is lost. */
-    if (rc == -ETIMEDOUT && self->cancel_requested &&
-        fiber__enter_blocking(self) == -ECANCELED)
-        return -ECANCELED;
+     * fiber ran again, wins over the timeout, as with fiber_wait_for: the
+     * tie rules decide (fiber__wait_timed_out).  Nothing was handed to a
+     * fiber that timed out, so nothing is lost. */
+    if (rc == -ETIMEDOUT)
+        return fiber__wait_timed_out(self, &sync_wait, false);
     return rc;
 }
 
@@ -406,7 +403,7 @@ static int cond_wait(fiber_cond_t *c, fiber_mutex_t *m, int64_t deadline,
     int rc = fiber__enter_blocking(self);
     if (rc < 0)
         return rc;
-    if (deadline_passed(self, deadline))
+    if (fiber__deadline_passed(self->loop, deadline))
         return -ETIMEDOUT;
 
     mutex_release(m);

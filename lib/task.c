@@ -158,10 +158,10 @@ int fiber__await(struct fiber_task *t, int64_t deadline, void **result,
         return stop;
     if (!timed_out)
         return 0;
-    rc = fiber__deliver_own_cancel(self);
-    if (rc < 0)
-        return rc;
-    if (!cancel_reached_task)
+    /* Timed out, and the task was reaped: it completed first unless the
+     * cancel reached it, and a cancel of this fiber that came meanwhile
+     * wins even over that completion.  The tie rules decide the rest. */
+    if (!cancel_reached_task && !fiber__cancel_pending(self))
         return 0;
     return fiber__wait_timed_out(self, &await_wait, by_scope);
 }
