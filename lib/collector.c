@@ -33,6 +33,8 @@ static void owned_unlink(struct fiber__collector *c)
     c->owned_prev = c->owned_next = NULL;
 }
 
+static const struct fiber__collector_hooks collector_hooks;
+
 void fiber__collector_init(struct fiber__collector *c,
                            const struct fiber__collector_ops *ops,
                            struct fiber_task *owner)
@@ -41,6 +43,7 @@ void fiber__collector_init(struct fiber__collector *c,
     c->ops = ops;
     c->loop = owner->loop;
     c->owner = owner;
+    c->loop->collectors = &collector_hooks;
     fiber__waitq_init(&c->waiters);
     if (ops->close)
         owned_link(c);
@@ -141,7 +144,8 @@ void fiber__collector_release(struct fiber__collector *c)
         owned_unlink(c);
 }
 
-void fiber__collector_task_done(struct fiber_loop *loop, struct fiber_task *t)
+/* Member t has finished. */
+static void task_done(struct fiber_loop *loop, struct fiber_task *t)
 {
     struct fiber__collector *c = t->collector;
 
@@ -149,7 +153,8 @@ void fiber__collector_task_done(struct fiber_loop *loop, struct fiber_task *t)
     c->ops->task_done(loop, c, t);
 }
 
-void fiber__collectors_close(struct fiber_task *self)
+/* self has returned; close what it still owns. */
+static void owner_returned(struct fiber_task *self)
 {
     /* A cancel still ends the waits below and cancels the tasks, but the
      * fiber's function has returned: its status stays what it made it. */
@@ -160,7 +165,9 @@ void fiber__collectors_close(struct fiber_task *self)
     self->cancel_delivered = delivered;
 }
 
-void fiber__collectors_free(struct fiber_loop *loop)
+/* The loop ends: free the collectors of fibers that were abandoned and
+ * never returned.  Their tasks are freed with the loop. */
+static void loop_end(struct fiber_loop *loop)
 {
     for (struct fiber_task *f = loop->all_head; f; f = f->all_next) {
         while (f->owned) {
@@ -172,3 +179,10 @@ void fiber__collectors_free(struct fiber_loop *loop)
         }
     }
 }
+
+/* What the loop calls (loop.h), put in by fiber__collector_init. */
+static const struct fiber__collector_hooks collector_hooks = {
+    .task_done = task_done,
+    .owner_returned = owner_returned,
+    .loop_end = loop_end,
+};

@@ -46,7 +46,9 @@ struct fiber__collector {
     struct fiber__waitq waiters;     /* the owner, waiting for members */
 };
 
-/* Start an empty collector owned by the running fiber owner. */
+/* Start an empty collector owned by the running fiber owner.  The loop
+ * then tells the collectors when a member finishes or an owner returns
+ * (struct fiber__collector_hooks, loop.h). */
 void fiber__collector_init(struct fiber__collector *c,
                            const struct fiber__collector_ops *ops,
                            struct fiber_task *owner);
@@ -77,15 +79,5 @@ void fiber__collector_reap(struct fiber__collector *c);
 /* Free every member (all finished) and unlink c from its owner; the
  * caller then frees the memory that holds c. */
 void fiber__collector_release(struct fiber__collector *c);
-
-/* From fiber_entry: member t has finished. */
-void fiber__collector_task_done(struct fiber_loop *loop, struct fiber_task *t);
-
-/* From fiber_entry: self has returned; close what it still owns. */
-void fiber__collectors_close(struct fiber_task *self);
-
-/* From the loop's end: free the collectors of fibers that were abandoned
- * and never returned.  Their tasks are freed with the loop. */
-void fiber__collectors_free(struct fiber_loop *loop);
 
 #endif

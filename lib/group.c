@@ -18,7 +18,7 @@
 #include "loop.h"
 
 struct fiber_group {
-    struct fiber__collector coll;   /* first: see fiber__collectors_free */
+    struct fiber__collector coll;   /* first: see loop_end in collector.c */
     int first_error;                /* status of the first child to fail */
     struct fiber_task *first_failed;
     bool cancelled;                 /* children start cancelled from now on */

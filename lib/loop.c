@@ -46,7 +46,6 @@
 #include <string.h>
 #include <sys/prctl.h>
 
-#include "collector.h"
 #include "compact.h"
 #include "sanitizers.h"
 
@@ -454,7 +453,7 @@ static void fiber_entry(void)
     self->scope = NULL;
     self->shields = 0;
     if (self->owned)
-        fiber__collectors_close(self);
+        loop->collectors->owner_returned(self);
 
     if (self->fail_status < 0)
         self->status = self->fail_status;
@@ -469,7 +468,7 @@ static void fiber_entry(void)
     if (self->waiter)
         fiber__wake(loop, self->waiter, 0);
     if (self->collector)
-        fiber__collector_task_done(loop, self);
+        loop->collectors->task_done(loop, self);
     if (self->is_main)
         loop->main_done = true;
 
@@ -855,7 +854,8 @@ static void loop_destroy(struct fiber_loop *loop)
 {
     loop->hooks->detach(loop);
     /* Groups and waitsets of fibers abandoned before they returned. */
-    fiber__collectors_free(loop);
+    if (loop->collectors)
+        loop->collectors->loop_end(loop);
     while (loop->all_head)
         fiber__free_task(loop, loop->all_head);
     free_compact_tasks(loop);

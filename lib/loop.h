@@ -77,6 +77,24 @@ struct fiber__ext {
     struct fiber__ext *next;
 };
 
+/*
+ * What the task groups and waitsets (collector.h), which own tasks on
+ * behalf of a fiber, put in loop->collectors when a fiber first creates
+ * one: the loop calls these, never the collectors by name, when a member
+ * finishes, when a fiber that owns some returns, and at the loop's end.
+ */
+struct fiber__collector_hooks {
+    /* Task t, a member of one (t->collector), has finished: state DONE,
+     * status set, on its own stack. */
+    void (*task_done)(struct fiber_loop *loop, struct fiber_task *t);
+    /* self returns still owning some (self->owned): close them, waiting
+     * for their tasks. */
+    void (*owner_returned)(struct fiber_task *self);
+    /* The loop ends: free those that fibers abandoned before they
+     * returned still own, before the tasks are freed. */
+    void (*loop_end)(struct fiber_loop *loop);
+};
+
 /* The loop running on this thread, or NULL.  initial-exec: read with one
  * instruction, not a call to __tls_get_addr, even from the shared library. */
 extern _Thread_local struct fiber_loop *fiber__loop

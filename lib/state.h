@@ -22,6 +22,7 @@
 #include "timer_heap.h"
 
 struct fiber__collector;
+struct fiber__collector_hooks;
 struct fiber__debug;
 struct fiber__ext;
 struct fiber__hooks;
@@ -165,6 +166,9 @@ struct fiber_loop {
      * has now caught; 0 if there is none.  Called only while self is in a
      * scope. */
     int (*scope_deliver)(struct fiber_task *self);
+    /* Put in by the task groups and waitsets when a fiber of this loop
+     * first creates one (loop.h); NULL until then. */
+    const struct fiber__collector_hooks *collectors;
     struct fiber__ext *exts;      /* started extensions, last started first */
     void *ext_slot[FIBER__EXT_SLOTS]; /* their state, by enum fiber__ext_slot */
     struct fiber__debug *debug;   /* debugging aids (debug.h); NULL if none */

@@ -19,7 +19,7 @@
 #include "task.h"
 
 struct fiber_waitset {
-    struct fiber__collector coll;   /* first: see fiber__collectors_free */
+    struct fiber__collector coll;   /* first: see loop_end in collector.c */
     /* Finished members not yet handed back, oldest first, linked through
      * fiber_task.done_next. */
     struct fiber_task *done_head, *done_tail;

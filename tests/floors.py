@@ -43,8 +43,6 @@ FLOORS = {
 KNOWN = {
     ('loop', 'debug'): 'the entry checks in loop.h report a call made outside '
                        'a fiber by name: with no loop there is no table',
-    ('loop', 'collector'): 'a returning fiber closes the groups and waitsets '
-                           'it owns and tells its own, by name',
 }
 
 STRIP = re.compile(r'/\*.*?\*/|//[^\n]*|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'',
