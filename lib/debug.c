@@ -565,22 +565,18 @@ static bool checks_on(struct fiber_loop *loop)
     return on;
 }
 
-int fiber__outside_fiber(const char *api)
+void fiber__debug_outside(const char *api, bool need_fiber)
 {
-    struct fiber_loop *loop = fiber__loop;
+    struct fiber_loop *loop = need_fiber ? fiber__loop : NULL;
 
-    if (checks_on(loop))
+    if (!checks_on(loop))
+        return;
+    if (need_fiber)
         fiber__debug_report(loop, "%s called outside a fiber: it must be called "
                             "from a fiber of a running loop (inside fiber_run)%s",
                             api, loop ? "" : ", and no loop runs on this thread");
-    return -EPERM;
-}
-
-int fiber__outside_loop(const char *api)
-{
-    if (checks_on(NULL))
+    else
         fiber__debug_report(NULL, "%s called outside a running loop: it must "
                             "be called on the thread of a loop, inside "
                             "fiber_run", api);
-    return -EPERM;
 }

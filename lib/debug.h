@@ -89,8 +89,9 @@ bool fiber__debug_unquarantine(struct fiber_loop *loop);
 int fiber__debug_bad_handle(struct fiber_loop *loop, const struct fiber_task *t,
                             const char *api);
 
-/* fiber__outside_fiber and fiber__outside_loop, the reports of the entry
- * checks, are declared in loop.h. */
+/* The report of the entry checks (fiber__outside_report, loop.h): api
+ * was called outside a fiber (need_fiber) or outside a running loop. */
+void fiber__debug_outside(const char *api, bool need_fiber);
 
 /* Write one line, "libfiber: debug: " and the text, to the report stream
  * of loop (stderr when loop is NULL). */

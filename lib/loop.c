@@ -128,6 +128,24 @@ int fiber__cancel(struct fiber_loop *loop, struct fiber_task *f)
     return 0;
 }
 
+/* ---- entry checks ------------------------------------------------------ */
+
+fiber__outside_fn *fiber__outside_report;
+
+int fiber__outside_fiber(const char *api)
+{
+    if (fiber__outside_report)
+        fiber__outside_report(api, true);
+    return -EPERM;
+}
+
+int fiber__outside_loop(const char *api)
+{
+    if (fiber__outside_report)
+        fiber__outside_report(api, false);
+    return -EPERM;
+}
+
 /* ---- blocking ---------------------------------------------------------- */
 
 /* The fiber's own cancellation alone: -ECANCELED (marked delivered) if it

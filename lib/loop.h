@@ -157,10 +157,19 @@ void fiber__release_task(struct fiber_loop *loop, struct fiber_task *f);
 /*
  * A call that only a fiber may make, made outside one, or one that needs a
  * running loop, made outside any: reported in debug mode (FIBER_DEBUG=1
- * when no loop runs on this thread; see debug.c).  Return -EPERM.
+ * when no loop runs on this thread).  Return -EPERM.
  */
 int fiber__outside_fiber(const char *api) __attribute__((cold));
 int fiber__outside_loop(const char *api) __attribute__((cold));
+
+/*
+ * The report they make: api was called outside a fiber (need_fiber) or
+ * outside a running loop.  With no loop on the thread there is no table of
+ * hooks to ask, so the observers' report is put in for the whole process
+ * when the library is loaded (run.c), before any loop runs; NULL: none.
+ */
+typedef void fiber__outside_fn(const char *api, bool need_fiber);
+extern fiber__outside_fn *fiber__outside_report;
 
 /*
  * The entry check of every public call that only a fiber may make: the
