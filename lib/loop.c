@@ -31,9 +31,11 @@
  * checks that before asking fiber__wait_timed_out: a completion wins.
  *
  * The loop is the core's top: it reaches the observers only through the
- * table of hooks and the features' per-loop state only through the list of
- * extensions (loop.h).  lib/README.md maps the floors of the library and
- * the life of a fiber.
+ * table of hooks and the report of calls made outside a fiber, and the
+ * features only through the list of extensions and what they put in the
+ * loop (the poller's io_wait, the scopes' scope_deliver, the collectors'
+ * table), never by name (loop.h, state.h).  lib/README.md maps the floors
+ * of the library and the life of a fiber.
  */
 #include "config.h"
 
