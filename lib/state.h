@@ -63,7 +63,10 @@ struct fiber_task {
     bool compact;          /* runs on the loop's shared stack (compact.h) */
     /* Shielded scopes among the fiber's timeout scopes (below): while
      * there is one, a cancel of the fiber waits for the shield to end.
-     * Kept with the cancel bits, which fiber__cancel reads with it. */
+     * A count, not a walk of the scopes: they are in the fiber's frames,
+     * which are not where they belong while it is a suspended compact
+     * fiber, and other fibers read this when they cancel it.  Kept with
+     * the cancel bits, which fiber__cancel reads with it. */
     unsigned shields;
     uint64_t id;
     struct fiber__timer timer;
