@@ -476,54 +476,95 @@ FIBER_API ssize_t fiber_send(int fd, const void *buf, size_t len, int flags)
  * thread, for the next one.  Listeners made non-blocking (fiber_tcp_listen
  * makes them so) have no such race.
  */
-FIBER_API int fiber_accept_until(int fd, struct sockaddr *addr,
-                                 socklen_t *addrlen, int64_t deadline_ns)
+/*
+ * Accept up to max connections into fds, the first one's address into
+ * addr: the first may be waited for until deadline_ns, the others are only
+ * taken if already queued.  The listener's flags are asked once per
+ * batch, not once per connection.  Returns how many, or -errno when none.
+ */
+static int accept_batch(int fd, struct sockaddr *addr, socklen_t *addrlen,
+                        int *fds, int max, int64_t deadline_ns)
 {
     struct fiber_loop *loop;
     struct fiber__fd *e = NULL;
-
-    if (addr && !addrlen)
-        return -EINVAL;
     int rc = io_begin(fd, &loop, &e);
     if (rc < 0)
         return rc;
 
     socklen_t room = addrlen ? *addrlen : 0;
+    int n = 0;
     for (;;) {
         int flags = fcntl(fd, F_GETFL);
         if (flags < 0)
             return -errno;
-        rc = (flags & O_NONBLOCK) ? FIBER__IO_IN : ready_now(fd, FIBER__IO_IN);
+        while (n < max) {
+            rc = (flags & O_NONBLOCK) ? FIBER__IO_IN
+                                      : ready_now(fd, FIBER__IO_IN);
+            if (rc <= 0)
+                break;
+            if (addrlen && n == 0)
+                *addrlen = room;
+            int conn = accept4(fd, n == 0 ? addr : NULL,
+                               n == 0 ? addrlen : NULL,
+                               SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (conn < 0) {
+                /* A connection reset before it was accepted is not this
+                 * listener's failure: take the next one. */
+                if (errno == EINTR || errno == ECONNABORTED)
+                    continue;
+                rc = would_block(errno) ? 0 : -errno;
+                break;
+            }
+            rc = fiber__fd_adopt(loop, conn, true);
+            if (rc < 0) {
+                close(conn);
+                break;
+            }
+            fds[n++] = conn;
+        }
+        /* An error after some connections recurs on the next call. */
+        if (n > 0)
+            return n;
         if (rc < 0)
             return rc;
-        if (rc > 0) {
-            if (addrlen)
-                *addrlen = room;
-            int conn = accept4(fd, addr, addrlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
-            if (conn >= 0) {
-                rc = fiber__fd_adopt(loop, conn, true);
-                if (rc < 0) {
-                    close(conn);
-                    return rc;
-                }
-                return conn;
-            }
-            /* A connection reset before it was accepted is not this
-             * listener's failure: take the next one. */
-            if (errno == EINTR || errno == ECONNABORTED)
-                continue;
-            if (!would_block(errno))
-                return -errno;
-        }
         rc = fiber__fd_wait(loop, e, fd, FIBER__IO_IN, deadline_ns, "accept");
         if (rc < 0)
             return rc;
     }
 }
 
+FIBER_API int fiber_accept_until(int fd, struct sockaddr *addr,
+                                 socklen_t *addrlen, int64_t deadline_ns)
+{
+    int conn = -1;
+
+    if (addr && !addrlen)
+        return -EINVAL;
+    int rc = accept_batch(fd, addr, addrlen, &conn, 1, deadline_ns);
+    return rc < 0 ? rc : conn;
+}
+
 FIBER_API int fiber_accept(int fd, struct sockaddr *addr, socklen_t *addrlen)
 {
     return fiber_accept_until(fd, addr, addrlen, FIBER__FOREVER);
+}
+
+FIBER_API int fiber_tcp_accept_until(int listener, int *fds, int max,
+                                     int64_t deadline_ns)
+{
+    if (!fds || max <= 0)
+        return -EINVAL;
+    int n = accept_batch(listener, NULL, NULL, fds, max, deadline_ns);
+    /* TCP_NODELAY on each; a listener of another family (a Unix socket)
+     * has no such option, and that is no failure. */
+    for (int i = 0; i < n; i++)
+        (void)fiber_tcp_nodelay(fds[i], true);
+    return n;
+}
+
+FIBER_API int fiber_tcp_accept(int listener, int *fds, int max)
+{
+    return fiber_tcp_accept_until(listener, fds, max, FIBER__FOREVER);
 }
 
 /*

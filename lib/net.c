@@ -1,8 +1,9 @@
 /*
  * net.c - what servers need beyond one call per system call: gathered
- * writes (fiber_writev), TCP_NODELAY (fiber_tcp_nodelay), and an accept
+ * writes (fiber_writev) and TCP_NODELAY (fiber_tcp_nodelay).  The accept
  * that takes every connection pending on a listener at once
- * (fiber_tcp_accept).
+ * (fiber_tcp_accept) is in io.c, beside fiber_accept, with which it
+ * shares its loop.
  *
  * Built on the public descriptor calls of io.c, so that how those wait is
  * their business alone: a socket is written with MSG_DONTWAIT, whatever
@@ -148,7 +149,7 @@ FIBER_API ssize_t fiber_writev(int fd, const struct iovec *iov, int iovcnt)
     return fiber_writev_until(fd, iov, iovcnt, FIBER__FOREVER);
 }
 
-/* ---- TCP options and accepting ------------------------------------------- */
+/* ---- TCP options ----------------------------------------------------------- */
 
 FIBER_API int fiber_tcp_nodelay(int fd, bool on)
 {
@@ -159,39 +160,3 @@ FIBER_API int fiber_tcp_nodelay(int fd, bool on)
     return 0;
 }
 
-/* TCP_NODELAY on an accepted connection; a listener of another family
- * (a Unix socket) has no such option, and that is no failure. */
-static void accepted_nodelay(int fd)
-{
-    (void)fiber_tcp_nodelay(fd, true);
-}
-
-FIBER_API int fiber_tcp_accept_until(int listener, int *fds, int max,
-                                     int64_t deadline_ns)
-{
-    if (!fds || max <= 0)
-        return -EINVAL;
-    /* The first connection may be waited for. */
-    int fd = fiber_accept_until(listener, NULL, NULL, deadline_ns);
-    if (fd < 0)
-        return fd;
-    accepted_nodelay(fd);
-    fds[0] = fd;
-
-    /* The others only taken if already there: a deadline already passed
-     * lets accept try once and never wait. */
-    int n = 1;
-    while (n < max) {
-        fd = fiber_accept_until(listener, NULL, NULL, 0);
-        if (fd < 0)
-            break;   /* -ETIMEDOUT: none left; an error recurs next call */
-        accepted_nodelay(fd);
-        fds[n++] = fd;
-    }
-    return n;
-}
-
-FIBER_API int fiber_tcp_accept(int listener, int *fds, int max)
-{
-    return fiber_tcp_accept_until(listener, fds, max, FIBER__FOREVER);
-}

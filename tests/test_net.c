@@ -408,6 +408,64 @@ static void test_accept_batch(void **state)
     run_real(scenario_accept_batch, NULL);
 }
 
+/* A blocking listener (made by the program, not by libfiber): a batch
+ * takes what is queued and returns without blocking the thread, and the
+ * flag is left as it was.  fiber_accept with two queued fills in the
+ * first client's address and its length. */
+static void *scenario_accept_blocking_listener(void *arg)
+{
+    int clients[3], fds[8];
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+
+    (void)arg;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(listener >= 0);
+    CHECK_EQ(bind(listener, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    CHECK_EQ(listen(listener, 16), 0);
+    int port = port_of(listener);
+    for (int i = 0; i < 3; i++) {
+        clients[i] = plain_connect(port);
+        CHECK(clients[i] >= 0);
+    }
+    CHECK_EQ(fiber_sleep(0.05), 0);
+    CHECK_EQ(fiber_tcp_accept(listener, fds, 8), 3);
+    CHECK_EQ(fcntl(listener, F_GETFL) & O_NONBLOCK, 0);
+    int64_t start = fiber_now_ns();
+    CHECK_EQ(fiber_tcp_accept_until(listener, fds + 3, 8, start + 20 * MS),
+             -ETIMEDOUT);
+
+    /* Two more queued: the first one's address comes back whole. */
+    int a = plain_connect(port), b = plain_connect(port);
+    CHECK(a >= 0 && b >= 0);
+    CHECK_EQ(fiber_sleep(0.05), 0);
+    struct sockaddr_in peer, local;
+    socklen_t peer_len = sizeof(peer), local_len = sizeof(local);
+    CHECK_EQ(getsockname(a, (struct sockaddr *)&local, &local_len), 0);
+    int conn = fiber_accept(listener, (struct sockaddr *)&peer, &peer_len);
+    CHECK(conn >= 0);
+    CHECK_EQ(peer_len, sizeof(peer));
+    CHECK_EQ(peer.sin_port, local.sin_port);
+    int next = fiber_accept(listener, NULL, NULL);
+    CHECK(next >= 0);
+    CHECK_EQ(fcntl(listener, F_GETFL) & O_NONBLOCK, 0);
+
+    for (int i = 0; i < 3; i++) {
+        close(clients[i]);
+        fiber_close(fds[i]);
+    }
+    int rest[] = {a, b, conn, next, listener};
+    for (size_t i = 0; i < sizeof(rest) / sizeof(rest[0]); i++)
+        fiber_close(rest[i]);
+    return NULL;
+}
+
+static void test_accept_blocking_listener(void **state)
+{
+    (void)state;
+    run_real(scenario_accept_blocking_listener, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -419,6 +477,7 @@ int main(void)
         cmocka_unit_test(test_writev_errors),
         cmocka_unit_test(test_nodelay_defaults),
         cmocka_unit_test(test_accept_batch),
+        cmocka_unit_test(test_accept_blocking_listener),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
