@@ -47,29 +47,3 @@ FIBER_API int fiber_debug_blocked(const char *what, int64_t ns)
                         what, (double)slow / 1e9);
     return 1;
 }
-
-FIBER_API int fiber_wait_fd_again_until(int fd, int events, int64_t deadline_ns)
-{
-    struct fiber__fd *e = NULL;
-
-    if (events <= 0 || events > FIBER__IO_BOTH)
-        return -EINVAL;
-    struct fiber_task *self = fiber__enter_fiber("fiber_wait_fd_again_until");
-    if (!self)
-        return -EPERM;
-    if (fd < 0)
-        return -EBADF;
-    int rc = fiber__enter_blocking(self);
-    if (rc < 0)
-        return rc;
-    rc = fiber__fd_entry(self->loop, fd, &e);
-    if (rc < 0)
-        return rc;
-    /* No poll(2) first, as fiber_wait_fd makes: the caller's EAGAIN says
-     * the descriptor was not ready, an edge after it wakes the wait, and
-     * registering with epoll reports a descriptor ready by then. */
-    return fiber__fd_wait(self->loop, e, fd, events, deadline_ns,
-                          events == FIBER__IO_IN ? "fd readable"
-                          : events == FIBER__IO_OUT ? "fd writable"
-                                                    : "fd readable or writable");
-}

@@ -43,14 +43,10 @@
  */
 static int io_begin(int fd, struct fiber_loop **loop, struct fiber__fd **e)
 {
-    struct fiber_task *self = fiber__enter_fiber(
-        "fiber I/O (read, recv, write, send, accept or connect)");
+    struct fiber_task *self;
+    int rc = fiber__fd_call_enter(
+        "fiber I/O (read, recv, write, send, accept or connect)", fd, &self);
 
-    if (!self)
-        return -EPERM;
-    if (fd < 0)
-        return -EBADF;
-    int rc = fiber__enter_blocking(self);
     if (rc < 0)
         return rc;
     *loop = self->loop;
@@ -134,33 +130,37 @@ static const char *const wait_names[] = {
     [FIBER__IO_BOTH] = "fd readable or writable",
 };
 
-FIBER_API int fiber_wait_fd_until(int fd, int events, int64_t deadline_ns)
+/*
+ * Wait until fd is ready for events.  poll_first asks poll(2) how the
+ * descriptor is now before each wait: edge-triggered epoll says nothing
+ * of one ready before it was registered.  Without it (for a caller whose
+ * own call just said EAGAIN) the wait starts at once: an edge after that
+ * call wakes it, and registering reports a descriptor ready by then.
+ */
+static int wait_fd(const char *call, int fd, int events, int64_t deadline_ns,
+                   bool poll_first)
 {
+    struct fiber_task *self;
     struct fiber__poller *p = NULL;
     struct fiber__fd *e = NULL;
 
     if (events <= 0 || events > FIBER__IO_BOTH)
         return -EINVAL;
-    struct fiber_task *self = fiber__enter_fiber("fiber_wait_fd_until");
-    if (!self)
-        return -EPERM;
-    if (fd < 0)
-        return -EBADF;
-    int rc = fiber__enter_blocking(self);
+    int rc = fiber__fd_call_enter(call, fd, &self);
     if (rc < 0)
         return rc;
     rc = fiber__poller_get(self->loop, &p);
     if (rc < 0)
         return rc;
-
+    rc = fiber__fd_entry(self->loop, fd, &e);
+    if (rc < 0)
+        return rc;
+    if (!poll_first)
+        return fiber__fd_wait(self->loop, e, fd, events, deadline_ns,
+                              wait_names[events]);
     for (;;) {
-        /* Edge-triggered epoll says nothing of a descriptor ready before
-         * it was registered; poll(2) says how it is now. */
         rc = ready_now(fd, events);
         if (rc != 0)
-            return rc;
-        rc = fiber__fd_entry(self->loop, fd, &e);
-        if (rc < 0)
             return rc;
         e->ready &= (uint8_t)~events;   /* stale: it is not ready now */
         rc = fiber__fd_wait(self->loop, e, fd, events, deadline_ns,
@@ -168,6 +168,16 @@ FIBER_API int fiber_wait_fd_until(int fd, int events, int64_t deadline_ns)
         if (rc < 0)
             return rc;
     }
+}
+
+FIBER_API int fiber_wait_fd_until(int fd, int events, int64_t deadline_ns)
+{
+    return wait_fd("fiber_wait_fd_until", fd, events, deadline_ns, true);
+}
+
+FIBER_API int fiber_wait_fd_again_until(int fd, int events, int64_t deadline_ns)
+{
+    return wait_fd("fiber_wait_fd_again_until", fd, events, deadline_ns, false);
 }
 
 FIBER_API int fiber_wait_fd(int fd, int events)

@@ -22,6 +22,7 @@
 #include <sys/uio.h>
 
 #include "loop.h"
+#include "poller.h"
 
 /* Room for the rest of a gather after a partial write: the entries not yet
  * written are copied here, the first one trimmed.  Enough for any
@@ -109,12 +110,8 @@ FIBER_API ssize_t fiber_writev_until(int fd, const struct iovec *iov,
 
     if (total < 0)
         return total;
-    struct fiber_task *self = fiber__enter_fiber("fiber_writev_until");
-    if (!self)
-        return -EPERM;
-    if (fd < 0)
-        return -EBADF;
-    int rc = fiber__enter_blocking(self);
+    struct fiber_task *self;
+    int rc = fiber__fd_call_enter("fiber_writev_until", fd, &self);
     if (rc < 0)
         return rc;
 
@@ -137,7 +134,8 @@ FIBER_API ssize_t fiber_writev_until(int fd, const struct iovec *iov,
             rc = -errno;
             break;
         }
-        rc = fiber_wait_fd_until(fd, FIBER_WRITABLE, deadline_ns);
+        /* The send just said EAGAIN: no poll(2) before waiting. */
+        rc = fiber_wait_fd_again_until(fd, FIBER_WRITABLE, deadline_ns);
         if (rc < 0)
             break;
     }

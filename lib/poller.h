@@ -101,6 +101,23 @@ struct fiber__poller {
  */
 int fiber__poller_wait(struct fiber_loop *loop, int64_t deadline);
 
+/*
+ * The opening of every call that waits on a descriptor: made in a fiber
+ * (else -EPERM, reported in debug mode under call's name), on a
+ * descriptor number (else -EBADF), with no cancel or expired scope
+ * pending.  Sets *self to the running fiber; returns 0 or a negative errno.
+ */
+static inline int fiber__fd_call_enter(const char *call, int fd,
+                                       struct fiber_task **self)
+{
+    *self = fiber__enter_fiber(call);
+    if (!*self)
+        return -EPERM;
+    if (fd < 0)
+        return -EBADF;
+    return fiber__enter_blocking(*self);
+}
+
 /* The loop's poller, created on first use.  Returns 0 or a negative errno
  * (-ENOMEM, or epoll_create1's error). */
 int fiber__poller_get(struct fiber_loop *loop, struct fiber__poller **out);
