@@ -155,6 +155,31 @@ static int run(const struct demo_cli *cli, fiber_fn main, void *arg,
     return rc < 0 || status < 0 ? demo_error(cli, rc < 0 ? rc : status) : 0;
 }
 
+int demo_gather_each(fiber_fn fn, void *items, size_t n, size_t size,
+                     const fiber_attr_t *attr, double *seconds)
+{
+    fiber_task_t **tasks = calloc(n ? n : 1, sizeof(*tasks));
+    size_t spawned = 0;
+    int rc = 0;
+
+    if (!tasks)
+        return -ENOMEM;
+    int64_t start = fiber_now_ns();
+    for (; spawned < n; spawned++) {
+        rc = fiber_spawn(&tasks[spawned], fn, (char *)items + spawned * size,
+                         attr);
+        if (rc < 0)
+            break;
+    }
+    if (rc < 0)
+        for (size_t i = 0; i < spawned; i++)
+            fiber_cancel(tasks[i]);
+    int gathered = fiber_gather(tasks, spawned, NULL, NULL);
+    *seconds = (double)(fiber_now_ns() - start) / 1e9;
+    free(tasks);
+    return rc < 0 ? rc : gathered < 0 ? gathered : 0;
+}
+
 int demo_run(const struct demo_cli *cli, fiber_fn main, void *arg)
 {
     return run(cli, main, arg, NULL);

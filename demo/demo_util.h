@@ -64,6 +64,15 @@ bool demo_n_delay_args(const struct demo_cli *cli, size_t min_n, size_t *n,
  * 1 after demo_error when the loop or main failed. */
 int demo_run(const struct demo_cli *cli, fiber_fn main, void *arg);
 
+/*
+ * In a fiber: run fn on each of the n items of size bytes at items, each
+ * in a fiber of its own (with attr, or NULL), gather them all, and put
+ * the time that took in *seconds.  When a spawn fails the fibers already
+ * started are cancelled and gathered.  Returns 0 or a negative errno.
+ */
+int demo_gather_each(fiber_fn fn, void *items, size_t n, size_t size,
+                     const fiber_attr_t *attr, double *seconds);
+
 /* The whole main() of a demo without arguments: asyncio.run(main()). */
 int demo_main(int argc, char **argv, const struct demo_program *program,
               fiber_fn main);

@@ -522,27 +522,11 @@ struct job {
 static void *fetch_all(void *arg)
 {
     struct job *job = arg;
-    fiber_task_t **tasks = calloc(job->n, sizeof(*tasks));
-    size_t spawned = 0;
-    int rc = 0;
-
-    if (!tasks)
-        return fiber_fail(-ENOMEM);
     const fiber_attr_t attr = {.stack_size = FETCH_STACK_SIZE};
-    int64_t start = fiber_now_ns();
-    for (; spawned < job->n && rc == 0; spawned++)
-        rc = fiber_spawn(&tasks[spawned], fetch_one, &job->fetches[spawned], &attr);
-    if (rc < 0) {
-        spawned--;
-        for (size_t i = 0; i < spawned; i++)
-            fiber_cancel(tasks[i]);
-    }
-    int gathered = fiber_gather(tasks, spawned, NULL, NULL);
-    job->total = (double)(fiber_now_ns() - start) / 1e9;
-    free(tasks);
-    if (rc < 0)
-        return fiber_fail(rc);
-    return gathered < 0 ? fiber_fail(gathered) : NULL;
+    int rc = demo_gather_each(fetch_one, job->fetches, job->n,
+                              sizeof(job->fetches[0]), &attr, &job->total);
+
+    return rc < 0 ? fiber_fail(rc) : NULL;
 }
 
 int main(int argc, char **argv)

@@ -90,31 +90,14 @@ struct job {
 static void *gather_all(void *arg)
 {
     struct job *job = arg;
-    fiber_task_t **tasks = calloc(job->n, sizeof(*tasks));
-    int rc = 0;
-    size_t spawned = 0;
 
-    if (!tasks)
-        return fiber_fail(-ENOMEM);
     for (size_t i = 0; i < job->n; i++) {
         job->commands[i].index = (int)i;
         job->commands[i].delay = fiber_uniform(0.1, 0.5);
     }
-    int64_t start = fiber_now_ns();
-    for (; spawned < job->n; spawned++) {
-        rc = fiber_spawn(&tasks[spawned], run_command, &job->commands[spawned], NULL);
-        if (rc < 0)
-            break;
-    }
-    if (rc < 0)
-        for (size_t i = 0; i < spawned; i++)
-            fiber_cancel(tasks[i]);
-    int gathered = fiber_gather(tasks, spawned, NULL, NULL);
-    job->total = (double)(fiber_now_ns() - start) / 1e9;
-    free(tasks);
-    if (rc < 0)
-        return fiber_fail(rc);
-    return gathered < 0 ? fiber_fail(gathered) : NULL;
+    int rc = demo_gather_each(run_command, job->commands, job->n,
+                              sizeof(job->commands[0]), NULL, &job->total);
+    return rc < 0 ? fiber_fail(rc) : NULL;
 }
 
 int main(int argc, char **argv)
