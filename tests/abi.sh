@@ -7,15 +7,19 @@
 #
 # A new public function fails it too, on purpose: add its line to the list
 # (the list's header says how) in the commit that adds the function, which
-# is what makes an addition to the ABI a deliberate act.  If abidiff
-# (Debian package abigail-tools) is present and FIBER_ABI_BASELINE names a
-# libfiber.so of an earlier build, the two are compared as well.
+# is what makes an addition to the ABI a deliberate act.  When
+# FIBER_ABI_BASELINE names a libfiber.so of an earlier build, a third test
+# compares the two types and all with abidiff (Debian package
+# abigail-tools), and fails if abidiff is missing.
 set -u
-echo "1..3"
+baseline=${FIBER_ABI_BASELINE:-}
+tests=2
+[ -z "$baseline" ] || tests=3
+echo "1..$tests"
 lib="${top_builddir:-.}/lib/.libs/libfiber.so"
 list="${top_srcdir:-.}/tests/abi/libfiber.symbols"
 if [ ! -f "$lib" ]; then
-    for i in 1 2 3; do echo "ok $i # SKIP no shared library was built"; done
+    for i in $(seq "$tests"); do echo "ok $i # SKIP no shared library was built"; done
     exit 0
 fi
 tmp=$(mktemp -d) || exit 1
@@ -47,9 +51,10 @@ else
     echo "not ok 2 - the exported symbols are those of tests/abi/libfiber.symbols"
 fi
 
-baseline=${FIBER_ABI_BASELINE:-}
-if [ -z "$baseline" ] || ! command -v abidiff >/dev/null 2>&1; then
-    echo "ok 3 # SKIP abidiff against FIBER_ABI_BASELINE (not set, or abigail-tools missing)"
+if [ -z "$baseline" ]; then
+    exit 0
+elif ! command -v abidiff >/dev/null 2>&1; then
+    echo "not ok 3 - abidiff against $baseline: abidiff is missing (apt-get install abigail-tools)"
 elif out=$(abidiff --no-added-syms "$baseline" "$lib" 2>&1); then
     echo "ok 3 - abidiff finds no change against $baseline"
 else
