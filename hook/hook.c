@@ -22,7 +22,7 @@
  *
  * The descriptor's flags are never changed, but for one instant in
  * connect (see connect below).  libfiber itself never calls these hooks:
- * lib/libc_direct.h renames its calls to system calls of its own.
+ * lib/core/libc_direct.h renames its calls to system calls of its own.
  */
 #include "config.h"
 

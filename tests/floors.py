@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """floors.py - check that the modules of lib/ call each other one way.
 
-Each module of lib/ (x.c and x.h together) stands on a floor: the core,
-the features built on it, or the observers that watch both.  An edge goes
+Each module of lib/ (x.c and x.h together) stands on a floor, the folder
+it is in: the core (lib/core), the features built on it (lib/tasks,
+lib/sync, lib/io), the observers that watch both (lib/debug), and lib/
+itself, the entry (fiber_run).  An edge goes
 from a module to another when it includes the other's header or names a
 fiber__ function or variable the other defines.  Edges may point down or
 stay on their floor, never up, and the graph may have no cycle.  A few
 edges are known exceptions, each with its reason; any other upward edge
-or cycle fails, as does a module that has no floor.
+or cycle fails, as does a module in a folder that is no floor.
 
 Usage: floors.py [SRCDIR] [--edges]   (prints TAP; --edges lists them all)
 """
@@ -21,22 +23,24 @@ CORE, FEATURES, OBSERVERS, ENTRY = 0, 1, 2, 3
 FLOOR_NAMES = {CORE: 'core', FEATURES: 'features', OBSERVERS: 'observers',
                ENTRY: 'entry'}
 
-FLOORS = {
+# The floor of a module is the folder of lib/ it stands in.
+FOLDERS = {
     # The loop (with the table of hooks and the list of extensions through
     # which it reaches above), its wait queues, and what it stands on: the
     # layout of the loop and its tasks (state.h) among it.
-    CORE: '''clock context stack timer_heap sanitizers state compact waitq
-             loop libc_direct''',
-    # What users call, each plugging into the core.
-    FEATURES: '''sleep task gather scope collector group waitset sync queue
-                 io poller tcp net sockname stream communicate thread_pool
-                 process signals random version''',
+    'core': CORE,
+    # What users call, each plugging into the core: tasks and what waits
+    # for them, coordination, and the world outside (descriptors, threads,
+    # processes, signals).
+    'tasks': FEATURES,
+    'sync': FEATURES,
+    'io': FEATURES,
     # Debugging aids, reached from below only through the hooks and the
     # report of calls made outside a fiber, both handed over by run.c.
-    OBSERVERS: '''debug observe dump backtrace trace timeline overflow
-                  hook_support''',
-    # fiber_run, which hands the observers' table and report to the core.
-    ENTRY: 'run',
+    'debug': OBSERVERS,
+    # lib/ itself: fiber_run, which hands the observers' table and report
+    # to the core, and fiber_version.
+    '': ENTRY,
 }
 
 # Upward edges and cycles not mended yet: (from, to): reason.  The test
@@ -62,8 +66,8 @@ def modules(lib):
     without a header of its own whose internal functions another module's
     header declares (timeline.c, the trace's text form) belongs to that
     module."""
-    files = sorted(glob.glob(os.path.join(lib, '*.c')) +
-                   glob.glob(os.path.join(lib, '*.h')))
+    files = sorted(glob.glob(os.path.join(lib, '*.[ch]')) +
+                   glob.glob(os.path.join(lib, '*', '*.[ch]')))
     mod = {p: os.path.splitext(os.path.basename(p))[0] for p in files}
     src = {p: open(p, encoding='utf-8').read() for p in files}
     for p, s in src.items():
@@ -112,7 +116,12 @@ def graph(root):
             if b and b != a:
                 edges[a].setdefault(b, '%s uses %s'
                                     % (os.path.basename(p), name))
-    return names, edges
+    # The folder each module stands in ('' for lib/ itself).
+    folder = {}
+    for p, m in mod.items():
+        d = os.path.relpath(os.path.dirname(p), lib)
+        folder.setdefault(m, '' if d == '.' else d)
+    return names, edges, folder
 
 
 def cycles(nodes, edges):
@@ -157,8 +166,8 @@ def main(argv):
             show = True
         else:
             root = a
-    floor = {m: f for f, ms in FLOORS.items() for m in ms.split()}
-    names, edges = graph(root)
+    names, edges, folder = graph(root)
+    floor = {m: FOLDERS[d] for m, d in folder.items() if d in FOLDERS}
     if show:
         for a in sorted(edges):
             for b in sorted(edges[a]):
@@ -169,7 +178,8 @@ def main(argv):
 
     failures = [[], [], [], []]
     for m in sorted(names - set(floor)):
-        failures[0].append('lib/%s has no floor: add it to FLOORS' % m)
+        failures[0].append('lib/%s/%s stands in no folder of FOLDERS'
+                           % (folder[m], m))
     seen_known = set()
     kept = collections.defaultdict(set)   # the graph without known edges
     for a in sorted(edges):

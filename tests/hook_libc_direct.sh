@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # hook_libc_direct.sh - libfiber never calls the libc names libfiber-hook
 # defines, so its own I/O can never recurse into the hooks: libfiber.so
-# has no undefined reference to any of them (lib/libc_direct.h renames its
+# has no undefined reference to any of them (lib/core/libc_direct.h renames its
 # calls to system calls of its own), and libfiber-hook.so defines them all.
 set -u
 . "${top_srcdir:-$(dirname "$0")/..}/tests/tap_helpers.sh"

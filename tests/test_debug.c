@@ -34,7 +34,7 @@
 #include "stack_use.h"
 #include "stderr_capture.h"
 
-/* lib/debug.h's FIBER__SPIN_ROUNDS: rounds of yields before the report. */
+/* lib/debug/debug.h's FIBER__SPIN_ROUNDS: rounds of yields before the report. */
 #define FIBER_TEST_SPIN_ROUNDS 100000l
 
 /* " (function)", as reports name a fiber's entry function: static
