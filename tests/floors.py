@@ -24,8 +24,8 @@ FLOOR_NAMES = {CORE: 'core', FEATURES: 'features', OBSERVERS: 'observers',
 FLOORS = {
     # The loop (with the table of hooks and the list of extensions through
     # which it reaches above), its wait queues, and what it stands on.
-    CORE: '''clock context stack timer_heap sanitizers compact waitq loop
-             libc_direct''',
+    CORE: '''list clock context stack timer_heap sanitizers compact waitq
+             loop libc_direct''',
     # What users call, each plugging into the core.
     FEATURES: '''sleep task gather scope collector group waitset sync queue
                  io poller tcp net sockname stream communicate thread_pool
