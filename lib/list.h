@@ -11,8 +11,9 @@
  * list closed on a sentinel would tie to one address.  The first node's
  * prev and the last node's next are NULL, so a walk stops at either end.
  *
- * What is linked finds its container with fiber__container_of; a module
- * wraps that in small typed accessors of its own.  A node that has left
+ * What is linked finds its container with fiber__container_of (or
+ * fiber__list_entry, which passes NULL through); a module wraps that in
+ * small typed accessors of its own.  A node that has left
  * its list keeps stale pointers: whether it is in a list is told by its
  * owner (a task's state, its waitq), never by the node.
  *
@@ -39,6 +40,16 @@ struct fiber__list {
 /* The struct of type that holds member at ptr. */
 #define fiber__container_of(ptr, type, member) \
     ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+
+/* The same for a node, or NULL for NULL: what _first, _pop_front and
+ * the links of the last node give at the end. */
+#define fiber__list_entry(link, type, member) \
+    ((type *)fiber__list_entry_at((link), offsetof(type, member)))
+
+static inline void *fiber__list_entry_at(struct fiber__link *link, size_t offset)
+{
+    return link ? (char *)link - offset : NULL;
+}
 
 /* Walk the list l from first to last (or last to first) with link, a
  * struct fiber__link *; the body must not unlink link (see _safe). */

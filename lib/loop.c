@@ -77,15 +77,10 @@ const char *fiber__state_name(enum fiber__state state)
 
 static struct fiber_task *ready_pop(struct fiber_loop *loop)
 {
-    struct fiber_task *f = loop->ready_head;
+    struct fiber_task *f = fiber__ready_task(fiber__list_pop_front(&loop->ready));
 
-    if (!f)
-        return NULL;
-    loop->ready_head = f->next_ready;
-    if (!loop->ready_head)
-        loop->ready_tail = NULL;
-    loop->nready--;
-    f->next_ready = NULL;
+    if (f)
+        loop->nready--;
     return f;
 }
 
@@ -226,26 +221,15 @@ static void reap_zombie(struct fiber_loop *loop)
  * order with those woken earlier.
  */
 static void move_woken_forward(struct fiber_loop *loop,
-                               struct fiber_task *before,
                                struct fiber_task *first)
 {
-    struct fiber_task *last = loop->ready_tail;
     struct fiber_task *after = loop->woken_tail;
 
-    loop->woken_tail = last;
-    if (after == before || !before)
-        return;  /* already in place, or the queue holds nothing else */
-    before->next_ready = NULL;
-    loop->ready_tail = before;
-    if (after) {
-        last->next_ready = after->next_ready;
-        after->next_ready = first;
-        if (loop->ready_tail == after)
-            loop->ready_tail = last;
-    } else {
-        last->next_ready = loop->ready_head;
-        loop->ready_head = first;
-    }
+    loop->woken_tail = fiber__ready_task(fiber__list_last(&loop->ready));
+    /* Already in place when they follow after, or the queue holds
+     * nothing else. */
+    fiber__list_move_tail_after(&loop->ready, &first->ready,
+                                after ? &after->ready : NULL);
 }
 
 /* Move every fiber whose deadline has come to the run queue, in
@@ -257,7 +241,7 @@ static __attribute__((noinline)) void fire_timers(struct fiber_loop *loop,
                                                   bool ahead)
 {
     int64_t now = fiber__clock_now(&loop->clock);
-    struct fiber_task *before = loop->ready_tail;
+    struct fiber__link *before = fiber__list_last(&loop->ready);
     size_t nready = loop->nready;
     struct fiber__timer *t;
 
@@ -275,13 +259,14 @@ static __attribute__((noinline)) void fire_timers(struct fiber_loop *loop,
     size_t woken = loop->nready - nready;
     if (woken == 0)
         return;
-    struct fiber_task *first = before ? before->next_ready : loop->ready_head;
+    struct fiber_task *first =
+        fiber__ready_task(before ? before->next : fiber__list_first(&loop->ready));
     if (ahead || loop->woken_tail) {
-        move_woken_forward(loop, before, first);
+        move_woken_forward(loop, first);
         if (ahead)
             loop->round_left += woken;
     } else {
-        loop->woken_tail = loop->ready_tail;
+        loop->woken_tail = fiber__ready_task(fiber__list_last(&loop->ready));
     }
 }
 
@@ -323,8 +308,9 @@ static struct fiber_task *dispatch(struct fiber_loop *loop)
         loop->woken_tail = NULL;
     /* Within a long round the fiber after next last ran long ago; within
      * a short one it is in the cache, and asking again costs a yield. */
-    if (loop->round_left > FIBER__TIMER_CHECK_EVERY && loop->ready_head)
-        fiber__task_prefetch(loop->ready_head);
+    if (loop->round_left > FIBER__TIMER_CHECK_EVERY &&
+        !fiber__list_empty(&loop->ready))
+        fiber__task_prefetch(fiber__ready_task(fiber__list_first(&loop->ready)));
     next->state = FIBER__RUNNING;
     loop->current = next;
     return next;
@@ -358,11 +344,11 @@ static inline struct fiber__context *enter(struct fiber_loop *loop,
 static struct fiber__context *next_context(struct fiber_loop *loop,
                                            struct fiber_task *self)
 {
-    if (loop->round_left == 0 && loop->ready_head)
+    if (loop->round_left == 0 && !fiber__list_empty(&loop->ready))
         begin_round(loop);
     else if (loop->timers.len && --loop->timer_countdown == 0)
         check_timers(loop);
-    if (loop->ready_head)
+    if (!fiber__list_empty(&loop->ready))
         return enter(loop, self, dispatch(loop));
     loop->current = NULL;
     return &loop->sched_ctx;
@@ -428,7 +414,7 @@ static void fiber_entry(void)
      * no fiber ends with tasks of its own still running. */
     self->scope = NULL;
     self->shields = 0;
-    if (self->owned)
+    if (!fiber__list_empty(&self->owned))
         fiber__collectors_close(self);
 
     if (self->fail_status < 0)
@@ -473,21 +459,12 @@ void (*const fiber__entry_point)(void) = fiber_entry;
 
 static void all_link(struct fiber_loop *loop, struct fiber_task *f)
 {
-    f->all_prev = NULL;
-    f->all_next = loop->all_head;
-    if (loop->all_head)
-        loop->all_head->all_prev = f;
-    loop->all_head = f;
+    fiber__list_push_front(&loop->all, &f->all);
 }
 
 static void all_unlink(struct fiber_loop *loop, struct fiber_task *f)
 {
-    if (f->all_prev)
-        f->all_prev->all_next = f->all_next;
-    else
-        loop->all_head = f->all_next;
-    if (f->all_next)
-        f->all_next->all_prev = f->all_prev;
+    fiber__list_remove(&loop->all, &f->all);
 }
 
 /*
@@ -506,14 +483,14 @@ void fiber__release_task(struct fiber_loop *loop, struct fiber_task *f)
         /* Kept with its frame buffer for the next compact spawn. */
         if (loop->shared_owner == f)
             loop->shared_owner = NULL;
-        f->next_ready = loop->compact_free;
+        f->next_free = loop->compact_free;
         loop->compact_free = f;
         return;
     }
     if (f->stack.size == loop->default_usable) {
         /* Reused as it is: an abandoned fiber's frames must go. */
         fiber__asan_forget(f->stack.base, f->stack.size);
-        f->next_ready = loop->task_free;
+        f->next_free = loop->task_free;
         loop->task_free = f;
         return;
     }
@@ -526,7 +503,7 @@ static void free_compact_tasks(struct fiber_loop *loop)
 {
     while (loop->compact_free) {
         struct fiber_task *f = loop->compact_free;
-        loop->compact_free = f->next_ready;
+        loop->compact_free = f->next_free;
         fiber__compact_task_free(f);
     }
 }
@@ -568,7 +545,7 @@ static struct fiber_task *alloc_compact_task(struct fiber_loop *loop, int *rc)
     struct fiber_task *f = loop->compact_free;
 
     if (f) {
-        loop->compact_free = f->next_ready;
+        loop->compact_free = f->next_free;
     } else {
         f = fiber__compact_task_new(loop);
         if (!f) {
@@ -590,7 +567,7 @@ static struct fiber_task *reuse_task(struct fiber_loop *loop)
     void *slot_base = f->slot_base;
     size_t slot_size = f->slot_size;
 
-    loop->task_free = f->next_ready;
+    loop->task_free = f->next_free;
     clear_task(f);
     f->stack = stack;
     f->slot_base = slot_base;
@@ -725,7 +702,9 @@ static bool start_round(struct fiber_loop *loop)
 static void cancel_all(struct fiber_loop *loop)
 {
     loop->shutting_down = true;
-    for (struct fiber_task *f = loop->all_head; f; f = f->all_next) {
+    struct fiber_task *f;
+
+    fiber__foreach_task(f, loop) {
         if (f->state != FIBER__DONE) {
             f->cancel_requested = true;
             /* Waits that were not cancellable (reaping a cancelled task)
@@ -739,7 +718,9 @@ static void cancel_all(struct fiber_loop *loop)
  * resuming them.  Whatever they hold on the heap is lost. */
 static void abandon_all(struct fiber_loop *loop)
 {
-    for (struct fiber_task *f = loop->all_head; f; f = f->all_next) {
+    struct fiber_task *f;
+
+    fiber__foreach_task(f, loop) {
         if (f->state == FIBER__DONE)
             continue;
         fiber__timer_heap_remove(&loop->timers, &f->timer);
@@ -841,8 +822,8 @@ static void loop_destroy(struct fiber_loop *loop)
     loop->hooks->detach(loop);
     /* Groups and waitsets of fibers abandoned before they returned. */
     fiber__collectors_free(loop);
-    while (loop->all_head)
-        fiber__free_task(loop, loop->all_head);
+    while (!fiber__list_empty(&loop->all))
+        fiber__free_task(loop, fiber__all_task(fiber__list_first(&loop->all)));
     free_compact_tasks(loop);
     stop_extensions(loop);
     fiber__timer_heap_destroy(&loop->timers);

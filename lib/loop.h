@@ -14,6 +14,7 @@
 
 #include "clock.h"
 #include "context.h"
+#include "list.h"
 #include "stack.h"
 #include "timer_heap.h"
 #include "waitq.h"
@@ -57,25 +58,32 @@ struct fiber_task {
     /* A compact fiber's frames while they are off the shared stack. */
     void *frames;
     size_t frames_len, frames_cap;
-    struct fiber_task *next_ready;   /* run queue link */
+    /* In the run queue (loop.ready) while READY; once freed, in a free
+     * list of tasks (singly linked, see list.h) or debug mode's
+     * quarantine. */
+    union {
+        struct fiber__link ready;
+        struct fiber_task *next_free;
+    };
     struct fiber_task *waiter;       /* the fiber awaiting this one */
     struct fiber_task *awaiting;     /* the task this one awaits */
     struct fiber_task *claimed_by;   /* the fiber gathering this one */
     struct fiber__waitq *waitq;      /* the queue this one waits on */
-    struct fiber_task *wq_prev, *wq_next;
+    struct fiber__link wq;           /* in waitq */
     const char *wait_what;           /* what a WAITING fiber waits for */
     /* Takes the fiber out of what it waits on (struct fiber__wait). */
     void (*wait_unlink)(struct fiber_task *f);
     void *wait_item;                 /* a queue item handed to or from it */
-    struct fiber_task *all_prev, *all_next;  /* every task of the loop */
+    struct fiber__link all;          /* in loop.all */
     /* Structured concurrency (scope.h, collector.h): the innermost timeout
      * scope entered; the group or waitset that owns this task, with its
      * list links; the groups and waitsets this fiber created. */
     struct fiber_scope *scope;
     unsigned shields;              /* shielded scopes among them */
     struct fiber__collector *collector;
-    struct fiber_task *coll_prev, *coll_next, *done_next;
-    struct fiber__collector *owned;
+    struct fiber__link coll;         /* in collector->members */
+    struct fiber__link done;         /* in a waitset's list of finished */
+    struct fiber__list owned;        /* by fiber__collector.owned_link */
     /* Empty until first asked for when no name was given: formatting
      * "Task-<id>" at every spawn would cost more than the spawn. */
     char name[FIBER_NAME_MAX + 1];
@@ -153,7 +161,7 @@ enum fiber__ext_slot {
 struct fiber_loop {
     struct fiber__context sched_ctx;  /* the thread's context in fiber_run */
     struct fiber_task *current;       /* NULL while the scheduler runs */
-    struct fiber_task *ready_head, *ready_tail;
+    struct fiber__list ready;         /* the run queue, by fiber_task.ready */
     size_t nready;
     /* Fibers may hand over to each other directly this many more times
      * before the scheduler must look at timers again. */
@@ -169,11 +177,11 @@ struct fiber_loop {
     struct fiber__stack_pool stacks;
     size_t stack_size;
     /* Finished tasks whose stacks have the default usable size, linked
-     * through next_ready: the next default spawn takes one as it is,
+     * through next_free: the next default spawn takes one as it is,
      * without asking the stack pool. */
     struct fiber_task *task_free;
     size_t default_usable;
-    struct fiber_task *all_head;  /* every task not yet freed */
+    struct fiber__list all;       /* every task not yet freed, newest first */
     size_t nalive;                /* tasks not DONE */
     struct fiber_task *zombie;    /* finished; its stack awaits release */
     /* Compact fibers (compact.h): the stack they share, the one whose
@@ -217,16 +225,34 @@ static inline struct fiber_task *fiber__current(void)
     return fiber__loop ? fiber__loop->current : NULL;
 }
 
+/* The task that link, a fiber_task.ready, or .all, belongs to; NULL
+ * for NULL. */
+static inline struct fiber_task *fiber__ready_task(struct fiber__link *link)
+{
+    return fiber__list_entry(link, struct fiber_task, ready);
+}
+
+static inline struct fiber_task *fiber__all_task(struct fiber__link *link)
+{
+    return fiber__list_entry(link, struct fiber_task, all);
+}
+
+/* Walk every task of loop not yet freed, newest first (or, _reverse,
+ * oldest first), with t, a declared struct fiber_task pointer. */
+#define fiber__foreach_task(t, loop) \
+    for (struct fiber__link *t##_link_ = (loop)->all.first; \
+         t##_link_ && ((t) = fiber__all_task(t##_link_), 1); \
+         t##_link_ = t##_link_->next)
+#define fiber__foreach_task_reverse(t, loop) \
+    for (struct fiber__link *t##_link_ = (loop)->all.last; \
+         t##_link_ && ((t) = fiber__all_task(t##_link_), 1); \
+         t##_link_ = t##_link_->prev)
+
 /* Append f to the run queue. */
 static inline void fiber__ready_push(struct fiber_loop *loop,
                                      struct fiber_task *f)
 {
-    f->next_ready = NULL;
-    if (loop->ready_tail)
-        loop->ready_tail->next_ready = f;
-    else
-        loop->ready_head = f;
-    loop->ready_tail = f;
+    fiber__list_push_back(&loop->ready, &f->ready);
     loop->nready++;
 }
 
