@@ -809,10 +809,10 @@ static int clock_from_env(int *clock)
  * may use one started before it (the thread pool uses the poller). */
 static void stop_extensions(struct fiber_loop *loop)
 {
-    struct fiber__ext *ext;
+    struct fiber__link *link;
 
-    while ((ext = loop->exts)) {
-        loop->exts = ext->next;
+    while ((link = fiber__list_pop_front(&loop->exts))) {
+        struct fiber__ext *ext = fiber__container_of(link, struct fiber__ext, link);
         ext->stop(loop, ext);
     }
 }

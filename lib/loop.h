@@ -148,7 +148,7 @@ struct fiber__hooks {
  */
 struct fiber__ext {
     void (*stop)(struct fiber_loop *loop, struct fiber__ext *ext);
-    struct fiber__ext *next;
+    struct fiber__link link;      /* in loop->exts */
 };
 
 enum fiber__ext_slot {
@@ -208,7 +208,7 @@ struct fiber_loop {
      * clock, and the loop is neither idle nor deadlocked. */
     int (*io_wait)(struct fiber_loop *loop, int64_t deadline);
     size_t io_waiting;
-    struct fiber__ext *exts;      /* started extensions, last started first */
+    struct fiber__list exts;      /* started extensions, last started first */
     void *ext_slot[FIBER__EXT_SLOTS]; /* their state, by enum fiber__ext_slot */
     struct fiber__debug *debug;   /* debugging aids (debug.h); NULL if none */
     const struct fiber__hooks *hooks; /* the observers' table */
@@ -446,8 +446,7 @@ static inline void fiber__ext_start(struct fiber_loop *loop,
                                                  struct fiber__ext *ext))
 {
     ext->stop = stop;
-    ext->next = loop->exts;
-    loop->exts = ext;
+    fiber__list_push_front(&loop->exts, &ext->link);
 }
 
 /* The check every public call taking a handle makes first: one test
