@@ -134,15 +134,10 @@ void fiber__collector_task_done(struct fiber_loop *loop, struct fiber_task *t)
 
 void fiber__collectors_close(struct fiber_task *self)
 {
-    /* A cancel still ends the waits below and cancels the tasks, but the
-     * fiber's function has returned: its status stays what it made it. */
-    bool delivered = self->cancel_delivered;
-
     struct fiber__collector *c;
 
     while ((c = owned_first(self)))
         c->ops->close(c);
-    self->cancel_delivered = delivered;
 }
 
 void fiber__collectors_free(struct fiber_loop *loop)

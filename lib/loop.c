@@ -414,8 +414,14 @@ static void fiber_entry(void)
      * no fiber ends with tasks of its own still running. */
     self->scope = NULL;
     self->shields = 0;
-    if (!fiber__list_empty(&self->owned))
+    if (!fiber__list_empty(&self->owned)) {
+        /* A cancel still ends the waits there and cancels the tasks, but
+         * the fiber's function has returned: its status stays what it
+         * made it. */
+        bool delivered = self->cancel_delivered;
         fiber__collectors_close(self);
+        self->cancel_delivered = delivered;
+    }
 
     if (self->fail_status < 0)
         self->status = self->fail_status;
@@ -517,25 +523,29 @@ void fiber__free_task(struct fiber_loop *loop, struct fiber_task *f)
     fiber__release_task(loop, f);
 }
 
-/* Clear a reused task, all but its saved context, which is made anew,
- * and a compact task's frame buffer, which is reused. */
-static void clear_task(struct fiber_task *f)
-{
-    void *frames = f->frames;
-    size_t frames_cap = f->frames_cap;
+/* Clear a task, all but its saved context, which is made anew, from
+ * there up to end: KEEP_FRAMES keeps a compact task's frame buffer, which
+ * is reused; sizeof(struct fiber_task) empties it too, for a slot that
+ * held an old task.  Inlined, so that end is a constant. */
+#define KEEP_FRAMES offsetof(struct fiber_task, frames)
+_Static_assert(KEEP_FRAMES % 16 == 0 &&
+               offsetof(struct fiber_task, frames_cap) + sizeof(size_t) ==
+               sizeof(struct fiber_task),
+               "the frame buffer ends the task, in its own 16 bytes");
 
+static inline __attribute__((always_inline)) void clear_task(struct fiber_task *f,
+                                                             size_t end_at)
+{
     /* Sixteen bytes a store: memset of this constant size becomes a
      * rep stos, whose start-up costs more than the whole loop. */
     typedef uint64_t words __attribute__((vector_size(16), may_alias));
     _Static_assert(sizeof(*f) % 16 == 0 && sizeof(f->ctx) % 16 == 0,
                    "a task clears in 16-byte stores");
     words *w = (words *)(void *)((char *)f + sizeof(f->ctx));
-    words *end = (words *)(void *)((char *)f + sizeof(*f));
+    words *end = (words *)(void *)((char *)f + end_at);
 #pragma GCC unroll 32
     while (w < end)
         *w++ = (words){0, 0};
-    f->frames = frames;
-    f->frames_cap = frames_cap;
 }
 
 /* A compact task: it has no stack of its own, so it comes from the heap,
@@ -553,7 +563,7 @@ static struct fiber_task *alloc_compact_task(struct fiber_loop *loop, int *rc)
             return NULL;
         }
     }
-    clear_task(f);
+    clear_task(f, KEEP_FRAMES);
     f->compact = true;
     return f;
 }
@@ -568,7 +578,7 @@ static struct fiber_task *reuse_task(struct fiber_loop *loop)
     size_t slot_size = f->slot_size;
 
     loop->task_free = f->next_free;
-    clear_task(f);
+    clear_task(f, KEEP_FRAMES);
     f->stack = stack;
     f->slot_base = slot_base;
     f->slot_size = slot_size;
@@ -593,10 +603,8 @@ static struct fiber_task *alloc_task(struct fiber_loop *loop, size_t stack_size,
         return NULL;
     char *task_at = (char *)slot.base + slot.size - TASK_AREA;
     struct fiber_task *f = (struct fiber_task *)(void *)task_at;
-    /* A reused slot holds an old task. */
-    f->frames = NULL;
-    f->frames_cap = 0;
-    clear_task(f);
+    /* A reused slot holds an old task: its frame buffer goes too. */
+    clear_task(f, sizeof(*f));
     /* The fiber runs on exactly the size asked for, just below the task;
      * what page rounding leaves over lies between it and the guard. */
     f->stack.base = task_at - usable;

@@ -28,17 +28,21 @@ enum fiber__state {
     FIBER__DONE,      /* returned; only the handle remains */
 };
 
+/*
+ * A fiber's control block.  Its fields are grouped by the module that
+ * writes them: each group opens with a comment naming its owner, and
+ * tests/owners.py fails when another module writes one (a few known
+ * exceptions are listed there).  The order also keeps together what each
+ * switch touches: the first group ends in the same cache line as the
+ * context.
+ */
 struct fiber_task {
+    /* Owner: loop.  Scheduling: what a switch and a wake-up touch. */
     struct fiber__context ctx;
     struct fiber_loop *loop;
-    fiber_fn fn;
-    void *arg;
-    void *result;
-    int status;            /* final status, valid once DONE */
-    int fail_status;       /* set by fiber_fail, 0 if none */
+    enum fiber__state state;
     int wake_result;       /* what the blocking call returns on resume */
     int saved_errno;
-    enum fiber__state state;
     bool cancel_requested;
     bool cancel_delivered; /* a blocking call returned -ECANCELED */
     /* A cancel came before the fiber ran or while it ran, and it has made
@@ -46,18 +50,8 @@ struct fiber_task {
      * asyncio task whose cancel could not be thrown in yet. */
     bool cancel_unseen;
     bool cancellable;      /* a cancel may interrupt the current wait */
-    bool detached;
-    bool is_main;
-    bool marked;           /* scratch bit for fiber_gather's checks */
     bool compact;          /* runs on the loop's shared stack (compact.h) */
-    uint64_t id;
-    struct fiber__timer timer;
-    struct fiber__stack stack;       /* the part the fiber runs on */
-    void *slot_base;                 /* the whole mapping: stack and task */
-    size_t slot_size;
-    /* A compact fiber's frames while they are off the shared stack. */
-    void *frames;
-    size_t frames_len, frames_cap;
+    bool is_main;
     /* In the run queue (loop.ready) while READY; once freed, in a free
      * list of tasks (singly linked, see list.h) or debug mode's
      * quarantine. */
@@ -65,31 +59,64 @@ struct fiber_task {
         struct fiber__link ready;
         struct fiber_task *next_free;
     };
+    struct fiber__timer timer;
+    /* Takes the fiber out of what it waits on (struct fiber__wait). */
+    void (*wait_unlink)(struct fiber_task *f);
+    const char *wait_what;           /* what a WAITING fiber waits for */
+
+    /* Owner: scope.  The innermost timeout scope entered (scope.h). */
+    struct fiber_scope *scope;
+    unsigned shields;                /* shielded scopes among them */
+
+    /* Owner: waitq.  The wait queue this one waits on, and its link. */
+    struct fiber__waitq *waitq;
+    struct fiber__link wq;
+
+    /* Owner: task.  Awaiting and being awaited (task.h). */
     struct fiber_task *waiter;       /* the fiber awaiting this one */
     struct fiber_task *awaiting;     /* the task this one awaits */
     struct fiber_task *claimed_by;   /* the fiber gathering this one */
-    struct fiber__waitq *waitq;      /* the queue this one waits on */
-    struct fiber__link wq;           /* in waitq */
-    const char *wait_what;           /* what a WAITING fiber waits for */
-    /* Takes the fiber out of what it waits on (struct fiber__wait). */
-    void (*wait_unlink)(struct fiber_task *f);
-    void *wait_item;                 /* a queue item handed to or from it */
+    int fail_status;                 /* set by fiber_fail, 0 if none */
+    bool detached;
+    bool marked;                     /* scratch bit for fiber_gather's checks */
+
+    /* Owner: loop.  The task itself: its function and outcome, identity
+     * and memory. */
+    fiber_fn fn;
+    void *arg;
+    void *result;
+    int status;                      /* final status, valid once DONE */
+    uint64_t id;
+    struct fiber__stack stack;       /* the part the fiber runs on */
+    void *slot_base;                 /* the whole mapping: stack and task */
+    size_t slot_size;
     struct fiber__link all;          /* in loop.all */
-    /* Structured concurrency (scope.h, collector.h): the innermost timeout
-     * scope entered; the group or waitset that owns this task, with its
-     * list links; the groups and waitsets this fiber created. */
-    struct fiber_scope *scope;
-    unsigned shields;              /* shielded scopes among them */
-    struct fiber__collector *collector;
-    struct fiber__link coll;         /* in collector->members */
-    struct fiber__link done;         /* in a waitset's list of finished */
-    struct fiber__list owned;        /* by fiber__collector.owned_link */
     /* Empty until first asked for when no name was given: formatting
      * "Task-<id>" at every spawn would cost more than the spawn. */
     char name[FIBER_NAME_MAX + 1];
-    /* Debug mode's marks (see debug.h): whether the handle is live or
-     * consumed, and what it noticed about the task. */
+
+    /* Owner: queue.  An item a queue hands to or from this fiber. */
+    void *wait_item;
+
+    /* Owner: collector.  The group or waitset that owns this task, with
+     * its link there; the groups and waitsets this fiber created. */
+    struct fiber__collector *collector;
+    struct fiber__link coll;         /* in collector->members */
+    struct fiber__list owned;        /* by fiber__collector.owned_link */
+
+    /* Owner: waitset.  In a waitset's list of finished members. */
+    struct fiber__link done;
+
+    /* Owner: debug, observe.  Debug mode's marks (see debug.h): whether
+     * the handle is live or consumed, and what it noticed about the task. */
     uint32_t debug_magic, debug_flags;
+
+    /* Owner: compact.  A compact fiber's frames while they are off the
+     * shared stack.  The buffer comes last: clearing a task for reuse
+     * stops short of it (loop.c). */
+    size_t frames_len;
+    void *frames;
+    size_t frames_cap;
 };
 
 struct fiber_loop;
@@ -333,6 +360,21 @@ static inline struct fiber_loop *fiber__enter_loop(const char *api)
  * See scope.h.
  */
 int fiber__enter_blocking_slow(struct fiber_task *self);
+
+/* A blocking call of self returns -ECANCELED for its own cancel: mark it
+ * delivered.  The scopes decide when (scope.c); it is the loop's mark. */
+static inline int fiber__cancel_deliver(struct fiber_task *self)
+{
+    self->cancel_delivered = true;
+    return -ECANCELED;
+}
+
+/* Name what self is about to wait for, when the name varies per call
+ * (the wait record's what is NULL then). */
+static inline void fiber__wait_name(struct fiber_task *self, const char *what)
+{
+    self->wait_what = what;
+}
 
 static inline int fiber__enter_blocking(struct fiber_task *self)
 {

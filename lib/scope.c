@@ -46,10 +46,8 @@ int fiber__scope_deliver(struct fiber_task *self)
             outermost = s;
         shielded = s->private_shield;
     }
-    if (self->cancel_requested && !shielded) {
-        self->cancel_delivered = true;
-        return -ECANCELED;
-    }
+    if (self->cancel_requested && !shielded)
+        return fiber__cancel_deliver(self);
     if (outermost) {
         outermost->private_caught = 1;
         return outermost->private_cause;
@@ -61,8 +59,7 @@ int fiber__deliver_own_cancel(struct fiber_task *self)
 {
     if (!self->cancel_requested || fiber__scope_shielded(self))
         return 0;
-    self->cancel_delivered = true;
-    return -ECANCELED;
+    return fiber__cancel_deliver(self);
 }
 
 int64_t fiber__scope_earliest(const struct fiber_task *self)

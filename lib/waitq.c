@@ -50,7 +50,7 @@ int fiber__waitq_wait(struct fiber__waitq *q, int64_t deadline,
     if (rc < 0)
         return rc;
     push_tail(q, self);
-    self->wait_what = what;
+    fiber__wait_name(self, what);
     return fiber__wait(self->loop, &queue_wait, deadline, 0);
 }
 
@@ -61,7 +61,7 @@ int fiber__waitq_wait_uncancellable(struct fiber__waitq *q, const char *what)
     if (!self)
         return -EPERM;
     push_tail(q, self);
-    self->wait_what = what;
+    fiber__wait_name(self, what);
     return fiber__wait(self->loop, &queue_wait_uncancellable, FIBER__FOREVER, 0);
 }
 
