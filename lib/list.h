@@ -13,9 +13,9 @@
  *
  * What is linked finds its container with fiber__container_of (or
  * fiber__list_entry, which passes NULL through); a module wraps that in
- * small typed accessors of its own.  A node that has left
- * its list keeps stale pointers: whether it is in a list is told by its
- * owner (a task's state, its waitq), never by the node.
+ * small typed accessors of its own.  A node that has left its list keeps
+ * stale pointers: whether it is in a list is told by its owner (a task's
+ * state, its waitq), never by the node.
  *
  * Left singly linked, on purpose: the free lists of tasks
  * (fiber_loop.task_free, .compact_free, through fiber_task.next_free).
