@@ -32,9 +32,10 @@ enum fiber__state {
  * A fiber's control block.  Its fields are grouped by the module that
  * writes them: each group opens with a comment naming its owner, and
  * tests/owners.py fails when another module writes one (a few known
- * exceptions are listed there).  The order also keeps together what each
- * switch touches: the first group ends in the same cache line as the
- * context.
+ * exceptions are listed there).  The order also keeps together what a
+ * switch touches: the state, the run-queue link and the errno share the
+ * cache line where the context ends; the timer, the wait and the scopes
+ * fill the next one.
  */
 struct fiber_task {
     /* Owner: loop.  Scheduling: what a switch and a wake-up touch. */
