@@ -77,15 +77,10 @@ const char *fiber__state_name(enum fiber__state state)
 
 static struct fiber_task *ready_pop(struct fiber_loop *loop)
 {
-    struct fiber_task *f = loop->ready_head;
+    struct fiber_task *f = fiber__ready_task(fiber__list_pop_front(&loop->ready));
 
-    if (!f)
-        return NULL;
-    loop->ready_head = f->next_ready;
-    if (!loop->ready_head)
-        loop->ready_tail = NULL;
-    loop->nready--;
-    f->next_ready = NULL;
+    if (f)
+        loop->nready--;
     return f;
 }
 
@@ -270,26 +265,15 @@ static void reap_zombie(struct fiber_loop *loop)
  * order with those woken earlier.
  */
 static void move_woken_forward(struct fiber_loop *loop,
-                               struct fiber_task *before,
                                struct fiber_task *first)
 {
-    struct fiber_task *last = loop->ready_tail;
     struct fiber_task *after = loop->woken_tail;
 
-    loop->woken_tail = last;
-    if (after == before || !before)
-        return;  /* already in place, or the queue holds nothing else */
-    before->next_ready = NULL;
-    loop->ready_tail = before;
-    if (after) {
-        last->next_ready = after->next_ready;
-        after->next_ready = first;
-        if (loop->ready_tail == after)
-            loop->ready_tail = last;
-    } else {
-        last->next_ready = loop->ready_head;
-        loop->ready_head = first;
-    }
+    loop->woken_tail = fiber__ready_task(fiber__list_last(&loop->ready));
+    /* Already in place when they follow after, or the queue holds
+     * nothing else. */
+    fiber__list_move_tail_after(&loop->ready, &first->ready,
+                                after ? &after->ready : NULL);
 }
 
 /* Move every fiber whose deadline has come to the run queue, in
@@ -301,7 +285,7 @@ static __attribute__((noinline)) void fire_timers(struct fiber_loop *loop,
                                                   bool ahead)
 {
     int64_t now = fiber__clock_now(&loop->clock);
-    struct fiber_task *before = loop->ready_tail;
+    struct fiber__link *before = fiber__list_last(&loop->ready);
     size_t nready = loop->nready;
     struct fiber__timer *t;
 
@@ -319,13 +303,14 @@ static __attribute__((noinline)) void fire_timers(struct fiber_loop *loop,
     size_t woken = loop->nready - nready;
     if (woken == 0)
         return;
-    struct fiber_task *first = before ? before->next_ready : loop->ready_head;
+    struct fiber_task *first =
+        fiber__ready_task(before ? before->next : fiber__list_first(&loop->ready));
     if (ahead || loop->woken_tail) {
-        move_woken_forward(loop, before, first);
+        move_woken_forward(loop, first);
         if (ahead)
             loop->round_left += woken;
     } else {
-        loop->woken_tail = loop->ready_tail;
+        loop->woken_tail = fiber__ready_task(fiber__list_last(&loop->ready));
     }
 }
 
@@ -367,8 +352,9 @@ static struct fiber_task *dispatch(struct fiber_loop *loop)
         loop->woken_tail = NULL;
     /* Within a long round the fiber after next last ran long ago; within
      * a short one it is in the cache, and asking again costs a yield. */
-    if (loop->round_left > FIBER__TIMER_CHECK_EVERY && loop->ready_head)
-        fiber__task_prefetch(loop->ready_head);
+    if (loop->round_left > FIBER__TIMER_CHECK_EVERY &&
+        !fiber__list_empty(&loop->ready))
+        fiber__task_prefetch(fiber__ready_task(fiber__list_first(&loop->ready)));
     next->state = FIBER__RUNNING;
     loop->current = next;
     return next;
@@ -402,11 +388,11 @@ static inline struct fiber__context *enter(struct fiber_loop *loop,
 static struct fiber__context *next_context(struct fiber_loop *loop,
                                            struct fiber_task *self)
 {
-    if (loop->round_left == 0 && loop->ready_head)
+    if (loop->round_left == 0 && !fiber__list_empty(&loop->ready))
         begin_round(loop);
     else if (loop->timers.len && --loop->timer_countdown == 0)
         check_timers(loop);
-    if (loop->ready_head)
+    if (!fiber__list_empty(&loop->ready))
         return enter(loop, self, dispatch(loop));
     loop->current = NULL;
     return &loop->sched_ctx;
@@ -472,8 +458,14 @@ static void fiber_entry(void)
      * no fiber ends with tasks of its own still running. */
     self->scope = NULL;
     self->shields = 0;
-    if (self->owned)
+    if (!fiber__list_empty(&self->owned)) {
+        /* A cancel still ends the waits there and cancels the tasks, but
+         * the fiber's function has returned: its status stays what it
+         * made it. */
+        bool delivered = self->cancel_delivered;
         loop->collectors->owner_returned(self);
+        self->cancel_delivered = delivered;
+    }
 
     if (self->fail_status < 0)
         self->status = self->fail_status;
@@ -517,21 +509,12 @@ void (*const fiber__entry_point)(void) = fiber_entry;
 
 static void all_link(struct fiber_loop *loop, struct fiber_task *f)
 {
-    f->all_prev = NULL;
-    f->all_next = loop->all_head;
-    if (loop->all_head)
-        loop->all_head->all_prev = f;
-    loop->all_head = f;
+    fiber__list_push_front(&loop->all, &f->all);
 }
 
 static void all_unlink(struct fiber_loop *loop, struct fiber_task *f)
 {
-    if (f->all_prev)
-        f->all_prev->all_next = f->all_next;
-    else
-        loop->all_head = f->all_next;
-    if (f->all_next)
-        f->all_next->all_prev = f->all_prev;
+    fiber__list_remove(&loop->all, &f->all);
 }
 
 /*
@@ -550,14 +533,14 @@ void fiber__release_task(struct fiber_loop *loop, struct fiber_task *f)
         /* Kept with its frame buffer for the next compact spawn. */
         if (loop->shared_owner == f)
             loop->shared_owner = NULL;
-        f->next_ready = loop->compact_free;
+        f->next_free = loop->compact_free;
         loop->compact_free = f;
         return;
     }
     if (f->stack.size == loop->default_usable) {
         /* Reused as it is: an abandoned fiber's frames must go. */
         fiber__asan_forget(f->stack.base, f->stack.size);
-        f->next_ready = loop->task_free;
+        f->next_free = loop->task_free;
         loop->task_free = f;
         return;
     }
@@ -570,7 +553,7 @@ static void free_compact_tasks(struct fiber_loop *loop)
 {
     while (loop->compact_free) {
         struct fiber_task *f = loop->compact_free;
-        loop->compact_free = f->next_ready;
+        loop->compact_free = f->next_free;
         fiber__compact_task_free(f);
     }
 }
@@ -584,25 +567,29 @@ void fiber__free_task(struct fiber_loop *loop, struct fiber_task *f)
     fiber__release_task(loop, f);
 }
 
-/* Clear a reused task, all but its saved context, which is made anew,
- * and a compact task's frame buffer, which is reused. */
-static void clear_task(struct fiber_task *f)
-{
-    void *frames = f->frames;
-    size_t frames_cap = f->frames_cap;
+/* Clear a task, all but its saved context, which is made anew, from
+ * there up to end: KEEP_FRAMES keeps a compact task's frame buffer, which
+ * is reused; sizeof(struct fiber_task) empties it too, for a slot that
+ * held an old task.  Inlined, so that end is a constant. */
+#define KEEP_FRAMES offsetof(struct fiber_task, frames)
+_Static_assert(KEEP_FRAMES % 16 == 0 &&
+               offsetof(struct fiber_task, frames_cap) + sizeof(size_t) ==
+               sizeof(struct fiber_task),
+               "the frame buffer ends the task, in its own 16 bytes");
 
+static inline __attribute__((always_inline)) void clear_task(struct fiber_task *f,
+                                                             size_t end_at)
+{
     /* Sixteen bytes a store: memset of this constant size becomes a
      * rep stos, whose start-up costs more than the whole loop. */
     typedef uint64_t words __attribute__((vector_size(16), may_alias));
     _Static_assert(sizeof(*f) % 16 == 0 && sizeof(f->ctx) % 16 == 0,
                    "a task clears in 16-byte stores");
     words *w = (words *)(void *)((char *)f + sizeof(f->ctx));
-    words *end = (words *)(void *)((char *)f + sizeof(*f));
+    words *end = (words *)(void *)((char *)f + end_at);
 #pragma GCC unroll 32
     while (w < end)
         *w++ = (words){0, 0};
-    f->frames = frames;
-    f->frames_cap = frames_cap;
 }
 
 /* A compact task: it has no stack of its own, so it comes from the heap,
@@ -612,7 +599,7 @@ static struct fiber_task *alloc_compact_task(struct fiber_loop *loop, int *rc)
     struct fiber_task *f = loop->compact_free;
 
     if (f) {
-        loop->compact_free = f->next_ready;
+        loop->compact_free = f->next_free;
     } else {
         f = fiber__compact_task_new(loop);
         if (!f) {
@@ -620,7 +607,7 @@ static struct fiber_task *alloc_compact_task(struct fiber_loop *loop, int *rc)
             return NULL;
         }
     }
-    clear_task(f);
+    clear_task(f, KEEP_FRAMES);
     f->compact = true;
     return f;
 }
@@ -634,8 +621,8 @@ static struct fiber_task *reuse_task(struct fiber_loop *loop)
     void *slot_base = f->slot_base;
     size_t slot_size = f->slot_size;
 
-    loop->task_free = f->next_ready;
-    clear_task(f);
+    loop->task_free = f->next_free;
+    clear_task(f, KEEP_FRAMES);
     f->stack = stack;
     f->slot_base = slot_base;
     f->slot_size = slot_size;
@@ -660,10 +647,8 @@ static struct fiber_task *alloc_task(struct fiber_loop *loop, size_t stack_size,
         return NULL;
     char *task_at = (char *)slot.base + slot.size - TASK_AREA;
     struct fiber_task *f = (struct fiber_task *)(void *)task_at;
-    /* A reused slot holds an old task. */
-    f->frames = NULL;
-    f->frames_cap = 0;
-    clear_task(f);
+    /* A reused slot holds an old task: its frame buffer goes too. */
+    clear_task(f, sizeof(*f));
     /* The fiber runs on exactly the size asked for, just below the task;
      * what page rounding leaves over lies between it and the guard. */
     f->stack.base = task_at - usable;
@@ -759,7 +744,9 @@ static bool start_round(struct fiber_loop *loop)
 static void cancel_all(struct fiber_loop *loop)
 {
     loop->shutting_down = true;
-    for (struct fiber_task *f = loop->all_head; f; f = f->all_next) {
+    struct fiber_task *f;
+
+    fiber__foreach_task(f, loop) {
         if (f->state != FIBER__DONE) {
             f->cancel_requested = true;
             /* Waits that were not cancellable (reaping a cancelled task)
@@ -773,7 +760,9 @@ static void cancel_all(struct fiber_loop *loop)
  * resuming them.  Whatever they hold on the heap is lost. */
 static void abandon_all(struct fiber_loop *loop)
 {
-    for (struct fiber_task *f = loop->all_head; f; f = f->all_next) {
+    struct fiber_task *f;
+
+    fiber__foreach_task(f, loop) {
         if (f->state == FIBER__DONE)
             continue;
         fiber__timer_heap_remove(&loop->timers, &f->timer);
@@ -862,10 +851,10 @@ static int clock_from_env(int *clock)
  * may use one started before it (the thread pool uses the poller). */
 static void stop_extensions(struct fiber_loop *loop)
 {
-    struct fiber__ext *ext;
+    struct fiber__link *link;
 
-    while ((ext = loop->exts)) {
-        loop->exts = ext->next;
+    while ((link = fiber__list_pop_front(&loop->exts))) {
+        struct fiber__ext *ext = fiber__container_of(link, struct fiber__ext, link);
         ext->stop(loop, ext);
     }
 }
@@ -876,8 +865,8 @@ static void loop_destroy(struct fiber_loop *loop)
     /* Groups and waitsets of fibers abandoned before they returned. */
     if (loop->collectors)
         loop->collectors->loop_end(loop);
-    while (loop->all_head)
-        fiber__free_task(loop, loop->all_head);
+    while (!fiber__list_empty(&loop->all))
+        fiber__free_task(loop, fiber__all_task(fiber__list_first(&loop->all)));
     free_compact_tasks(loop);
     stop_extensions(loop);
     fiber__timer_heap_destroy(&loop->timers);

@@ -16,6 +16,7 @@
 
 #include "clock.h"
 #include "context.h"
+#include "list.h"
 #include "stack.h"
 #include "state.h"
 #include "timer_heap.h"
@@ -74,7 +75,7 @@ struct fiber__hooks {
  */
 struct fiber__ext {
     void (*stop)(struct fiber_loop *loop, struct fiber__ext *ext);
-    struct fiber__ext *next;
+    struct fiber__link link;      /* in loop->exts */
 };
 
 /*
@@ -106,16 +107,34 @@ static inline struct fiber_task *fiber__current(void)
     return fiber__loop ? fiber__loop->current : NULL;
 }
 
+/* The task that link, a fiber_task.ready, or .all, belongs to; NULL
+ * for NULL. */
+static inline struct fiber_task *fiber__ready_task(struct fiber__link *link)
+{
+    return fiber__list_entry(link, struct fiber_task, ready);
+}
+
+static inline struct fiber_task *fiber__all_task(struct fiber__link *link)
+{
+    return fiber__list_entry(link, struct fiber_task, all);
+}
+
+/* Walk every task of loop not yet freed, newest first (or, _reverse,
+ * oldest first), with t, a declared struct fiber_task pointer. */
+#define fiber__foreach_task(t, loop) \
+    for (struct fiber__link *t##_link_ = (loop)->all.first; \
+         t##_link_ && ((t) = fiber__all_task(t##_link_), 1); \
+         t##_link_ = t##_link_->next)
+#define fiber__foreach_task_reverse(t, loop) \
+    for (struct fiber__link *t##_link_ = (loop)->all.last; \
+         t##_link_ && ((t) = fiber__all_task(t##_link_), 1); \
+         t##_link_ = t##_link_->prev)
+
 /* Append f to the run queue. */
 static inline void fiber__ready_push(struct fiber_loop *loop,
                                      struct fiber_task *f)
 {
-    f->next_ready = NULL;
-    if (loop->ready_tail)
-        loop->ready_tail->next_ready = f;
-    else
-        loop->ready_head = f;
-    loop->ready_tail = f;
+    fiber__list_push_back(&loop->ready, &f->ready);
     loop->nready++;
 }
 
@@ -216,6 +235,13 @@ static inline bool fiber__cancel_pending(const struct fiber_task *self)
  * for a wider one.
  */
 int fiber__enter_blocking_slow(struct fiber_task *self);
+
+/* Name what self is about to wait for, when the name varies per call
+ * (the wait record's what is NULL then). */
+static inline void fiber__wait_name(struct fiber_task *self, const char *what)
+{
+    self->wait_what = what;
+}
 
 static inline int fiber__enter_blocking(struct fiber_task *self)
 {
@@ -326,8 +352,7 @@ static inline void fiber__ext_start(struct fiber_loop *loop,
                                                  struct fiber__ext *ext))
 {
     ext->stop = stop;
-    ext->next = loop->exts;
-    loop->exts = ext;
+    fiber__list_push_front(&loop->exts, &ext->link);
 }
 
 /* The check every public call taking a handle makes first: one test

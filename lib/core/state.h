@@ -18,6 +18,7 @@
 
 #include "clock.h"
 #include "context.h"
+#include "list.h"
 #include "stack.h"
 #include "timer_heap.h"
 
@@ -39,17 +40,22 @@ enum fiber__state {
     FIBER__DONE,      /* returned; only the handle remains */
 };
 
+/*
+ * A fiber's control block.  Its fields are grouped by the module that
+ * writes them: each group opens with a comment naming its owner, and
+ * tests/owners.py fails when another module writes one (a few known
+ * exceptions are listed there).  The order also keeps together what a
+ * switch touches: the state, the run-queue link and the errno share the
+ * cache line where the context ends; the timer, the wait and the scopes
+ * fill the next one.
+ */
 struct fiber_task {
+    /* Owner: loop.  Scheduling: what a switch and a wake-up touch. */
     struct fiber__context ctx;
     struct fiber_loop *loop;
-    fiber_fn fn;
-    void *arg;
-    void *result;
-    int status;            /* final status, valid once DONE */
-    int fail_status;       /* set by fiber_fail, 0 if none */
+    enum fiber__state state;
     int wake_result;       /* what the blocking call returns on resume */
     int saved_errno;
-    enum fiber__state state;
     bool cancel_requested;
     bool cancel_delivered; /* a blocking call returned -ECANCELED */
     /* A cancel came before the fiber ran or while it ran, and it has made
@@ -57,53 +63,84 @@ struct fiber_task {
      * asyncio task whose cancel could not be thrown in yet. */
     bool cancel_unseen;
     bool cancellable;      /* a cancel may interrupt the current wait */
-    bool detached;
-    bool is_main;
-    bool marked;           /* scratch bit for fiber_gather's checks */
     bool compact;          /* runs on the loop's shared stack (compact.h) */
-    /* Shielded scopes among the fiber's timeout scopes (below): while
-     * there is one, a cancel of the fiber waits for the shield to end.
-     * A count, not a walk of the scopes: they are in the fiber's frames,
-     * which are not where they belong while it is a suspended compact
-     * fiber, and other fibers read this when they cancel it.  Kept with
-     * the cancel bits, which fiber__cancel reads with it. */
+    bool is_main;
+    /* Owner: scope.  Shielded scopes among the fiber's timeout scopes:
+     * while there is one, a cancel of the fiber waits for the shield to
+     * end.  A count, not a walk of the scopes: they are in the fiber's
+     * frames, which are not where they belong while it is a suspended
+     * compact fiber, and other fibers read this when they cancel it.  In
+     * the padding after the cancel bits, which fiber__cancel reads with
+     * it. */
     unsigned shields;
-    uint64_t id;
+    /* Owner: loop.  In the run queue (loop.ready) while READY; once freed, in a free
+     * list of tasks (singly linked, see list.h) or debug mode's
+     * quarantine. */
+    union {
+        struct fiber__link ready;
+        struct fiber_task *next_free;
+    };
     struct fiber__timer timer;
-    struct fiber__stack stack;       /* the part the fiber runs on */
-    void *slot_base;                 /* the whole mapping: stack and task */
-    size_t slot_size;
-    /* A compact fiber's frames while they are off the shared stack. */
-    void *frames;
-    size_t frames_len, frames_cap;
-    struct fiber_task *next_ready;   /* run queue link */
+    /* Takes the fiber out of what it waits on (struct fiber__wait). */
+    void (*wait_unlink)(struct fiber_task *f);
+    const char *wait_what;           /* what a WAITING fiber waits for */
+
+    /* Owner: scope.  The innermost timeout scope entered, and while there
+     * is one the earliest deadline among the scopes a blocking call obeys
+     * (up to and including the first shield), kept up to date as scopes
+     * are entered and exited. */
+    struct fiber_scope *scope;
+    int64_t scope_deadline;
+
+    /* Owner: waitq.  The wait queue this one waits on, and its link. */
+    struct fiber__waitq *waitq;
+    struct fiber__link wq;
+
+    /* Owner: task.  Awaiting and being awaited (task.h). */
     struct fiber_task *waiter;       /* the fiber awaiting this one */
     struct fiber_task *awaiting;     /* the task this one awaits */
     struct fiber_task *claimed_by;   /* the fiber gathering this one */
-    struct fiber__waitq *waitq;      /* the queue this one waits on */
-    struct fiber_task *wq_prev, *wq_next;
-    const char *wait_what;           /* what a WAITING fiber waits for */
-    /* Takes the fiber out of what it waits on (struct fiber__wait). */
-    void (*wait_unlink)(struct fiber_task *f);
-    void *wait_item;                 /* a queue item handed to or from it */
-    struct fiber_task *all_prev, *all_next;  /* every task of the loop */
-    /* Structured concurrency (scope.c, collector.h): the innermost timeout
-     * scope entered, and while there is one the earliest deadline among
-     * the scopes a blocking call obeys (up to and including the first
-     * shield), which the scopes keep up to date as they are entered and
-     * exited; the group or waitset that owns this task, with its list
-     * links; the groups and waitsets this fiber created. */
-    struct fiber_scope *scope;
-    int64_t scope_deadline;
-    struct fiber__collector *collector;
-    struct fiber_task *coll_prev, *coll_next, *done_next;
-    struct fiber__collector *owned;
+    int fail_status;                 /* set by fiber_fail, 0 if none */
+    bool detached;
+    bool marked;                     /* scratch bit for fiber_gather's checks */
+
+    /* Owner: loop.  The task itself: its function and outcome, identity
+     * and memory. */
+    fiber_fn fn;
+    void *arg;
+    void *result;
+    int status;                      /* final status, valid once DONE */
+    uint64_t id;
+    struct fiber__stack stack;       /* the part the fiber runs on */
+    void *slot_base;                 /* the whole mapping: stack and task */
+    size_t slot_size;
+    struct fiber__link all;          /* in loop.all */
     /* Empty until first asked for when no name was given: formatting
      * "Task-<id>" at every spawn would cost more than the spawn. */
     char name[FIBER_NAME_MAX + 1];
-    /* Debug mode's marks (see debug.h): whether the handle is live or
-     * consumed, and what it noticed about the task. */
+
+    /* Owner: queue.  An item a queue hands to or from this fiber. */
+    void *wait_item;
+
+    /* Owner: collector.  The group or waitset that owns this task, with
+     * its link there; the groups and waitsets this fiber created. */
+    struct fiber__collector *collector;
+    struct fiber__link coll;         /* in collector->members */
+    struct fiber__list owned;        /* by fiber__collector.owned_link */
+
+    /* Owner: waitset.  In a waitset's list of finished members. */
+    struct fiber__link done;
+
+    /* Owner: debug, observe.  Debug mode's marks (see debug.h): whether
+     * the handle is live or consumed, and what it noticed about the task. */
     uint32_t debug_magic, debug_flags;
+
+    /* Owner: compact.  A compact fiber's frames while they are off the
+     * shared stack.  The buffer comes last: clearing a task for reuse
+     * stops short of it (loop.c). */
+    size_t frames_len;
+    void *frames;
+    size_t frames_cap;
 };
 
 enum fiber__ext_slot {
@@ -116,7 +153,7 @@ enum fiber__ext_slot {
 struct fiber_loop {
     struct fiber__context sched_ctx;  /* the thread's context in fiber_run */
     struct fiber_task *current;       /* NULL while the scheduler runs */
-    struct fiber_task *ready_head, *ready_tail;
+    struct fiber__list ready;         /* the run queue, by fiber_task.ready */
     size_t nready;
     /* Fibers may hand over to each other directly this many more times
      * before the scheduler must look at timers again. */
@@ -132,11 +169,11 @@ struct fiber_loop {
     struct fiber__stack_pool stacks;
     size_t stack_size;
     /* Finished tasks whose stacks have the default usable size, linked
-     * through next_ready: the next default spawn takes one as it is,
+     * through next_free: the next default spawn takes one as it is,
      * without asking the stack pool. */
     struct fiber_task *task_free;
     size_t default_usable;
-    struct fiber_task *all_head;  /* every task not yet freed */
+    struct fiber__list all;       /* every task not yet freed, newest first */
     size_t nalive;                /* tasks not DONE */
     struct fiber_task *zombie;    /* finished; its stack awaits release */
     /* Compact fibers (compact.h): the stack they share, the one whose
@@ -172,7 +209,7 @@ struct fiber_loop {
     /* Put in by the task groups and waitsets when a fiber of this loop
      * first creates one (loop.h); NULL until then. */
     const struct fiber__collector_hooks *collectors;
-    struct fiber__ext *exts;      /* started extensions, last started first */
+    struct fiber__list exts;      /* started extensions, last started first */
     void *ext_slot[FIBER__EXT_SLOTS]; /* their state, by enum fiber__ext_slot */
     struct fiber__debug *debug;   /* debugging aids (debug.h); NULL if none */
     const struct fiber__hooks *hooks; /* the observers' table */

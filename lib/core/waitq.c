@@ -12,13 +12,7 @@
 static void push_tail(struct fiber__waitq *q, struct fiber_task *f)
 {
     f->waitq = q;
-    f->wq_next = NULL;
-    f->wq_prev = q->tail;
-    if (q->tail)
-        q->tail->wq_next = f;
-    else
-        q->head = f;
-    q->tail = f;
+    fiber__list_push_back(&q->waiters, &f->wq);
     q->len++;
 }
 
@@ -28,17 +22,9 @@ void fiber__waitq_unlink(struct fiber_task *f)
 
     if (!q)
         return;
-    if (f->wq_prev)
-        f->wq_prev->wq_next = f->wq_next;
-    else
-        q->head = f->wq_next;
-    if (f->wq_next)
-        f->wq_next->wq_prev = f->wq_prev;
-    else
-        q->tail = f->wq_prev;
+    fiber__list_remove(&q->waiters, &f->wq);
     q->len--;
     f->waitq = NULL;
-    f->wq_prev = f->wq_next = NULL;
 }
 
 /* A fiber on a queue: named per call, unlinked by whoever wakes it. */
@@ -64,7 +50,7 @@ int fiber__waitq_wait(struct fiber__waitq *q, int64_t deadline,
     if (rc < 0)
         return rc;
     push_tail(q, self);
-    self->wait_what = what;
+    fiber__wait_name(self, what);
     return fiber__wait(self->loop, &queue_wait, deadline, 0);
 }
 
@@ -75,14 +61,14 @@ int fiber__waitq_wait_uncancellable(struct fiber__waitq *q, const char *what)
     if (!self)
         return -EPERM;
     push_tail(q, self);
-    self->wait_what = what;
+    fiber__wait_name(self, what);
     return fiber__wait(self->loop, &queue_wait_uncancellable, FIBER__FOREVER, 0);
 }
 
 struct fiber_task *fiber__waitq_wake_one(struct fiber_loop *loop,
                                          struct fiber__waitq *q, int result)
 {
-    struct fiber_task *f = q->head;
+    struct fiber_task *f = fiber__waitq_first(q);
 
     if (f)
         fiber__wake(loop, f, result);
@@ -94,8 +80,10 @@ size_t fiber__waitq_wake_all(struct fiber_loop *loop, struct fiber__waitq *q,
 {
     size_t n = 0;
 
-    while (q->head) {
-        fiber__wake(loop, q->head, result);
+    struct fiber_task *f;
+
+    while ((f = fiber__waitq_first(q))) {
+        fiber__wake(loop, f, result);
         n++;
     }
     return n;

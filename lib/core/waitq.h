@@ -11,19 +11,26 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "list.h"
+
 struct fiber_loop;
 struct fiber_task;
 
 struct fiber__waitq {
-    struct fiber_task *head, *tail;
+    struct fiber__list waiters;   /* by fiber_task.wq, oldest first */
     size_t len;
 };
 
 static inline void fiber__waitq_init(struct fiber__waitq *q)
 {
-    q->head = q->tail = NULL;
+    fiber__list_init(&q->waiters);
     q->len = 0;
 }
+
+/* The oldest waiter of q, or NULL.  A macro: struct fiber_task is
+ * complete only where it is used. */
+#define fiber__waitq_first(q) \
+    fiber__list_entry(fiber__list_first(&(q)->waiters), struct fiber_task, wq)
 
 /*
  * Block the running fiber at the tail of q until it is woken, the deadline

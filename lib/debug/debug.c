@@ -280,11 +280,9 @@ int fiber__debug_attach(struct fiber_loop *loop, const fiber_debug_options_t *op
  * destroyed but it is pending!" and "never retrieved"). */
 static void report_unretrieved(struct fiber_loop *loop)
 {
-    const struct fiber_task *oldest = NULL;
+    const struct fiber_task *f;
 
-    for (const struct fiber_task *f = loop->all_head; f; f = f->all_next)
-        oldest = f;
-    for (const struct fiber_task *f = oldest; f; f = f->all_prev) {
+    fiber__foreach_task_reverse(f, loop) {
         char label[FIBER_NAME_MAX + 200];
         if (f->is_main || f->detached)
             continue;
@@ -393,8 +391,10 @@ static void runnable_labels(struct fiber_loop *loop, char *buf, size_t size)
 {
     size_t len = 0, shown = 0, more = 0;
 
+    const struct fiber_task *f;
+
     buf[0] = '\0';
-    for (const struct fiber_task *f = loop->all_head; f; f = f->all_next) {
+    fiber__foreach_task(f, loop) {
         if (f->state != FIBER__READY && f->state != FIBER__RUNNING)
             continue;
         if (shown == 8) {
@@ -487,11 +487,8 @@ static size_t task_bytes(const struct fiber_task *f)
 /* Put the oldest quarantined task back into circulation. */
 static void release_oldest(struct fiber_loop *loop, struct fiber__debug *d)
 {
-    struct fiber_task *old = d->quarantine_head;
+    struct fiber_task *old = fiber__ready_task(fiber__list_pop_front(&d->quarantine));
 
-    d->quarantine_head = old->next_ready;
-    if (!d->quarantine_head)
-        d->quarantine_tail = NULL;
     d->quarantined--;
     d->quarantined_bytes -= task_bytes(old);
     fiber__release_task(loop, old);
@@ -504,12 +501,7 @@ bool fiber__debug_quarantine(struct fiber_loop *loop, struct fiber_task *f)
     if (!d->checks)
         return false;
     f->debug_magic = FIBER__MAGIC_FREED;
-    f->next_ready = NULL;
-    if (d->quarantine_tail)
-        d->quarantine_tail->next_ready = f;
-    else
-        d->quarantine_head = f;
-    d->quarantine_tail = f;
+    fiber__list_push_back(&d->quarantine, &f->ready);
     d->quarantined++;
     d->quarantined_bytes += task_bytes(f);
     /* The oldest go back into circulation, one this large at once. */
@@ -523,9 +515,9 @@ bool fiber__debug_unquarantine(struct fiber_loop *loop)
 {
     struct fiber__debug *d = loop->debug;
 
-    if (!d || !d->quarantine_head)
+    if (!d || fiber__list_empty(&d->quarantine))
         return false;
-    while (d->quarantine_head)
+    while (!fiber__list_empty(&d->quarantine))
         release_oldest(loop, d);
     return true;
 }

@@ -38,7 +38,7 @@ struct fiber__debug {
     struct fiber__trace_log *log; /* what ran when, or NULL */
     char *trace_path;          /* write log as JSON here at the end, or NULL */
     fiber_trace_t *trace;      /* hand log over to this trace at the end */
-    struct fiber_task *quarantine_head, *quarantine_tail;
+    struct fiber__list quarantine; /* freed tasks, by fiber_task.ready */
     size_t quarantined, quarantined_bytes;
     /* The watch for a loop spinning on fiber_yield under the virtual clock:
      * the time the last round began at, how many rounds in a row began

@@ -286,14 +286,12 @@ static void write_entry(const struct fiber_loop *loop, const struct fiber_task *
 
 size_t fiber__dump_fibers(struct fiber_loop *loop, FILE *out, const char *indent)
 {
-    const struct fiber_task *oldest = NULL;
+    const struct fiber_task *f;
     size_t n = 0;
     /* On the heap: the caller may be a fiber with little stack left. */
     uintptr_t *pcs = malloc((DUMP_FRAMES + 1) * sizeof(*pcs));
 
-    for (const struct fiber_task *f = loop->all_head; f; f = f->all_next)
-        oldest = f;
-    for (const struct fiber_task *f = oldest; f; f = f->all_prev) {
+    fiber__foreach_task_reverse(f, loop) {
         if (f->state == FIBER__DONE)
             continue;
         write_entry(loop, f, out, indent, pcs);
@@ -308,9 +306,10 @@ size_t fiber__dump_fibers(struct fiber_loop *loop, FILE *out, const char *indent
 void fiber__report_deadlock(struct fiber_loop *loop, FILE *out,
                             const char *reason)
 {
+    const struct fiber_task *f;
     size_t n = 0;
 
-    for (const struct fiber_task *f = loop->all_head; f; f = f->all_next)
+    fiber__foreach_task(f, loop)
         if (f->state != FIBER__DONE)
             n++;
     fprintf(out, "libfiber: deadlock: %s (%zu fiber%s):\n", reason, n,
@@ -323,9 +322,10 @@ void fiber__report_deadlock(struct fiber_loop *loop, FILE *out,
 
 int fiber__dump(struct fiber_loop *loop, FILE *out, const char *title)
 {
+    const struct fiber_task *f;
     size_t live = 0;
 
-    for (const struct fiber_task *f = loop->all_head; f; f = f->all_next)
+    fiber__foreach_task(f, loop)
         if (f->state != FIBER__DONE)
             live++;
     fprintf(out, "libfiber: %s (%zu live fiber%s)%s\n", title, live,

@@ -60,13 +60,14 @@ void fiber__observe_spawn(struct fiber_loop *loop, struct fiber_task *parent,
 void fiber__observe_exit(struct fiber_loop *loop, struct fiber_task *f)
 {
     struct fiber__debug *d = loop->debug;
+    struct fiber_task *t;
 
     if (d->log && f->waiter)
         fiber__trace_wake(d->log, fiber__clock_now(&loop->clock), f, f->waiter);
     /* Whatever still runs when main returns is cancelled by the loop;
      * unless someone awaits or detaches it, that is worth a word. */
     if (d->checks && f->is_main)
-        for (struct fiber_task *t = loop->all_head; t; t = t->all_next)
+        fiber__foreach_task(t, loop)
             if (t != f && t->state != FIBER__DONE)
                 t->debug_flags |= FIBER__FLAG_PENDING_AT_EXIT;
 }

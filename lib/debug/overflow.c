@@ -124,11 +124,12 @@ static struct fiber_task *guard_owner(struct fiber_loop *loop, uintptr_t addr)
 {
     uintptr_t page = loop->stacks.page_size;
     uintptr_t shared = (uintptr_t)loop->shared_stack.base;
+    struct fiber_task *f;
 
     /* Only the running fiber can overflow the stack compact fibers share. */
     if (shared && addr >= shared - page && addr < shared)
         return loop->current && loop->current->compact ? loop->current : NULL;
-    for (struct fiber_task *f = loop->all_head; f; f = f->all_next) {
+    fiber__foreach_task(f, loop) {
         uintptr_t base = (uintptr_t)f->slot_base;
         if (f->state != FIBER__DONE && base && addr >= base - page && addr < base)
             return f;

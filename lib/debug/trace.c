@@ -379,15 +379,15 @@ static int write_log(struct writer *w, const struct fiber__trace_log *log)
 
 /* ---- traces and files -------------------------------------------------- */
 
+static struct fiber__trace_log *log_of(struct fiber__link *link)
+{
+    return fiber__container_of(link, struct fiber__trace_log, link);
+}
+
 void fiber__trace_adopt(fiber_trace_t *trace, struct fiber__trace_log *log)
 {
     pthread_mutex_lock(&trace_lock);
-    log->next = NULL;
-    if (trace->tail)
-        trace->tail->next = log;
-    else
-        trace->head = log;
-    trace->tail = log;
+    fiber__list_push_back(&trace->logs, &log->link);
     trace->nlogs++;
     pthread_mutex_unlock(&trace_lock);
 }
@@ -458,11 +458,10 @@ FIBER_API void fiber_trace_free(fiber_trace_t *trace)
 {
     if (!trace)
         return;
-    while (trace->head) {
-        struct fiber__trace_log *log = trace->head;
-        trace->head = log->next;
-        fiber__trace_log_free(log);
-    }
+    struct fiber__link *link;
+
+    while ((link = fiber__list_pop_front(&trace->logs)))
+        fiber__trace_log_free(log_of(link));
     free(trace);
 }
 
@@ -475,9 +474,12 @@ FIBER_API int fiber_trace_write_json(const fiber_trace_t *trace, FILE *out)
         return -EINVAL;
     pthread_mutex_lock(&trace_lock);
     fputs(HEADER, out);
-    for (const struct fiber__trace_log *log = trace->head; log && rc == 0; log = log->next) {
+    struct fiber__link *link;
+    fiber__list_foreach(link, &trace->logs) {
+        if (rc < 0)
+            break;
         w.pid++;
-        rc = write_log(&w, log);
+        rc = write_log(&w, log_of(link));
     }
     fputs(TRAILER, out);
     pthread_mutex_unlock(&trace_lock);
@@ -493,8 +495,9 @@ FIBER_API int fiber_trace_write_timeline(const fiber_trace_t *trace, FILE *out,
         return -EINVAL;
     pthread_mutex_lock(&trace_lock);
     unsigned pid = 0;
-    for (const struct fiber__trace_log *log = trace->head; log; log = log->next)
-        fiber__timeline_write(log, ++pid, out, width ? width : 64);
+    struct fiber__link *link;
+    fiber__list_foreach(link, &trace->logs)
+        fiber__timeline_write(log_of(link), ++pid, out, width ? width : 64);
     pthread_mutex_unlock(&trace_lock);
     return fflush(out) != 0 || ferror(out) ? -EIO : 0;
 }

@@ -14,6 +14,7 @@
 #include <stdio.h>
 
 #include "fiber.h"
+#include "list.h"
 
 struct fiber_task;
 
@@ -49,7 +50,7 @@ struct fiber__trace_log {
     size_t nevents, events_cap;
     struct fiber__trace_fiber *fibers;  /* fibers[id - 1] */
     size_t nfibers, fibers_cap;
-    struct fiber__trace_log *next;      /* in a fiber_trace_t */
+    struct fiber__link link;            /* in a fiber_trace_t */
 };
 
 /* A log for a loop whose clock reads start now.  NULL without memory. */
@@ -93,7 +94,7 @@ void fiber__timeline_write(const struct fiber__trace_log *log, unsigned pid,
                            FILE *out, unsigned width);
 
 struct fiber_trace {
-    struct fiber__trace_log *head, *tail;
+    struct fiber__list logs;            /* by fiber__trace_log.link */
     size_t nlogs;
 };
 

@@ -34,7 +34,7 @@ struct fiber_process {
     int pidfd;                       /* -1 when SIGCHLD tells of exits */
     struct fiber_loop *loop;
     struct fiber_task *waiter;       /* the fiber in fiber_process_wait */
-    struct fiber_process *prev, *next;
+    struct fiber__link link;         /* in the loop's processes */
 };
 
 #define FIBER__PIPE_FLAGS (FIBER_PIPE_STDIN | FIBER_PIPE_STDOUT | FIBER_PIPE_STDERR)
@@ -45,7 +45,7 @@ struct fiber_process {
  * per-loop extension (loop.h), started by the first spawn. */
 struct processes {
     struct fiber__ext ext;
-    struct fiber_process *head;
+    struct fiber__list handles;      /* newest first */
 };
 
 static void processes_stop(struct fiber_loop *loop, struct fiber__ext *ext);
@@ -67,23 +67,14 @@ static int processes_get(struct fiber_loop *loop, struct processes **out)
 
 static void list_link(struct processes *ps, struct fiber_process *proc)
 {
-    proc->prev = NULL;
-    proc->next = ps->head;
-    if (ps->head)
-        ps->head->prev = proc;
-    ps->head = proc;
+    fiber__list_push_front(&ps->handles, &proc->link);
 }
 
 static void handle_free(struct fiber_process *proc)
 {
     struct processes *ps = proc->loop->ext_slot[FIBER__EXT_PROCESSES];
 
-    if (proc->prev)
-        proc->prev->next = proc->next;
-    else
-        ps->head = proc->next;
-    if (proc->next)
-        proc->next->prev = proc->prev;
+    fiber__list_remove(&ps->handles, &proc->link);
     if (proc->pidfd >= 0) {
         fiber__fd_forget(proc->loop, proc->pidfd);
         close(proc->pidfd);
@@ -96,8 +87,10 @@ static void processes_stop(struct fiber_loop *loop, struct fiber__ext *ext)
 {
     struct processes *ps = (struct processes *)(void *)ext;
 
-    while (ps->head) {
-        struct fiber_process *proc = ps->head;
+    struct fiber__link *link;
+
+    while ((link = fiber__list_first(&ps->handles))) {
+        struct fiber_process *proc = fiber__container_of(link, struct fiber_process, link);
         int status;
         /* A child that has exited is reaped; one still running is left
          * to run, and is reaped by whoever inherits it. */

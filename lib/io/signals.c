@@ -20,7 +20,8 @@ struct signal_waiter {
     uint64_t mask;
     bool consumes;                 /* fiber_signal_wait: takes the signal */
     struct fiber_task *fiber;
-    struct signal_waiter *next;
+    bool linked;                   /* in the list: delivery unlinks it */
+    struct fiber__link link;
 };
 
 struct fiber__signals {
@@ -29,19 +30,16 @@ struct fiber__signals {
     sigset_t watched;
     sigset_t blocked_here;         /* what watching blocked on the thread */
     uint64_t pending;              /* arrived while no fiber_signal_wait waited */
-    struct signal_waiter *waiters;
+    struct fiber__list waiters;    /* newest first */
 };
 
 /* ---- delivery ---------------------------------------------------------- */
 
 static void unlink_waiter(struct fiber__signals *s, struct signal_waiter *w)
 {
-    for (struct signal_waiter **link = &s->waiters; *link; link = &(*link)->next) {
-        if (*link == w) {
-            *link = w->next;
-            return;
-        }
-    }
+    if (w->linked)
+        fiber__list_remove(&s->waiters, &w->link);
+    w->linked = false;
 }
 
 /* Wake every fiber waiting for signo; keep it pending if none takes it. */
@@ -49,17 +47,15 @@ static void deliver(struct fiber_loop *loop, struct fiber__signals *s, int signo
 {
     uint64_t bit = FIBER__SIGBIT(signo);
     bool taken = false;
-    struct signal_waiter **link = &s->waiters;
+    struct fiber__link *link, *next;
 
-    while (*link) {
-        struct signal_waiter *w = *link;
+    fiber__list_foreach_safe(link, next, &s->waiters) {
+        struct signal_waiter *w = fiber__container_of(link, struct signal_waiter, link);
         /* A waiter woken already (by a cancel) leaves by itself. */
         if ((w->mask & bit) && w->fiber->state == FIBER__WAITING) {
-            *link = w->next;
+            unlink_waiter(s, w);
             taken |= w->consumes;
             fiber__wake(loop, w->fiber, signo);
-        } else {
-            link = &w->next;
         }
     }
     if (!taken)
@@ -187,8 +183,8 @@ static int wait_signal(struct fiber_loop *loop, uint64_t mask, bool consumes,
     if (!w)
         return -ENOMEM;
     *w = (struct signal_waiter){.mask = mask, .consumes = consumes, .fiber = self,
-                                .next = s->waiters};
-    s->waiters = w;
+                                .linked = true};
+    fiber__list_push_front(&s->waiters, &w->link);
     static const struct fiber__wait signal_wait = {
         .state = FIBER__WAITING,
         .what = "signal",

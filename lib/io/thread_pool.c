@@ -20,8 +20,8 @@ struct fiber__thread_pool {
     struct fiber__ext ext;        /* in the loop's list of extensions */
     pthread_mutex_t lock;
     pthread_cond_t work;            /* a job was queued, or stop */
-    struct fiber__job *queue_head, *queue_tail;
-    struct fiber__job *done_head, *done_tail;
+    struct fiber__list queue;       /* jobs no worker has started */
+    struct fiber__list done;        /* finished, for the loop to take */
     size_t nqueued;
     size_t nidle;                   /* workers waiting for a job */
     bool stopping;
@@ -30,15 +30,9 @@ struct fiber__thread_pool {
     pthread_t threads[FIBER__POOL_THREADS];
 };
 
-static void push(struct fiber__job **head, struct fiber__job **tail,
-                 struct fiber__job *job)
+static struct fiber__job *job_of(struct fiber__link *link)
 {
-    job->next = NULL;
-    if (*tail)
-        (*tail)->next = job;
-    else
-        *head = job;
-    *tail = job;
+    return fiber__list_entry(link, struct fiber__job, link);
 }
 
 /* ---- the workers --------------------------------------------------------- */
@@ -50,17 +44,14 @@ static void *worker_main(void *arg)
     pthread_mutex_lock(&pool->lock);
     for (;;) {
         pool->nidle++;
-        while (!pool->queue_head && !pool->stopping)
+        while (fiber__list_empty(&pool->queue) && !pool->stopping)
             pthread_cond_wait(&pool->work, &pool->lock);
         pool->nidle--;
         /* Jobs still queued at the end belong to fibers that gave up. */
         if (pool->stopping)
             break;
 
-        struct fiber__job *job = pool->queue_head;
-        pool->queue_head = job->next;
-        if (!pool->queue_head)
-            pool->queue_tail = NULL;
+        struct fiber__job *job = job_of(fiber__list_pop_front(&pool->queue));
         pool->nqueued--;
         job->state = FIBER__JOB_RUNNING;
         pthread_mutex_unlock(&pool->lock);
@@ -70,7 +61,7 @@ static void *worker_main(void *arg)
         pthread_mutex_lock(&pool->lock);
         job->result = result;
         job->state = FIBER__JOB_FINISHED;
-        push(&pool->done_head, &pool->done_tail, job);
+        fiber__list_push_back(&pool->done, &job->link);
         /* The job may be freed as soon as the lock is let go; the pool
          * lives until this thread is joined. */
         uint64_t one = 1;
@@ -124,15 +115,13 @@ static void take_done_jobs(struct fiber_loop *loop, int fd, uint32_t events,
     while (read(fd, &count, sizeof(count)) < 0 && errno == EINTR)
         continue;
     pthread_mutex_lock(&pool->lock);
-    struct fiber__job *job = pool->done_head;
-    pool->done_head = pool->done_tail = NULL;
+    struct fiber__list done = pool->done;
+    fiber__list_init(&pool->done);
     pthread_mutex_unlock(&pool->lock);
 
-    while (job) {
-        struct fiber__job *next = job->next;
-        finish_job(loop, job);
-        job = next;
-    }
+    struct fiber__link *link, *next;
+    fiber__list_foreach_safe(link, next, &done)
+        finish_job(loop, job_of(link));
 }
 
 static void pool_free(struct fiber__thread_pool *pool)
@@ -200,13 +189,13 @@ int fiber__thread_pool_submit(struct fiber_loop *loop, struct fiber__job *job)
     job->waiter = NULL;
 
     pthread_mutex_lock(&pool->lock);
-    push(&pool->queue_head, &pool->queue_tail, job);
+    fiber__list_push_back(&pool->queue, &job->link);
     pool->nqueued++;
     if (pool->nqueued > pool->nidle && pool->nthreads < FIBER__POOL_THREADS) {
         rc = start_worker(pool);
         if (rc < 0 && pool->nthreads == 0) {
             /* Nobody could ever run it: take it back. */
-            pool->queue_head = pool->queue_tail = NULL;
+            fiber__list_init(&pool->queue);
             pool->nqueued = 0;
             pthread_mutex_unlock(&pool->lock);
             return rc;
@@ -225,14 +214,7 @@ static bool unqueue(struct fiber__thread_pool *pool, struct fiber__job *job)
 
     pthread_mutex_lock(&pool->lock);
     if (job->state == FIBER__JOB_QUEUED) {
-        struct fiber__job **link = &pool->queue_head, *prev = NULL;
-        while (*link != job) {
-            prev = *link;
-            link = &(*link)->next;
-        }
-        *link = job->next;
-        if (pool->queue_tail == job)
-            pool->queue_tail = prev;
+        fiber__list_remove(&pool->queue, &job->link);
         pool->nqueued--;
         found = true;
     }
@@ -304,17 +286,13 @@ static void pool_stop(struct fiber_loop *loop, struct fiber__ext *ext)
         pthread_join(pool->threads[i], NULL);
 
     /* Every fiber has finished: what is left was abandoned. */
-    struct fiber__job *job = pool->done_head;
-    while (job) {
-        struct fiber__job *next = job->next;
-        finish_job(loop, job);
-        job = next;
-    }
-    for (job = pool->queue_head; job;) {
-        struct fiber__job *next = job->next;
+    struct fiber__link *link, *next;
+    fiber__list_foreach_safe(link, next, &pool->done)
+        finish_job(loop, job_of(link));
+    fiber__list_foreach_safe(link, next, &pool->queue) {
+        struct fiber__job *job = job_of(link);
         if (job->dispose)
             job->dispose(job);
-        job = next;
     }
     fiber__fd_forget(loop, pool->eventfd);
     pool_free(pool);

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "fiber.h"
+#include "list.h"
 
 struct fiber_loop;
 struct fiber_task;
@@ -34,7 +35,7 @@ struct fiber__job {
     /* Frees a job nobody awaits any more; NULL for a job that lives on its
      * awaiting fiber's stack and is always awaited to the end. */
     void (*dispose)(struct fiber__job *job);
-    struct fiber__job *next;
+    struct fiber__link link;        /* in the pool's queue or done list */
     enum fiber__job_state state;   /* under the pool's mutex */
     /* Loop side only, never seen by workers: */
     bool done;                     /* the loop has taken it off the done list */

@@ -106,7 +106,7 @@ static int put_now(fiber_queue_t *q, void *item)
 {
     if (q->private_len == q->private_capacity)
         return -EAGAIN;
-    struct fiber_task *getter = getters(q)->head;
+    struct fiber_task *getter = fiber__waitq_first(getters(q));
     if (getter) {
         assert(q->private_len == 0);
         getter->wait_item = item;
@@ -167,7 +167,7 @@ static int get_now(fiber_queue_t *q, void **item)
     if (q->private_len == 0)
         return q->private_closed ? -EPIPE : -EAGAIN;
     *item = ring_pop(q);
-    struct fiber_task *putter = putters(q)->head;
+    struct fiber_task *putter = fiber__waitq_first(putters(q));
     if (putter) {
         /* The ring was full: the oldest putter's item takes the room. */
         ring_push(q, putter->wait_item);

@@ -24,15 +24,19 @@
 
 struct fiber_task *fiber__sync_wake_one(struct fiber__waitq *q, int result)
 {
-    if (!q->head)
+    struct fiber_task *first = fiber__waitq_first(q);
+
+    if (!first)
         return NULL;
-    return fiber__waitq_wake_one(q->head->loop, q, result);
+    return fiber__waitq_wake_one(first->loop, q, result);
 }
 
 void fiber__sync_wake_all(struct fiber__waitq *q, int result)
 {
-    if (q->head)
-        fiber__waitq_wake_all(q->head->loop, q, result);
+    struct fiber_task *first = fiber__waitq_first(q);
+
+    if (first)
+        fiber__waitq_wake_all(first->loop, q, result);
 }
 
 /* What a primitive's waiter waits in, as the tie rules see it. */

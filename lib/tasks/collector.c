@@ -13,24 +13,19 @@
 
 static void owned_link(struct fiber__collector *c)
 {
-    struct fiber_task *owner = c->owner;
-
-    c->owned_prev = NULL;
-    c->owned_next = owner->owned;
-    if (owner->owned)
-        owner->owned->owned_prev = c;
-    owner->owned = c;
+    fiber__list_push_front(&c->owner->owned, &c->owned_link);
 }
 
 static void owned_unlink(struct fiber__collector *c)
 {
-    if (c->owned_prev)
-        c->owned_prev->owned_next = c->owned_next;
-    else if (c->owner->owned == c)
-        c->owner->owned = c->owned_next;
-    if (c->owned_next)
-        c->owned_next->owned_prev = c->owned_prev;
-    c->owned_prev = c->owned_next = NULL;
+    fiber__list_remove(&c->owner->owned, &c->owned_link);
+}
+
+/* The most recently created collector that f still owns, or NULL. */
+static struct fiber__collector *owned_first(struct fiber_task *f)
+{
+    return fiber__list_entry(fiber__list_first(&f->owned),
+                             struct fiber__collector, owned_link);
 }
 
 static const struct fiber__collector_hooks collector_hooks;
@@ -52,13 +47,7 @@ void fiber__collector_init(struct fiber__collector *c,
 void fiber__collector_add(struct fiber__collector *c, struct fiber_task *t)
 {
     t->collector = c;
-    t->coll_next = NULL;
-    t->coll_prev = c->tail;
-    if (c->tail)
-        c->tail->coll_next = t;
-    else
-        c->head = t;
-    c->tail = t;
+    fiber__list_push_back(&c->members, &t->coll);
     c->nmembers++;
     if (t->state != FIBER__DONE)
         c->nlive++;
@@ -66,24 +55,17 @@ void fiber__collector_add(struct fiber__collector *c, struct fiber_task *t)
 
 void fiber__collector_remove(struct fiber__collector *c, struct fiber_task *t)
 {
-    if (t->coll_prev)
-        t->coll_prev->coll_next = t->coll_next;
-    else
-        c->head = t->coll_next;
-    if (t->coll_next)
-        t->coll_next->coll_prev = t->coll_prev;
-    else
-        c->tail = t->coll_prev;
+    fiber__list_remove(&c->members, &t->coll);
     c->nmembers--;
     if (t->state != FIBER__DONE)
         c->nlive--;
     t->collector = NULL;
-    t->coll_prev = t->coll_next = NULL;
 }
 
 void fiber__collector_cancel_live(struct fiber__collector *c)
 {
-    for (struct fiber_task *t = c->head; t; t = t->coll_next)
+    for (struct fiber_task *t = fiber__collector_first(c); t;
+         t = fiber__collector_next(t))
         if (t->state != FIBER__DONE)
             fiber__cancel(c->loop, t);
 }
@@ -135,8 +117,9 @@ void fiber__collector_reap(struct fiber__collector *c)
 
 void fiber__collector_release(struct fiber__collector *c)
 {
-    while (c->head) {
-        struct fiber_task *t = c->head;
+    struct fiber_task *t;
+
+    while ((t = fiber__collector_first(c))) {
         fiber__collector_remove(c, t);
         fiber__free_task(c->loop, t);
     }
@@ -156,22 +139,22 @@ static void task_done(struct fiber_loop *loop, struct fiber_task *t)
 /* self has returned; close what it still owns. */
 static void owner_returned(struct fiber_task *self)
 {
-    /* A cancel still ends the waits below and cancels the tasks, but the
-     * fiber's function has returned: its status stays what it made it. */
-    bool delivered = self->cancel_delivered;
+    struct fiber__collector *c;
 
-    while (self->owned)
-        self->owned->ops->close(self->owned);
-    self->cancel_delivered = delivered;
+    while ((c = owned_first(self)))
+        c->ops->close(c);
 }
 
 /* The loop ends: free the collectors of fibers that were abandoned and
  * never returned.  Their tasks are freed with the loop. */
 static void loop_end(struct fiber_loop *loop)
 {
-    for (struct fiber_task *f = loop->all_head; f; f = f->all_next) {
-        while (f->owned) {
-            struct fiber__collector *c = f->owned;
+    struct fiber_task *f;
+
+    fiber__foreach_task(f, loop) {
+        struct fiber__collector *c;
+
+        while ((c = owned_first(f))) {
             owned_unlink(c);
             /* Every kind of collector the owner keeps is allocated on its
              * own, starting with the collector (checked where defined). */

@@ -4,7 +4,7 @@
  * waits for them.
  *
  * Members are linked through their own control blocks (fiber_task
- * .collector, .coll_prev, .coll_next), so adding a task never allocates.
+ * .collector, .coll), so adding a task never allocates.
  * A member's handle belongs to the collector: await, detach and gather
  * refuse it with -EBUSY.  A collector with a close operation is also
  * linked to its owner, which closes it if it returns without doing so:
@@ -39,12 +39,29 @@ struct fiber__collector {
     const struct fiber__collector_ops *ops;
     struct fiber_loop *loop;
     struct fiber_task *owner;        /* the fiber that created it */
-    struct fiber__collector *owned_prev, *owned_next;  /* owner's list */
-    struct fiber_task *head, *tail;  /* members, in the order added */
+    struct fiber__link owned_link;   /* in owner->owned */
+    struct fiber__list members;      /* by fiber_task.coll, in the order added */
     size_t nmembers;
     size_t nlive;                    /* members not finished */
     struct fiber__waitq waiters;     /* the owner, waiting for members */
 };
+
+/* The member that link, a fiber_task.coll, belongs to; NULL for NULL. */
+static inline struct fiber_task *fiber__collector_member(struct fiber__link *link)
+{
+    return fiber__list_entry(link, struct fiber_task, coll);
+}
+
+/* The first member of c, or the one after member t; NULL if none. */
+static inline struct fiber_task *fiber__collector_first(const struct fiber__collector *c)
+{
+    return fiber__collector_member(fiber__list_first(&c->members));
+}
+
+static inline struct fiber_task *fiber__collector_next(const struct fiber_task *t)
+{
+    return fiber__collector_member(t->coll.next);
+}
 
 /* Start an empty collector owned by the running fiber owner.  The loop
  * then tells the collectors when a member finishes or an owner returns

@@ -32,8 +32,7 @@ FIBER_API int fiber_gather(fiber_task_t *const tasks[], size_t n,
 
     /* Claim every handle, so that no other fiber can await or detach one
      * while this fiber waits on an earlier one. */
-    for (size_t i = 0; i < n; i++)
-        tasks[i]->claimed_by = self;
+    fiber__claim_all(self, tasks, n);
 
     int stop = 0;
     for (size_t i = 0; i < n; i++) {

@@ -190,8 +190,8 @@ FIBER_API fiber_task_t *fiber_group_next(const fiber_group_t *group,
     if (!group)
         return NULL;
     if (!prev)
-        return group->coll.head;
-    return prev->collector == &group->coll ? prev->coll_next : NULL;
+        return fiber__collector_first(&group->coll);
+    return prev->collector == &group->coll ? fiber__collector_next(prev) : NULL;
 }
 
 FIBER_API int fiber_group_destroy(fiber_group_t *group)

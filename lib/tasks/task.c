@@ -64,6 +64,13 @@ int fiber__check_awaitable_all(struct fiber_task *self,
     return rc;
 }
 
+void fiber__claim_all(struct fiber_task *self, fiber_task_t *const tasks[],
+                      size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        tasks[i]->claimed_by = self;
+}
+
 /* Take an awaiting fiber off the task it awaits. */
 static void unlink_awaiter(struct fiber_task *f)
 {

@@ -20,6 +20,11 @@ int fiber__check_awaitable(const struct fiber_task *self,
 int fiber__check_awaitable_all(struct fiber_task *self,
                                fiber_task_t *const tasks[], size_t n);
 
+/* Claim each of n tasks for self, which gathers them: nobody else may
+ * await or detach one meanwhile. */
+void fiber__claim_all(struct fiber_task *self, fiber_task_t *const tasks[],
+                      size_t n);
+
 /* Await t until deadline (FIBER__FOREVER for none), for the public call
  * api; see fiber_wait_for. */
 int fiber__await(struct fiber_task *t, int64_t deadline, void **result,

@@ -21,8 +21,8 @@
 struct fiber_waitset {
     struct fiber__collector coll;   /* first: see loop_end in collector.c */
     /* Finished members not yet handed back, oldest first, linked through
-     * fiber_task.done_next. */
-    struct fiber_task *done_head, *done_tail;
+     * fiber_task.done. */
+    struct fiber__list done;
 };
 
 _Static_assert(offsetof(struct fiber_waitset, coll) == 0,
@@ -30,12 +30,7 @@ _Static_assert(offsetof(struct fiber_waitset, coll) == 0,
 
 static void done_append(struct fiber_waitset *set, struct fiber_task *t)
 {
-    t->done_next = NULL;
-    if (set->done_tail)
-        set->done_tail->done_next = t;
-    else
-        set->done_head = t;
-    set->done_tail = t;
+    fiber__list_push_back(&set->done, &t->done);
 }
 
 static void waitset_task_done(struct fiber_loop *loop,
@@ -47,7 +42,7 @@ static void waitset_task_done(struct fiber_loop *loop,
 
 static bool waitset_ready(const struct fiber__collector *c)
 {
-    return ((const struct fiber_waitset *)(const void *)c)->done_head != NULL;
+    return ((const struct fiber_waitset *)(const void *)c)->done.first != NULL;
 }
 
 /* Cancel what has not finished, wait for it, free every handle left. */
@@ -137,11 +132,8 @@ FIBER_API int fiber_waitset_next(fiber_waitset_t *set, double timeout,
     if (rc < 0)
         return rc;
 
-    struct fiber_task *t = set->done_head;
-    set->done_head = t->done_next;
-    if (!set->done_head)
-        set->done_tail = NULL;
-    t->done_next = NULL;
+    struct fiber_task *t = fiber__container_of(fiber__list_pop_front(&set->done),
+                                               struct fiber_task, done);
     fiber__collector_remove(&set->coll, t);
     *task = t;
     return 0;
