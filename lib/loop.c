@@ -309,8 +309,7 @@ static void check_timers(struct fiber_loop *loop)
 {
     loop->timer_countdown = FIBER__TIMER_CHECK_EVERY;
     if (!loop->clock.is_virtual &&
-        fiber__timer_heap_peek(&loop->timers)->deadline <=
-        fiber__clock_now(&loop->clock))
+        fiber__timer_heap_due(&loop->timers, fiber__clock_now(&loop->clock)))
         fire_timers(loop, true);
 }
 
