@@ -323,8 +323,11 @@ static void wheel_drain(struct fiber__timer_heap *heap, uint32_t b)
         chunk_give(heap, c);
         for (unsigned k = 0; k < n; k++) {
             uint64_t unit = unit_of(moving[k].deadline);
-            if (unit < heap->edge)
+            if (unit < heap->edge) {
+                /* Due soon: its owner will be read when it pops. */
+                __builtin_prefetch(&heap->owner[moving[k].handle]);
                 heap_put(heap, moving[k]);
+            }
             else
                 wheel_put(heap, bucket_of(heap, unit), moving[k]);
         }
@@ -368,6 +371,23 @@ int64_t fiber__timer_heap_wheel_bound(const struct fiber__timer_heap *heap)
     return deadline_of(bucket_start(heap->edge, level, index));
 }
 
+/* Put the timers of bucket index of level 0, the earliest in the wheel,
+ * into the heap, and move the edge past its unit. */
+static void drain_unit(struct fiber__timer_heap *heap, unsigned index)
+{
+    heap->edge = bucket_start(heap->edge, 0, index) + 1;
+    wheel_drain(heap, index);
+    /* Into the next window of a level: its bucket there holds timers that
+     * belong lower now. */
+    for (unsigned l = 1; l < FIBER__WHEEL_LEVELS; l++) {
+        unsigned shift = l * FIBER__WHEEL_BITS;
+        if (heap->edge & (((uint64_t)1 << shift) - 1))
+            break;
+        wheel_drain(heap, l * FIBER__WHEEL_SPAN +
+                    (unsigned)((heap->edge >> shift) & (FIBER__WHEEL_SPAN - 1)));
+    }
+}
+
 void fiber__timer_heap_refill(struct fiber__timer_heap *heap)
 {
     unsigned level, index;
@@ -375,24 +395,23 @@ void fiber__timer_heap_refill(struct fiber__timer_heap *heap)
     while (heap->near == 0 && wheel_first(heap, &level, &index)) {
         uint64_t start = bucket_start(heap->edge, level, index);
         assert(start >= heap->edge);
-        heap->edge = start;
-        if (level > 0) {
+        if (level == 0) {
+            drain_unit(heap, index);
+        } else {
+            heap->edge = start;
             wheel_drain(heap, level * FIBER__WHEEL_SPAN + index);
-            continue;
-        }
-        /* Past the unit, whose timers all go into the heap. */
-        heap->edge++;
-        wheel_drain(heap, index);
-        /* Into the next window of a level: its bucket there holds timers
-         * that belong lower now. */
-        for (unsigned l = 1; l < FIBER__WHEEL_LEVELS; l++) {
-            unsigned shift = l * FIBER__WHEEL_BITS;
-            if (heap->edge & (((uint64_t)1 << shift) - 1))
-                break;
-            wheel_drain(heap, l * FIBER__WHEEL_SPAN +
-                        (unsigned)((heap->edge >> shift) & (FIBER__WHEEL_SPAN - 1)));
         }
     }
+}
+
+/* Bring the next units of level 0 into the heap while it holds fewer than
+ * want timers: their owners are asked for now, well before they pop.
+ * Only level 0, so that the edge stays within a millisecond or so of the
+ * earliest timer and later timers keep going to the wheel. */
+static void fill_ahead(struct fiber__timer_heap *heap, size_t want)
+{
+    while (heap->near < want && heap->occupied[0])
+        drain_unit(heap, (unsigned)__builtin_ctzll(heap->occupied[0]));
 }
 
 /* ---- insertion and removal --------------------------------------------- */
@@ -459,6 +478,38 @@ void fiber__timer_heap_remove_active(struct fiber__timer_heap *heap,
         take_out(heap, at);
     }
     free_handle(heap, handle);
+}
+
+size_t fiber__timer_heap_pop_due_many(struct fiber__timer_heap *heap,
+                                      int64_t now, struct fiber__timer **out,
+                                      size_t max)
+{
+    size_t n = 0;
+
+    while (n < max) {
+        if (heap->near == 0) {
+            if (!fiber__timer_heap_due(heap, now))
+                break;
+            fiber__timer_heap_refill(heap);
+        }
+        if (heap->slots[0].deadline > now)
+            break;
+        uint32_t handle = heap->slots[0].handle;
+        out[n] = heap->owner[handle];
+        __builtin_prefetch(out[n], 1);
+        n++;
+        take_out(heap, 0);
+        free_handle(heap, handle);
+        /* The next to pop is the new root: its owner is in a line apart. */
+        if (heap->near)
+            __builtin_prefetch(&heap->owner[heap->slots[0].handle]);
+    }
+    /* Marked idle only now, so that the misses on the timers overlap. */
+    for (size_t i = 0; i < n; i++)
+        out[i]->index = FIBER__TIMER_IDLE;
+    if (n)
+        fill_ahead(heap, max);
+    return n;
 }
 
 struct fiber__timer *fiber__timer_heap_pop_due(struct fiber__timer_heap *heap,

@@ -176,6 +176,13 @@ static inline bool fiber__timer_heap_due(const struct fiber__timer_heap *heap,
 struct fiber__timer *fiber__timer_heap_pop_due(struct fiber__timer_heap *heap,
                                                int64_t now);
 
+/* Remove the timers due at now, earliest first, up to max of them, into
+ * out; returns how many.  Their timers are not read: the caller may fetch
+ * them all before it touches any. */
+size_t fiber__timer_heap_pop_due_many(struct fiber__timer_heap *heap,
+                                      int64_t now, struct fiber__timer **out,
+                                      size_t max);
+
 /* The earliest timer, or NULL when there is none. */
 static inline struct fiber__timer *
 fiber__timer_heap_first(struct fiber__timer_heap *heap)
