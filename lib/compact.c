@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "context.h"
@@ -113,10 +112,6 @@ static void *slab_take(struct fiber_loop *loop, size_t bytes)
         void *slab = aligned_alloc(size >= SLAB_HUGE ? SLAB_HUGE : LINE, size);
         if (!slab)
             return NULL;
-#ifdef SLAB_ADVISE
-        if (size >= SLAB_HUGE)
-            madvise(slab, size, MADV_HUGEPAGE);
-#endif
         /* The first line links the slabs. */
         *(void **)slab = s->list;
         s->list = slab;
