@@ -278,6 +278,8 @@ static __attribute__((noinline)) void fire_timers(struct fiber_loop *loop,
          * once, they overlap. */
         for (size_t i = 0; i < n; i++)
             fiber__task_prefetch(timer_task(due[i]));
+        for (size_t i = 0; i < n; i++)
+            fiber__timer_popped(due[i]);
         for (size_t i = 0; i < n; i++) {
             struct fiber_task *f = timer_task(due[i]);
             /* A sleep's deadline is its purpose; any other wait timed out. */

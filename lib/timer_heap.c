@@ -495,18 +495,13 @@ size_t fiber__timer_heap_pop_due_many(struct fiber__timer_heap *heap,
         if (heap->slots[0].deadline > now)
             break;
         uint32_t handle = heap->slots[0].handle;
-        out[n] = heap->owner[handle];
-        __builtin_prefetch(out[n], 1);
-        n++;
+        out[n++] = heap->owner[handle];
         take_out(heap, 0);
         free_handle(heap, handle);
         /* The next to pop is the new root: its owner is in a line apart. */
         if (heap->near)
             __builtin_prefetch(&heap->owner[heap->slots[0].handle]);
     }
-    /* Marked idle only now, so that the misses on the timers overlap. */
-    for (size_t i = 0; i < n; i++)
-        out[i]->index = FIBER__TIMER_IDLE;
     if (n)
         fill_ahead(heap, max);
     return n;

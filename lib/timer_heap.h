@@ -177,11 +177,18 @@ struct fiber__timer *fiber__timer_heap_pop_due(struct fiber__timer_heap *heap,
                                                int64_t now);
 
 /* Remove the timers due at now, earliest first, up to max of them, into
- * out; returns how many.  Their timers are not read: the caller may fetch
- * them all before it touches any. */
+ * out; returns how many.  Their timers are not touched, so that the
+ * caller may fetch them all before it touches any: it must then pass each
+ * to fiber__timer_popped before doing anything else with the heap. */
 size_t fiber__timer_heap_pop_due_many(struct fiber__timer_heap *heap,
                                       int64_t now, struct fiber__timer **out,
                                       size_t max);
+
+/* Mark a timer that fiber__timer_heap_pop_due_many took out as idle. */
+static inline void fiber__timer_popped(struct fiber__timer *timer)
+{
+    timer->index = FIBER__TIMER_IDLE;
+}
 
 /* The earliest timer, or NULL when there is none. */
 static inline struct fiber__timer *

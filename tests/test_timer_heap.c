@@ -299,6 +299,8 @@ static void test_wheel_levels_match_model(void **state)
             size_t n;
             do {
                 n = fiber__timer_heap_pop_due_many(&heap, now, got, max);
+                for (size_t i = 0; i < n; i++)
+                    fiber__timer_popped(got[i]);
                 for (size_t i = 0; i < n; i++) {
                     want = model_min(entries, POOL);
                     assert_non_null(want);
