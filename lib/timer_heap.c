@@ -95,6 +95,8 @@ int fiber__timer_heap_grow(struct fiber__timer_heap *heap, size_t n)
         if (block)
             madvise(block, bytes, MADV_HUGEPAGE);
     } else {
+        /* aligned_alloc wants a multiple of the alignment. */
+        bytes = (bytes + LINE - 1) & ~(size_t)(LINE - 1);
         block = aligned_alloc(LINE, bytes);
     }
     if (!block)
