@@ -100,6 +100,7 @@ static void free_outgrown_frames(struct fiber_loop *loop, struct fiber_task *f)
 #define SLAB_HUGE ((size_t)2 << 20)
 #define LINE 64
 
+#ifndef FIBER__ASAN
 /* bytes, a multiple of LINE, from the loop's slabs, or NULL. */
 static void *slab_take(struct fiber_loop *loop, size_t bytes)
 {
@@ -124,6 +125,7 @@ static void *slab_take(struct fiber_loop *loop, size_t bytes)
     s->left -= bytes;
     return p;
 }
+#endif
 
 struct fiber_task *fiber__compact_task_new(struct fiber_loop *loop)
 {
