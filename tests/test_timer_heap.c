@@ -50,35 +50,95 @@ static struct entry *model_min(struct entry *entries, size_t n)
     return best;
 }
 
+/* The bucket of the wheel a unit at or past the edge belongs in, worked
+ * out here as timer_heap.c's comment says. */
+static uint32_t model_bucket(uint64_t edge, uint64_t unit)
+{
+    unsigned level = 0;
+
+    for (unsigned l = 0; l < FIBER__WHEEL_LEVELS; l++) {
+        unsigned shift = l * FIBER__WHEEL_BITS;
+        if (shift < 64 && (unit >> shift) != (edge >> shift))
+            level = l;
+    }
+    return level * FIBER__WHEEL_SPAN +
+           (uint32_t)((unit >> (level * FIBER__WHEEL_BITS)) & (FIBER__WHEEL_SPAN - 1));
+}
+
+static uint64_t unit_of(int64_t deadline)
+{
+    return ((uint64_t)deadline ^ ((uint64_t)1 << 63)) >> FIBER__WHEEL_SHIFT;
+}
+
+static bool slot_before(const struct fiber__timer_heap *heap,
+                        const struct fiber__timer_slot *p,
+                        const struct fiber__timer_slot *s)
+{
+    const struct fiber__timer *pt = heap->owner[p->handle];
+    const struct fiber__timer *t = heap->owner[s->handle];
+
+    return p->deadline < s->deadline ||
+           (p->deadline == s->deadline &&
+            (pt->early > t->early ||
+             (pt->early == t->early && (int32_t)(pt->seq - t->seq) < 0)));
+}
+
 /* Check the heap property, every position and owner, that the handles
- * of all slots, the free ones past len too, are each used once, and that
- * the children of a node share a cache line. */
+ * of the heap, the wheel and the free ones past len are each used once,
+ * that the children of a node share a cache line, that every timer of
+ * the heap is earlier than the edge and every timer of the wheel is in
+ * the bucket its unit calls for, and the wheel's lists, counts and bits. */
 static void assert_heap_valid(const struct fiber__timer_heap *heap)
 {
     unsigned char *seen = calloc(heap->cap ? heap->cap : 1, 1);
     assert_non_null(seen);
-    for (size_t i = 0; i < heap->cap; i++) {
+    assert_true(heap->near <= heap->len && heap->len <= heap->cap);
+    for (size_t i = 0; i < heap->near; i++) {
         assert_true(heap->slots[i].handle < heap->cap);
         assert_false(seen[heap->slots[i].handle]);
         seen[heap->slots[i].handle] = 1;
     }
+    for (size_t i = heap->len; i < heap->cap; i++) {
+        assert_true(heap->slots[i].handle < heap->cap);
+        assert_false(seen[heap->slots[i].handle]);
+        seen[heap->slots[i].handle] = 1;
+    }
+    size_t in_wheel = 0;
+    for (uint32_t b = 0; b < FIBER__WHEEL_BUCKETS; b++) {
+        uint64_t bit = heap->occupied[b / FIBER__WHEEL_SPAN] >> (b % FIBER__WHEEL_SPAN) & 1;
+        uint32_t c = heap->head[b];
+        assert_int_equal(bit, c != UINT32_MAX);
+        for (unsigned n = heap->fill[b]; c != UINT32_MAX;
+             c = heap->chunk_next[c], n = FIBER__WHEEL_CHUNK) {
+            assert_true(c < heap->chunks_used);
+            assert_true(n >= 1 && n <= FIBER__WHEEL_CHUNK);
+            for (unsigned k = 0; k < n; k++) {
+                uint32_t at = c * FIBER__WHEEL_CHUNK + k;
+                const struct fiber__timer_slot *s = &heap->chunk[at];
+                assert_true(s->handle < heap->cap);
+                assert_false(seen[s->handle]);
+                seen[s->handle] = 1;
+                assert_int_equal(s->bucket, b);
+                assert_int_equal(heap->pos[s->handle], FIBER__IN_WHEEL | at);
+                assert_int_equal(heap->owner[s->handle]->index, s->handle);
+                assert_true(unit_of(s->deadline) >= heap->edge);
+                assert_int_equal(model_bucket(heap->edge, unit_of(s->deadline)), b);
+                in_wheel++;
+            }
+        }
+    }
+    assert_int_equal(heap->near + in_wheel, heap->len);
     free(seen);
     if (heap->cap > 1)
         assert_int_equal((uintptr_t)&heap->slots[1] % 64, 0);
-    for (size_t i = 0; i < heap->len; i++) {
+    for (size_t i = 0; i < heap->near; i++) {
         const struct fiber__timer_slot *s = &heap->slots[i];
         const struct fiber__timer *t = heap->owner[s->handle];
         assert_int_equal(t->index, s->handle);
         assert_int_equal(heap->pos[s->handle], i);
-        if (i > 0) {
-            const struct fiber__timer_slot *p = &heap->slots[(i - 1) / 4];
-            const struct fiber__timer *pt = heap->owner[p->handle];
-            assert_true(p->deadline < s->deadline ||
-                        (p->deadline == s->deadline &&
-                         (pt->early > t->early ||
-                          (pt->early == t->early &&
-                           (int32_t)(pt->seq - t->seq) < 0))));
-        }
+        assert_true(unit_of(s->deadline) < heap->edge);
+        if (i > 0)
+            assert_true(slot_before(heap, &heap->slots[(i - 1) / 4], s));
     }
 }
 
@@ -136,6 +196,138 @@ static void test_random_operations_match_model(void **state)
         if (op % 1000 == 0)
             assert_heap_valid(&heap);
     }
+    assert_heap_valid(&heap);
+    fiber__timer_heap_destroy(&heap);
+    free(entries);
+}
+
+/* A deadline from one of several scales around now: the same unit of the
+ * wheel, a few units, a level or more away, far off, and the extremes of
+ * the clock, so that timers start at every level and the edge crosses the
+ * windows of every level. */
+static int64_t spread_deadline(int64_t now, uint64_t r)
+{
+    static const unsigned bits[] = {6, 14, 17, 21, 28, 36, 47, 62};
+    int64_t d;
+
+    switch (r % 16) {
+    case 0:
+        return INT64_MAX - (int64_t)(r >> 40) % 3;
+    case 1:
+        return INT64_MIN + (int64_t)(r >> 40) % 3;
+    case 2:
+        return now - (int64_t)((r >> 20) % 100000);  /* already due */
+    default:
+        d = (int64_t)((r >> 8) & ((UINT64_C(1) << bits[(r >> 4) % 8]) - 1));
+        return now > INT64_MAX - d ? INT64_MAX : now + d;
+    }
+}
+
+/* Timers spread over every level of the wheel, popped as a clock moves
+ * on in steps of every size, removed at random, and asked for the
+ * earliest: all as the model says, and the structure valid throughout. */
+static void test_wheel_levels_match_model(void **state)
+{
+    (void)state;
+    enum { OPS = 200000, POOL = 2048 };
+    struct fiber__timer_heap heap;
+    struct entry *entries = calloc(POOL, sizeof(*entries));
+    uint64_t order = 0;
+    int64_t now = INT64_C(1) << 40;
+
+    assert_non_null(entries);
+    fiber__timer_heap_init(&heap);
+    for (size_t i = 0; i < POOL; i++)
+        fiber__timer_init(&entries[i].timer);
+    for (int op = 0; op < OPS; op++) {
+        uint64_t r = next_random();
+        struct entry *e = &entries[r % POOL];
+        switch ((r >> 11) % 6) {
+        case 0:
+        case 1:
+        case 2:
+            if (e->active)
+                break;
+            /* Room grows as timers come, as at spawns. */
+            assert_int_equal(fiber__timer_heap_reserve(&heap, heap.len + 1), 0);
+            e->deadline = spread_deadline(now, next_random());
+            e->order = order++;
+            e->active = true;
+            fiber__timer_heap_insert(&heap, &e->timer, e->deadline);
+            break;
+        case 3:
+            fiber__timer_heap_remove(&heap, &e->timer);
+            e->active = false;
+            break;
+        case 4: {
+            struct entry *want = model_min(entries, POOL);
+            if (want && want->deadline <= now)
+                assert_true(fiber__timer_heap_due(&heap, now));
+            if (!want && (r >> 20) % 8 == 0) {
+                /* Now and then, a jump far ahead, when nothing waits. */
+                now += (int64_t)(r >> 24);
+                break;
+            }
+            if ((r >> 20) % 4 == 0) {
+                const struct fiber__timer_slot *first = fiber__timer_heap_peek(&heap);
+                if (want) {
+                    assert_non_null(first);
+                    assert_int_equal(first->deadline, want->deadline);
+                    assert_ptr_equal(fiber__timer_heap_first(&heap), &want->timer);
+                } else {
+                    assert_null(first);
+                }
+            }
+            now += (int64_t)((r >> 24) & ((UINT64_C(1) << ((r >> 5) % 24)) - 1));
+            break;
+        }
+        case 5: {
+            /* Pop everything due now, in order: one at a time, or in
+             * batches of up to 1 to 8, which also bring the next units
+             * into the heap ahead of time. */
+            struct entry *want;
+            size_t max = (r >> 20) % 9;
+            if (max == 0) {
+                while ((want = model_min(entries, POOL)) && want->deadline <= now) {
+                    assert_ptr_equal(fiber__timer_heap_pop_due(&heap, now), &want->timer);
+                    want->active = false;
+                }
+                assert_null(fiber__timer_heap_pop_due(&heap, now));
+                break;
+            }
+            struct fiber__timer *got[8];
+            size_t n;
+            do {
+                n = fiber__timer_heap_pop_due_many(&heap, now, got, max);
+                for (size_t i = 0; i < n; i++)
+                    fiber__timer_popped(got[i]);
+                for (size_t i = 0; i < n; i++) {
+                    want = model_min(entries, POOL);
+                    assert_non_null(want);
+                    assert_true(want->deadline <= now);
+                    assert_ptr_equal(got[i], &want->timer);
+                    assert_false(fiber__timer_active(got[i]));
+                    want->active = false;
+                }
+            } while (n == max);
+            want = model_min(entries, POOL);
+            assert_true(!want || want->deadline > now);
+            break;
+        }
+        }
+        assert_false(e->active != (fiber__timer_active(&e->timer) != 0));
+        if (op % 500 == 0)
+            assert_heap_valid(&heap);
+    }
+    assert_heap_valid(&heap);
+    /* The rest, to the end of time. */
+    struct entry *want;
+    while ((want = model_min(entries, POOL))) {
+        assert_ptr_equal(fiber__timer_heap_pop_due(&heap, INT64_MAX), &want->timer);
+        want->active = false;
+    }
+    assert_null(fiber__timer_heap_pop_due(&heap, INT64_MAX));
+    assert_int_equal(heap.len, 0);
     assert_heap_valid(&heap);
     fiber__timer_heap_destroy(&heap);
     free(entries);
@@ -295,6 +487,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_random_operations_match_model),
         cmocka_unit_test(test_pop_order_is_deadline_then_insertion),
+        cmocka_unit_test(test_wheel_levels_match_model),
         cmocka_unit_test(test_pop_due_respects_now),
         cmocka_unit_test(test_equal_deadlines_pop_by_early_part),
         cmocka_unit_test(test_insertion_order_survives_the_counter_wrapping),

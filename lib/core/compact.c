@@ -78,10 +78,12 @@ static char *inline_frames(struct fiber_task *f)
 
 /* Free f's frames buffer if it is one of its own, not the one that came
  * with the task. */
-static void free_outgrown_frames(struct fiber_task *f)
+static void free_outgrown_frames(struct fiber_loop *loop, struct fiber_task *f)
 {
-    if (f->frames != inline_frames(f))
+    if (f->frames != inline_frames(f)) {
         free(f->frames);
+        loop->compact_slabs.outgrown--;
+    }
 }
 
 /* What a fiber stopped at its first blocking call, made straight from its
@@ -91,23 +93,83 @@ static void free_outgrown_frames(struct fiber_task *f)
  * their first switch away needs no second allocation. */
 #define FIRST_SAVE_GUESS 256
 
-struct fiber_task *fiber__compact_task_new(const struct fiber_loop *loop)
+/* The first slab is small, for a loop with a few compact fibers; each
+ * next one doubles, up to a huge page, on which a million compact tasks
+ * take 450 TLB entries rather than 220,000, and 450 page faults. */
+#define SLAB_FIRST ((size_t)64 << 10)
+#define SLAB_HUGE ((size_t)2 << 20)
+#define LINE 64
+
+#ifndef FIBER__ASAN
+/* bytes, a multiple of LINE, from the loop's slabs, or NULL. */
+static void *slab_take(struct fiber_loop *loop, size_t bytes)
+{
+    struct fiber__compact_slabs *s = &loop->compact_slabs;
+
+    if (bytes > s->left) {
+        size_t size = s->next_size ? s->next_size : SLAB_FIRST;
+        while (size < bytes + LINE)
+            size *= 2;
+        void *slab = aligned_alloc(size >= SLAB_HUGE ? SLAB_HUGE : LINE, size);
+        if (!slab)
+            return NULL;
+        /* The first line links the slabs. */
+        *(void **)slab = s->list;
+        s->list = slab;
+        s->at = (char *)slab + LINE;
+        s->left = size - LINE;
+        s->next_size = size < SLAB_HUGE ? size * 2 : size;
+    }
+    void *p = s->at;
+    s->at += bytes;
+    s->left -= bytes;
+    return p;
+}
+#endif
+
+struct fiber_task *fiber__compact_task_new(struct fiber_loop *loop)
 {
     size_t cap = frames_room(loop, loop->compact_hint ? FIRST_FRAME_MAX
                                                       : FIRST_SAVE_GUESS);
-    struct fiber_task *f = malloc(sizeof(*f) + cap);
+    size_t bytes = (sizeof(struct fiber_task) + cap + LINE - 1) & ~(size_t)(LINE - 1);
+#ifdef FIBER__ASAN
+    /* One block each, so that AddressSanitizer sees the bounds of each. */
+    struct fiber_task *f = malloc(bytes);
+#else
+    struct fiber_task *f = slab_take(loop, bytes);
+#endif
 
     if (!f)
         return NULL;
     f->frames = inline_frames(f);
-    f->frames_cap = cap;
+    f->frames_cap = bytes - sizeof(*f);
     return f;
 }
 
-void fiber__compact_task_free(struct fiber_task *f)
+void fiber__compact_tasks_free(struct fiber_loop *loop)
 {
-    free_outgrown_frames(f);
-    free(f);
+    struct fiber__compact_slabs *s = &loop->compact_slabs;
+    struct fiber_task *f;
+
+#ifndef FIBER__ASAN
+    /* Among a million tasks, the walk is a cache miss each: skip it when
+     * no frames buffer of their own is left to free. */
+    if (s->outgrown == 0)
+        loop->compact_free = NULL;
+#endif
+    while ((f = loop->compact_free)) {
+        loop->compact_free = f->next_free;
+        free_outgrown_frames(loop, f);
+#ifdef FIBER__ASAN
+        free(f);
+#endif
+    }
+    void *slab;
+    while ((slab = s->list)) {
+        s->list = *(void **)slab;
+        free(slab);
+    }
+    *s = (struct fiber__compact_slabs){0};
 }
 
 static int reserve(struct fiber_loop *loop, struct fiber_task *f, size_t len)
@@ -119,9 +181,10 @@ static int reserve(struct fiber_loop *loop, struct fiber_task *f, size_t len)
     void *frames = malloc(cap);
     if (!frames)
         return -ENOMEM;
-    free_outgrown_frames(f);
+    free_outgrown_frames(loop, f);
     f->frames = frames;
     f->frames_cap = cap;
+    loop->compact_slabs.outgrown++;
     return 0;
 }
 

@@ -85,16 +85,20 @@ static inline bool fiber__compact_bring_in(const struct fiber_loop *loop,
 size_t fiber__compact_frames_size(const struct fiber_task *f);
 
 /*
- * A compact task from the heap, or NULL, with its frames buffer allocated
- * just after it, as large as the frames the last compact fiber saved:
- * fibers spawned together mostly stop at the same depth, so one
- * allocation serves both, and resuming a fiber reads task and frames from
- * neighbouring lines.  Frames that outgrow it move to a buffer of their own.
+ * A compact task, or NULL, with its frames buffer just after it, as large
+ * as the frames the last compact fiber saved: fibers spawned together
+ * mostly stop at the same depth, so one allocation serves both, and
+ * resuming a fiber reads task and frames from neighbouring lines.  Frames
+ * that outgrow it move to a buffer of their own.  Tasks are carved from
+ * slabs of the loop's, never freed one by one: a finished compact task
+ * waits in loop->compact_free for the next compact spawn, and the slabs
+ * go when the loop ends (fiber__compact_tasks_free).
  */
-struct fiber_task *fiber__compact_task_new(const struct fiber_loop *loop);
+struct fiber_task *fiber__compact_task_new(struct fiber_loop *loop);
 
-/* Free a compact task and its frames. */
-void fiber__compact_task_free(struct fiber_task *f);
+/* Free every compact task of the loop, all in loop->compact_free, and
+ * their frames. */
+void fiber__compact_tasks_free(struct fiber_loop *loop);
 
 /*
  * Ask for the lines of f that switching to it reads, its context, links

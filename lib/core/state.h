@@ -184,6 +184,13 @@ struct fiber_loop {
     struct fiber_task *handoff;
     struct fiber_task *compact_free;
     size_t compact_hint;          /* bytes of frames last saved */
+    /* Where compact tasks come from (compact.c): slabs, freed together
+     * when the loop ends, and how many frames buffers outgrew a task. */
+    struct fiber__compact_slabs {
+        void *list;
+        char *at;
+        size_t left, next_size, outgrown;
+    } compact_slabs;
     struct fiber_task *main;
     uint64_t next_id;
     /* This loop's number among the loops the process has run, from 1:

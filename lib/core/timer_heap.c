@@ -1,10 +1,26 @@
 /*
- * timer_heap.c - a 4-ary min-heap keyed by (deadline, -early, seq).
+ * timer_heap.c - a 4-ary min-heap keyed by (deadline, -early, seq), for
+ * the timers due before the edge, and a hierarchical wheel for the rest.
+ * See timer_heap.h.
  *
  * Four children per node halve the depth of a binary heap.  Slots are 16
  * bytes and slots[1] starts a cache line, so the four children of node i,
  * slots[4i + 1] to slots[4i + 4], are one line: a level costs one miss, not
  * two or three.
+ *
+ * The wheel.  A deadline's unit number is its 64 bits, the sign flipped so
+ * that they order as unsigned, shifted right by FIBER__WHEEL_SHIFT.  A
+ * timer whose unit u is at or past the edge e goes into level L, the
+ * six-bit field in which u and e first differ from the top (0 if they
+ * differ in the lowest field only, or not at all), at the bucket that
+ * field of u names.  So every timer of level L is later than every timer
+ * of a lower level, and within a level the buckets are in order: the
+ * earliest timer of the wheel is in the lowest bucket, by level then
+ * index, that is not empty.  The edge only moves forward, to the start of
+ * that bucket (whose timers then go a level down, or more) or, once a
+ * bucket of level 0 has gone into the heap, past its unit; when that
+ * carries into the next window of a level, the bucket of that level the
+ * edge is now in holds timers that belong lower, and goes down at once.
  */
 #include "config.h"
 
@@ -18,10 +34,13 @@
 #include <sys/mman.h>
 
 #define ARITY 4
+#define NO_CHUNK UINT32_MAX
 
 void fiber__timer_heap_init(struct fiber__timer_heap *heap)
 {
-    *heap = (struct fiber__timer_heap){0};
+    *heap = (struct fiber__timer_heap){.chunk_free = NO_CHUNK};
+    for (size_t b = 0; b < FIBER__WHEEL_BUCKETS; b++)
+        heap->head[b] = NO_CHUNK;
 }
 
 void fiber__timer_heap_destroy(struct fiber__timer_heap *heap)
@@ -36,26 +55,36 @@ _Static_assert(sizeof(struct fiber__timer_slot) * ARITY == LINE,
                "the children of a node fill one cache line");
 _Static_assert(sizeof(struct fiber__timer) == 16,
                "a timer takes no more room in a task than a slot");
-/* A slot, an owner and a position. */
-#define PER_TIMER (sizeof(struct fiber__timer_slot) + \
-                   sizeof(struct fiber__timer *) + sizeof(uint32_t))
+/* A slot, an owner, a position, and a slot of a chunk with its share of
+ * a link. */
+#define PER_TIMER (2 * sizeof(struct fiber__timer_slot) + \
+                   sizeof(struct fiber__timer *) + 2 * sizeof(uint32_t))
+#define CHUNK_BYTES (FIBER__WHEEL_CHUNK * sizeof(struct fiber__timer_slot))
+/* Timers at most: a position in the wheel must stay below FIBER__IN_WHEEL. */
+#define MAX_TIMERS ((size_t)1 << 30)
+
+/* Chunks for cap timers: every chunk of a bucket is full but its first,
+ * so at most one chunk per bucket is not. */
+static size_t chunks_for(size_t cap)
+{
+    return cap / FIBER__WHEEL_CHUNK + FIBER__WHEEL_BUCKETS;
+}
 
 int fiber__timer_heap_grow(struct fiber__timer_heap *heap, size_t n)
 {
     size_t cap = heap->cap ? heap->cap : 64;
-    /* A timer's handle is 32 bits. */
-    if (n >= FIBER__TIMER_IDLE)
+    if (n > MAX_TIMERS)
         return -ENOMEM;
-    while (cap < n) {
-        if (cap > SIZE_MAX / 4 / PER_TIMER)
-            return -ENOMEM;
+    while (cap < n)
         cap *= 2;
-    }
-    if (cap >= FIBER__TIMER_IDLE)
-        cap = FIBER__TIMER_IDLE - 1;
+    size_t chunks = chunks_for(cap);
     /* One line more than the slots, so that slots[0] can sit in the last
-     * 16 bytes of the first line; the positions and owners follow. */
-    size_t bytes = LINE + cap * PER_TIMER;
+     * 16 bytes of the first line; the owners follow, then the chunks, each
+     * on lines of its own, then the positions and the chunks' links. */
+    size_t bytes = LINE + cap * sizeof(struct fiber__timer_slot) +
+                   cap * sizeof(struct fiber__timer *) + LINE +
+                   chunks * CHUNK_BYTES + cap * sizeof(uint32_t) +
+                   chunks * sizeof(uint32_t);
     void *block;
     if (bytes >= HUGE_PAGE) {
         /* A pop from a million timers walks ten levels, the lower ones
@@ -66,6 +95,8 @@ int fiber__timer_heap_grow(struct fiber__timer_heap *heap, size_t n)
         if (block)
             madvise(block, bytes, MADV_HUGEPAGE);
     } else {
+        /* aligned_alloc wants a multiple of the alignment. */
+        bytes = (bytes + LINE - 1) & ~(size_t)(LINE - 1);
         block = aligned_alloc(LINE, bytes);
     }
     if (!block)
@@ -73,12 +104,20 @@ int fiber__timer_heap_grow(struct fiber__timer_heap *heap, size_t n)
     struct fiber__timer_slot *slots =
         (struct fiber__timer_slot *)(void *)((char *)block + LINE - sizeof(*slots));
     struct fiber__timer **owner = (struct fiber__timer **)(void *)(slots + cap);
-    uint32_t *pos = (uint32_t *)(void *)(owner + cap);
+    char *after_owner = (char *)(owner + cap);
+    struct fiber__timer_slot *chunk = (struct fiber__timer_slot *)(void *)
+        (after_owner + (LINE - (uintptr_t)after_owner % LINE) % LINE);
+    uint32_t *pos = (uint32_t *)(void *)(chunk + chunks * FIBER__WHEEL_CHUNK);
+    uint32_t *chunk_next = pos + cap;
     /* Every slot, past len too: those hold the free handles. */
     if (heap->cap) {
         memcpy(slots, heap->slots, heap->cap * sizeof(*slots));
         memcpy(owner, heap->owner, heap->cap * sizeof(*owner));
         memcpy(pos, heap->pos, heap->cap * sizeof(*pos));
+        memcpy(chunk, heap->chunk,
+               heap->chunks_used * FIBER__WHEEL_CHUNK * sizeof(*chunk));
+        memcpy(chunk_next, heap->chunk_next,
+               heap->chunks_used * sizeof(*chunk_next));
     }
     for (size_t h = heap->cap; h < cap; h++)
         slots[h].handle = (uint32_t)h;
@@ -87,7 +126,10 @@ int fiber__timer_heap_grow(struct fiber__timer_heap *heap, size_t n)
     heap->slots = slots;
     heap->owner = owner;
     heap->pos = pos;
+    heap->chunk = chunk;
+    heap->chunk_next = chunk_next;
     heap->cap = cap;
+    heap->chunks = (uint32_t)chunks;
     return 0;
 }
 
@@ -138,15 +180,15 @@ static void sift_down(struct fiber__timer_heap *heap, size_t i,
 {
     for (;;) {
         size_t first = i * ARITY + 1;
-        if (first >= heap->len)
+        if (first >= heap->near)
             break;
-        size_t last = first + ARITY < heap->len ? first + ARITY : heap->len;
+        size_t last = first + ARITY < heap->near ? first + ARITY : heap->near;
         /* Fetch the children of all four children while choosing among
          * them: in a large heap each level is a cache miss, and waiting
          * for one level before asking for the next made a pop from a
          * million timers cost 500 ns. */
         size_t grandchildren = first * ARITY + 1;
-        if (grandchildren < heap->len)
+        if (grandchildren < heap->near)
             for (size_t k = 0; k < ARITY; k++)
                 __builtin_prefetch(&heap->slots[grandchildren + k * ARITY]);
         size_t best = first;
@@ -161,6 +203,227 @@ static void sift_down(struct fiber__timer_heap *heap, size_t i,
     place(heap, i, slot);
 }
 
+/* ---- the wheel ---------------------------------------------------------- */
+
+static uint64_t unit_of(int64_t deadline)
+{
+    return ((uint64_t)deadline ^ ((uint64_t)1 << 63)) >> FIBER__WHEEL_SHIFT;
+}
+
+static int64_t deadline_of(uint64_t unit)
+{
+    return (int64_t)((unit << FIBER__WHEEL_SHIFT) ^ ((uint64_t)1 << 63));
+}
+
+/* The bucket of a unit at or past the edge. */
+static uint32_t bucket_of(const struct fiber__timer_heap *heap, uint64_t unit)
+{
+    uint64_t differ = unit ^ heap->edge;
+    unsigned level = differ ? (63u - (unsigned)__builtin_clzll(differ)) /
+                              FIBER__WHEEL_BITS : 0;
+    unsigned shift = level * FIBER__WHEEL_BITS;
+
+    return level * FIBER__WHEEL_SPAN +
+           (uint32_t)((unit >> shift) & (FIBER__WHEEL_SPAN - 1));
+}
+
+static void set_occupied(struct fiber__timer_heap *heap, uint32_t b, bool on)
+{
+    uint64_t bit = (uint64_t)1 << (b % FIBER__WHEEL_SPAN);
+
+    if (on)
+        heap->occupied[b / FIBER__WHEEL_SPAN] |= bit;
+    else
+        heap->occupied[b / FIBER__WHEEL_SPAN] &= ~bit;
+}
+
+static uint32_t chunk_take(struct fiber__timer_heap *heap)
+{
+    uint32_t c = heap->chunk_free;
+
+    if (c != NO_CHUNK) {
+        heap->chunk_free = heap->chunk_next[c];
+        return c;
+    }
+    /* Never past the end: see chunks_for. */
+    assert(heap->chunks_used < heap->chunks);
+    return heap->chunks_used++;
+}
+
+static void chunk_give(struct fiber__timer_heap *heap, uint32_t c)
+{
+    heap->chunk_next[c] = heap->chunk_free;
+    heap->chunk_free = c;
+}
+
+/* Append slot to bucket b. */
+static void wheel_put(struct fiber__timer_heap *heap, uint32_t b,
+                      struct fiber__timer_slot slot)
+{
+    uint32_t c = heap->head[b];
+    unsigned fill = heap->fill[b];
+
+    if (c == NO_CHUNK || fill == FIBER__WHEEL_CHUNK) {
+        uint32_t fresh = chunk_take(heap);
+        heap->chunk_next[fresh] = c;
+        if (c == NO_CHUNK)
+            set_occupied(heap, b, true);
+        heap->head[b] = c = fresh;
+        fill = 0;
+    }
+    uint32_t at = c * FIBER__WHEEL_CHUNK + fill;
+    slot.bucket = b;
+    heap->chunk[at] = slot;
+    heap->pos[slot.handle] = FIBER__IN_WHEEL | at;
+    heap->fill[b] = (uint8_t)(fill + 1);
+}
+
+/* Take the slot at wheel position at out of its bucket: the bucket's last
+ * slot fills the hole. */
+static void wheel_take_out(struct fiber__timer_heap *heap, uint32_t at)
+{
+    uint32_t b = heap->chunk[at].bucket;
+    uint32_t c = heap->head[b];
+    unsigned fill = heap->fill[b] - 1u;
+    uint32_t last = c * FIBER__WHEEL_CHUNK + fill;
+
+    if (at != last) {
+        heap->chunk[at] = heap->chunk[last];
+        heap->pos[heap->chunk[at].handle] = FIBER__IN_WHEEL | at;
+    }
+    if (fill == 0) {
+        heap->head[b] = heap->chunk_next[c];
+        chunk_give(heap, c);
+        fill = FIBER__WHEEL_CHUNK;
+        if (heap->head[b] == NO_CHUNK)
+            set_occupied(heap, b, false);
+    }
+    heap->fill[b] = (uint8_t)fill;
+}
+
+static void heap_put(struct fiber__timer_heap *heap,
+                     struct fiber__timer_slot slot);
+
+/* Empty bucket b, putting each of its timers where it belongs now that
+ * the edge has moved: a lower level, or the heap. */
+static void wheel_drain(struct fiber__timer_heap *heap, uint32_t b)
+{
+    uint32_t c = heap->head[b];
+    unsigned n = heap->fill[b];
+
+    if (c == NO_CHUNK)
+        return;
+    heap->head[b] = NO_CHUNK;
+    set_occupied(heap, b, false);
+    while (c != NO_CHUNK) {
+        /* Copied out first, so that the chunk serves the puts below. */
+        struct fiber__timer_slot moving[FIBER__WHEEL_CHUNK];
+        uint32_t next = heap->chunk_next[c];
+        if (next != NO_CHUNK)
+            __builtin_prefetch(&heap->chunk[next * FIBER__WHEEL_CHUNK]);
+        memcpy(moving, &heap->chunk[c * FIBER__WHEEL_CHUNK], n * sizeof(*moving));
+        chunk_give(heap, c);
+        for (unsigned k = 0; k < n; k++) {
+            uint64_t unit = unit_of(moving[k].deadline);
+            if (unit < heap->edge) {
+                /* Due soon: its owner will be read when it pops. */
+                __builtin_prefetch(&heap->owner[moving[k].handle]);
+                heap_put(heap, moving[k]);
+            }
+            else
+                wheel_put(heap, bucket_of(heap, unit), moving[k]);
+        }
+        c = next;
+        n = FIBER__WHEEL_CHUNK;
+    }
+}
+
+/* The start, as a unit, of bucket index of level. */
+static uint64_t bucket_start(uint64_t edge, unsigned level, unsigned index)
+{
+    unsigned shift = level * FIBER__WHEEL_BITS;
+    uint64_t above = shift + FIBER__WHEEL_BITS >= 64 ? 0 :
+        edge >> (shift + FIBER__WHEEL_BITS) << (shift + FIBER__WHEEL_BITS);
+
+    return above | (uint64_t)index << shift;
+}
+
+/* The lowest bucket that is not empty: its level, and its index. */
+static bool wheel_first(const struct fiber__timer_heap *heap,
+                        unsigned *level, unsigned *index)
+{
+    for (unsigned l = 0; l < FIBER__WHEEL_LEVELS; l++) {
+        if (heap->occupied[l]) {
+            *level = l;
+            *index = (unsigned)__builtin_ctzll(heap->occupied[l]);
+            return true;
+        }
+    }
+    return false;
+}
+
+int64_t fiber__timer_heap_wheel_bound(const struct fiber__timer_heap *heap)
+{
+    unsigned level, index;
+
+    if (heap->near)
+        return heap->slots[0].deadline;
+    if (!wheel_first(heap, &level, &index))
+        return INT64_MAX;
+    return deadline_of(bucket_start(heap->edge, level, index));
+}
+
+/* Put the timers of bucket index of level 0, the earliest in the wheel,
+ * into the heap, and move the edge past its unit. */
+static void drain_unit(struct fiber__timer_heap *heap, unsigned index)
+{
+    heap->edge = bucket_start(heap->edge, 0, index) + 1;
+    wheel_drain(heap, index);
+    /* Into the next window of a level: its bucket there holds timers that
+     * belong lower now. */
+    for (unsigned l = 1; l < FIBER__WHEEL_LEVELS; l++) {
+        unsigned shift = l * FIBER__WHEEL_BITS;
+        if (heap->edge & (((uint64_t)1 << shift) - 1))
+            break;
+        wheel_drain(heap, l * FIBER__WHEEL_SPAN +
+                    (unsigned)((heap->edge >> shift) & (FIBER__WHEEL_SPAN - 1)));
+    }
+}
+
+void fiber__timer_heap_refill(struct fiber__timer_heap *heap)
+{
+    unsigned level, index;
+
+    while (heap->near == 0 && wheel_first(heap, &level, &index)) {
+        uint64_t start = bucket_start(heap->edge, level, index);
+        assert(start >= heap->edge);
+        if (level == 0) {
+            drain_unit(heap, index);
+        } else {
+            heap->edge = start;
+            wheel_drain(heap, level * FIBER__WHEEL_SPAN + index);
+        }
+    }
+}
+
+/* Bring the next units of level 0 into the heap while it holds fewer than
+ * want timers: their owners are asked for now, well before they pop.
+ * Only level 0, so that the edge stays within a millisecond or so of the
+ * earliest timer and later timers keep going to the wheel. */
+static void fill_ahead(struct fiber__timer_heap *heap, size_t want)
+{
+    while (heap->near < want && heap->occupied[0])
+        drain_unit(heap, (unsigned)__builtin_ctzll(heap->occupied[0]));
+}
+
+/* ---- insertion and removal --------------------------------------------- */
+
+static void heap_put(struct fiber__timer_heap *heap,
+                     struct fiber__timer_slot slot)
+{
+    sift_up(heap, heap->near++, slot);
+}
+
 void fiber__timer_heap_insert_early(struct fiber__timer_heap *heap,
                                     struct fiber__timer *timer,
                                     int64_t deadline, uint64_t early)
@@ -168,56 +431,105 @@ void fiber__timer_heap_insert_early(struct fiber__timer_heap *heap,
     assert(timer->index == FIBER__TIMER_IDLE);
     assert(heap->len < heap->cap);
 
-    uint32_t handle = heap->slots[heap->len].handle;
+    uint32_t handle = heap->slots[heap->len++].handle;
     timer->index = handle;
     timer->early = early;
     timer->seq = heap->next_seq++;
     heap->owner[handle] = timer;
     struct fiber__timer_slot slot = {.deadline = deadline, .handle = handle};
-    sift_up(heap, heap->len++, slot);
+    uint64_t unit = unit_of(deadline);
+    if (unit < heap->edge)
+        heap_put(heap, slot);
+    else
+        wheel_put(heap, bucket_of(heap, unit), slot);
 }
 
-/* Take the slot at i out: the last slot fills the hole, and the handle
- * goes past len among the free ones. */
+/* Take the slot at i out of the heap: the last slot fills the hole. */
 static void take_out(struct fiber__timer_heap *heap, size_t i)
 {
-    uint32_t handle = heap->slots[i].handle;
-    struct fiber__timer_slot last = heap->slots[--heap->len];
+    struct fiber__timer_slot last = heap->slots[--heap->near];
 
-    if (i != heap->len) {
+    if (i != heap->near) {
         /* The last slot may belong above or below the hole. */
         if (i > 0 && slot_before(heap, &last, &heap->slots[(i - 1) / ARITY]))
             sift_up(heap, i, last);
         else
             sift_down(heap, i, last);
     }
-    heap->slots[heap->len].handle = handle;
+}
+
+/* The handle goes past len among the free ones: the slots there are
+ * neither the heap's (near <= len) nor read as anything else. */
+static void free_handle(struct fiber__timer_heap *heap, uint32_t handle)
+{
+    heap->slots[--heap->len].handle = handle;
 }
 
 void fiber__timer_heap_remove_active(struct fiber__timer_heap *heap,
                                      struct fiber__timer *timer)
 {
-    size_t i = heap->pos[timer->index];
+    uint32_t handle = timer->index;
+    uint32_t at = heap->pos[handle];
 
-    assert(i < heap->len && heap->owner[heap->slots[i].handle] == timer);
+    assert(heap->owner[handle] == timer);
     timer->index = FIBER__TIMER_IDLE;
-    take_out(heap, i);
+    if (at & FIBER__IN_WHEEL) {
+        wheel_take_out(heap, at & ~FIBER__IN_WHEEL);
+    } else {
+        assert(at < heap->near && heap->slots[at].handle == handle);
+        take_out(heap, at);
+    }
+    free_handle(heap, handle);
+}
+
+size_t fiber__timer_heap_pop_due_many(struct fiber__timer_heap *heap,
+                                      int64_t now, struct fiber__timer **out,
+                                      size_t max)
+{
+    size_t n = 0;
+
+    while (n < max) {
+        if (heap->near == 0) {
+            if (!fiber__timer_heap_due(heap, now))
+                break;
+            fiber__timer_heap_refill(heap);
+        }
+        if (heap->slots[0].deadline > now)
+            break;
+        uint32_t handle = heap->slots[0].handle;
+        out[n++] = heap->owner[handle];
+        take_out(heap, 0);
+        free_handle(heap, handle);
+        /* The next to pop is the new root: its owner is in a line apart. */
+        if (heap->near)
+            __builtin_prefetch(&heap->owner[heap->slots[0].handle]);
+    }
+    if (n)
+        fill_ahead(heap, max);
+    return n;
 }
 
 struct fiber__timer *fiber__timer_heap_pop_due(struct fiber__timer_heap *heap,
                                                int64_t now)
 {
-    if (heap->len == 0 || heap->slots[0].deadline > now)
+    if (heap->near == 0) {
+        if (!fiber__timer_heap_due(heap, now))
+            return NULL;
+        fiber__timer_heap_refill(heap);
+    }
+    if (heap->slots[0].deadline > now)
         return NULL;
 
-    struct fiber__timer *timer = heap->owner[heap->slots[0].handle];
+    uint32_t handle = heap->slots[0].handle;
+    struct fiber__timer *timer = heap->owner[handle];
     timer->index = FIBER__TIMER_IDLE;
     take_out(heap, 0);
+    free_handle(heap, handle);
     /* The next timer to pop is the new root or one of its children: ask
      * for their owners now, and the next pop, a wake-up or so later, finds
      * the owner in the cache.  (Reading them to fetch the timers too
      * would wait for those misses here.) */
-    size_t n = heap->len < ARITY + 1 ? heap->len : ARITY + 1;
+    size_t n = heap->near < ARITY + 1 ? heap->near : ARITY + 1;
     for (size_t i = 0; i < n; i++)
         __builtin_prefetch(&heap->owner[heap->slots[i].handle]);
     return timer;

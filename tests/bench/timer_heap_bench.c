@@ -1,13 +1,14 @@
 /*
- * timer_heap_bench.c - the library's timer heap against plain array heaps
- * written here for comparison, on one workload: N random inserts, half of
- * them cancelled (removed by handle), the rest popped in order.
+ * timer_heap_bench.c - the library's timers (a wheel, and a 4-ary heap for
+ * the timers of the next unit) against plain array heaps written here for
+ * comparison, on one workload: N random inserts, half of them cancelled
+ * (removed by handle), the rest popped in order.
  *
  * The comparison heaps keep {deadline, seq, id} slots and a position array
  * indexed by id, the simplest layout that supports removal by handle: a
  * binary heap, a 4-ary one, and a 4-ary one that fetches the next level
- * while it compares one, as the library's does.  Each figure is the median
- * of several runs; the ratio is the library's time over the fastest
+ * while it compares one, as the library's heap does.  Each figure is the
+ * median of several runs; the ratio is the library's time over the fastest
  * comparison heap.
  *
  * Usage: timer_heap_bench [N]   (default 4,000,000)
@@ -208,7 +209,7 @@ int main(int argc, char **argv)
     double ops = (double)n + (double)(n / 2) + (double)(n - n / 2);
     printf("timer heap: %zu inserts, %zu cancelled, %zu popped (median of %d runs)\n",
            n, n / 2, n - n / 2, RUNS);
-    printf("  %-28s %8.1f ms  %6.1f ns/op\n", "libfiber timer heap (4-ary)", m_lib * 1e3, m_lib * 1e9 / ops);
+    printf("  %-28s %8.1f ms  %6.1f ns/op\n", "libfiber timers (wheel+heap)", m_lib * 1e3, m_lib * 1e9 / ops);
     printf("  %-28s %8.1f ms  %6.1f ns/op\n", "plain 4-ary array heap", m_four * 1e3, m_four * 1e9 / ops);
     printf("  %-28s %8.1f ms  %6.1f ns/op\n", "plain 4-ary, prefetching", m_fetching * 1e3, m_fetching * 1e9 / ops);
     printf("  %-28s %8.1f ms  %6.1f ns/op\n", "plain binary array heap", m_two * 1e3, m_two * 1e9 / ops);
