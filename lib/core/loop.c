@@ -50,6 +50,7 @@
 
 #include "compact.h"
 #include "sanitizers.h"
+#include "task_memory.h"
 
 /* How many dispatches within a round may pass before the clock is read
  * for deadlines: a read costs about 20 ns, a dispatch more, and a million
@@ -537,38 +538,6 @@ static void all_unlink(struct fiber_loop *loop, struct fiber_task *f)
     fiber__list_remove(&loop->all, &f->all);
 }
 
-/*
- * A task lives at the top of its own stack mapping, above the part the
- * fiber runs on.  The page holding it is touched by the fiber's first
- * frames anyway, so a sleeping fiber costs one page in all, and freeing a
- * task hands stack and task back together: to the loop's list of free
- * default-size tasks, which the next default spawn takes as they are, or
- * for other sizes to the stack pool.
- */
-#define TASK_AREA (((sizeof(struct fiber_task) + 63) / 64) * 64)
-
-void fiber__release_task(struct fiber_loop *loop, struct fiber_task *f)
-{
-    if (f->compact) {
-        /* Kept with its frame buffer for the next compact spawn. */
-        if (loop->shared_owner == f)
-            loop->shared_owner = NULL;
-        f->next_free = loop->compact_free;
-        loop->compact_free = f;
-        return;
-    }
-    if (f->stack.size == loop->default_usable) {
-        /* Reused as it is: an abandoned fiber's frames must go. */
-        fiber__asan_forget(f->stack.base, f->stack.size);
-        f->next_free = loop->task_free;
-        loop->task_free = f;
-        return;
-    }
-    struct fiber__stack slot = {f->slot_base, f->slot_size};
-
-    fiber__stack_release(&loop->stacks, &slot);
-}
-
 void fiber__free_task(struct fiber_loop *loop, struct fiber_task *f)
 {
     all_unlink(loop, f);
@@ -576,97 +545,6 @@ void fiber__free_task(struct fiber_loop *loop, struct fiber_task *f)
     if (loop->debug && loop->hooks->quarantine(loop, f))
         return;
     fiber__release_task(loop, f);
-}
-
-/* Clear a task, all but its saved context, which is made anew, from
- * there up to end: KEEP_FRAMES keeps a compact task's frame buffer, which
- * is reused; sizeof(struct fiber_task) empties it too, for a slot that
- * held an old task.  Inlined, so that end is a constant. */
-#define KEEP_FRAMES offsetof(struct fiber_task, frames)
-_Static_assert(KEEP_FRAMES % 16 == 0 &&
-               offsetof(struct fiber_task, frames_cap) + sizeof(size_t) ==
-               sizeof(struct fiber_task),
-               "the frame buffer ends the task, in its own 16 bytes");
-
-static inline __attribute__((always_inline)) void clear_task(struct fiber_task *f,
-                                                             size_t end_at)
-{
-    /* Sixteen bytes a store: memset of this constant size becomes a
-     * rep stos, whose start-up costs more than the whole loop. */
-    typedef uint64_t words __attribute__((vector_size(16), may_alias));
-    _Static_assert(sizeof(*f) % 16 == 0 && sizeof(f->ctx) % 16 == 0,
-                   "a task clears in 16-byte stores");
-    words *w = (words *)(void *)((char *)f + sizeof(f->ctx));
-    words *end = (words *)(void *)((char *)f + end_at);
-#pragma GCC unroll 32
-    while (w < end)
-        *w++ = (words){0, 0};
-}
-
-/* A compact task: it has no stack of its own, so it comes from the heap,
- * or from those of finished compact fibers. */
-static struct fiber_task *alloc_compact_task(struct fiber_loop *loop, int *rc)
-{
-    struct fiber_task *f = loop->compact_free;
-
-    if (f) {
-        loop->compact_free = f->next_free;
-    } else {
-        f = fiber__compact_task_new(loop);
-        if (!f) {
-            *rc = -ENOMEM;
-            return NULL;
-        }
-    }
-    clear_task(f, KEEP_FRAMES);
-    f->compact = true;
-    return f;
-}
-
-/* A task of the default stack size that ran before: its stack and slot
- * stay as they were, as does its frame buffer, always empty here. */
-static struct fiber_task *reuse_task(struct fiber_loop *loop)
-{
-    struct fiber_task *f = loop->task_free;
-    struct fiber__stack stack = f->stack;
-    void *slot_base = f->slot_base;
-    size_t slot_size = f->slot_size;
-
-    loop->task_free = f->next_free;
-    clear_task(f, KEEP_FRAMES);
-    f->stack = stack;
-    f->slot_base = slot_base;
-    f->slot_size = slot_size;
-    return f;
-}
-
-/* A task and its stack of stack_size usable bytes, or NULL. */
-static struct fiber_task *alloc_task(struct fiber_loop *loop, size_t stack_size,
-                                     int *rc)
-{
-    size_t usable = fiber__stack_round(&loop->stacks, stack_size);
-    struct fiber__stack slot;
-
-    if (usable == loop->default_usable && loop->task_free)
-        return reuse_task(loop);
-    if (usable == 0 || usable > SIZE_MAX - TASK_AREA) {
-        *rc = -ENOMEM;
-        return NULL;
-    }
-    *rc = fiber__stack_alloc(&loop->stacks, usable + TASK_AREA, &slot);
-    if (*rc < 0)
-        return NULL;
-    char *task_at = (char *)slot.base + slot.size - TASK_AREA;
-    struct fiber_task *f = (struct fiber_task *)(void *)task_at;
-    /* A reused slot holds an old task: its frame buffer goes too. */
-    clear_task(f, sizeof(*f));
-    /* The fiber runs on exactly the size asked for, just below the task;
-     * what page rounding leaves over lies between it and the guard. */
-    f->stack.base = task_at - usable;
-    f->stack.size = usable;
-    f->slot_base = slot.base;
-    f->slot_size = slot.size;
-    return f;
 }
 
 int fiber__spawn(struct fiber_loop *loop, struct fiber_task **out, fiber_fn fn,
@@ -691,15 +569,14 @@ int fiber__spawn(struct fiber_loop *loop, struct fiber_task **out, fiber_fn fn,
     if (rc < 0)
         return rc;
 
-    struct fiber_task *f = compact ? alloc_compact_task(loop, &rc)
-                                   : alloc_task(loop, stack_size, &rc);
+    struct fiber_task *f = fiber__task_alloc(loop, stack_size, compact, &rc);
     /* Debug mode keeps freed tasks aside: out of memory, give them back
      * and try once more, as a program recovering from -ENOMEM expects. */
     if (!f && rc == -ENOMEM && loop->debug && loop->hooks->unquarantine(loop))
-        f = compact ? alloc_compact_task(loop, &rc)
-                    : alloc_task(loop, stack_size, &rc);
+        f = fiber__task_alloc(loop, stack_size, compact, &rc);
     if (!f)
         return rc;
+    f->compact = compact;
     if (compact)
         rc = fiber__compact_make(loop, f, fiber_entry);
     else

@@ -170,8 +170,6 @@ int fiber__spawn(struct fiber_loop *loop, struct fiber_task **out, fiber_fn fn,
 /* Unlink a finished task from the loop and free it. */
 void fiber__free_task(struct fiber_loop *loop, struct fiber_task *f);
 
-/* Hand an unlinked task's memory, its stack with it, back for reuse. */
-void fiber__release_task(struct fiber_loop *loop, struct fiber_task *f);
 
 /*
  * A call that only a fiber may make, made outside one, or one that needs a

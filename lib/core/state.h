@@ -73,13 +73,15 @@ struct fiber_task {
      * the padding after the cancel bits, which fiber__cancel reads with
      * it. */
     unsigned shields;
-    /* Owner: loop.  In the run queue (loop.ready) while READY; once freed, in a free
-     * list of tasks (singly linked, see list.h) or debug mode's
-     * quarantine. */
+    /* Owner: loop.  In the run queue (loop.ready) while READY, or in
+     * debug mode's quarantine once freed. */
     union {
         struct fiber__link ready;
+        /* Owner: task_memory.  Once freed, in a free list of tasks
+         * (singly linked, see list.h). */
         struct fiber_task *next_free;
     };
+    /* Owner: loop. */
     struct fiber__timer timer;
     /* Takes the fiber out of what it waits on (struct fiber__wait). */
     void (*wait_unlink)(struct fiber_task *f);
@@ -111,9 +113,11 @@ struct fiber_task {
     void *result;
     int status;                      /* final status, valid once DONE */
     uint64_t id;
+    /* Owner: task_memory.  Where the task lives (task_memory.h). */
     struct fiber__stack stack;       /* the part the fiber runs on */
     void *slot_base;                 /* the whole mapping: stack and task */
     size_t slot_size;
+    /* Owner: loop. */
     struct fiber__link all;          /* in loop.all */
     /* Empty until first asked for when no name was given: formatting
      * "Task-<id>" at every spawn would cost more than the spawn. */

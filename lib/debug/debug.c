@@ -9,6 +9,7 @@
 #include "config.h"
 
 #include "debug.h"
+#include "task_memory.h"
 
 #include <ctype.h>
 #include <errno.h>
