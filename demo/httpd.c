@@ -24,7 +24,7 @@
 
 static const struct demo_program program = {
     .name = "httpd",
-    .args = "[port [timeout]]",
+    .args = "[--defer-accept] [port [timeout]]",
     .about = "Serve HTTP/1.1 on 127.0.0.1:port (default 8080; 0 picks a free\n"
              "port), one fiber per connection:\n"
              "  GET /            a fixed page\n"
@@ -32,7 +32,10 @@ static const struct demo_program program = {
              "A connection serves requests until the client closes it or sends\n"
              "Connection: close; one idle, or sending a request head, or not\n"
              "reading its answers for timeout seconds (default 10) is closed.\n"
-             "Prints the address it listens on; stops on SIGINT or SIGTERM.",
+             "Prints the address it listens on; stops on SIGINT or SIGTERM.\n"
+             "  --defer-accept   take a connection only once its request has\n"
+             "                   begun to arrive (TCP_DEFER_ACCEPT); a silent\n"
+             "                   client waits about a second in the kernel first",
     .max_args = 2,
 };
 
@@ -375,12 +378,14 @@ struct httpd_options {
     const struct demo_cli *cli;
     int port;
     int64_t timeout_ns;
+    unsigned serve_flags;
 };
 
 static void *serve_main(void *arg)
 {
     struct httpd_options *o = arg;
-    int rc = demo_serve(o->cli, o->port, handle_connection, &o->timeout_ns);
+    int rc = demo_serve(o->cli, o->port, handle_connection, &o->timeout_ns,
+                        o->serve_flags);
 
     return rc < 0 ? fiber_fail(rc) : NULL;
 }
@@ -388,9 +393,24 @@ static void *serve_main(void *arg)
 int main(int argc, char **argv)
 {
     struct demo_cli cli;
-    struct httpd_options o = {&cli, 8080, 0};
+    struct httpd_options o = {&cli, 8080, 0, 0};
     double timeout = DEFAULT_TIMEOUT_S;
 
+    /* --defer-accept is httpd's own: taken out before the common options. */
+    int kept = 1;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0) {
+            while (i < argc)
+                argv[kept++] = argv[i++];
+            break;
+        }
+        if (strcmp(argv[i], "--defer-accept") == 0)
+            o.serve_flags |= DEMO_SERVE_DEFER_ACCEPT;
+        else
+            argv[kept++] = argv[i];
+    }
+    argc = kept;
+    argv[argc] = NULL;
     demo_parse_args(argc, argv, &program, &cli);
     if (cli.nargs > 0)
         o.port = demo_port_arg(&cli, 0);

@@ -5,11 +5,14 @@
 #include "net_util.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 int demo_port_arg(const struct demo_cli *cli, size_t i)
 {
@@ -96,7 +99,7 @@ static const char *signal_name(int signo)
 }
 
 int demo_serve(const struct demo_cli *cli, int port, demo_connection_fn *handle,
-               void *ctx)
+               void *ctx, unsigned flags)
 {
     static const int stop_signals[] = {SIGINT, SIGTERM};
     char address[32];
@@ -111,6 +114,14 @@ int demo_serve(const struct demo_cli *cli, int port, demo_connection_fn *handle,
     s.listener = fiber_tcp_listen(address, 0);
     if (s.listener < 0)
         return s.listener;
+    int defer_seconds = 1;
+    if ((flags & DEMO_SERVE_DEFER_ACCEPT) &&
+        setsockopt(s.listener, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer_seconds,
+                   sizeof(defer_seconds)) < 0) {
+        rc = -errno;
+        fiber_close(s.listener);
+        return rc;
+    }
     rc = fiber_spawn(&acceptor, accept_loop, &s, NULL);
     if (rc < 0) {
         fiber_close(s.listener);
@@ -140,7 +151,7 @@ struct server_options {
 static void *serve_main(void *arg)
 {
     const struct server_options *o = arg;
-    int rc = demo_serve(o->cli, o->port, o->handle, NULL);
+    int rc = demo_serve(o->cli, o->port, o->handle, NULL, 0);
 
     return rc < 0 ? fiber_fail(rc) : NULL;
 }

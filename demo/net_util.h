@@ -30,9 +30,17 @@ typedef void demo_connection_fn(int fd, void *ctx);
  * fibers of connections still open are cancelled when the main fiber
  * returns.  Returns a negative errno when it cannot listen.  Must be
  * called from a fiber.
+ *
+ * With DEMO_SERVE_DEFER_ACCEPT in flags, for protocols where the client
+ * speaks first (HTTP), the kernel hands over a connection only once its
+ * first bytes are in (TCP_DEFER_ACCEPT, as nginx's "listen ... deferred"):
+ * its first read does not wait, which saves a wake-up per connection.  A
+ * client that connects and says nothing is then held by the kernel for
+ * about a second before it is accepted.
  */
+enum { DEMO_SERVE_DEFER_ACCEPT = 1 };
 int demo_serve(const struct demo_cli *cli, int port, demo_connection_fn *handle,
-               void *ctx);
+               void *ctx, unsigned flags);
 
 /*
  * demo_server_main - the whole main() of a server demo: parse the command

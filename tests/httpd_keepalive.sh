@@ -4,8 +4,8 @@
 # timeout, a client trickling a head cut off, a client closing between
 # requests or resetting before its answer, 1,000 idle connections not
 # delaying a request, a megabyte of headers, SIGTERM with 2,000
-# connections open, no accept spin at 'ulimit -n 64', and no descriptor
-# or memory growth over 100,000 keep-alive requests.
+# connections open, no accept spin at 'ulimit -n 64', no descriptor or
+# memory growth over 100,000 keep-alive requests, and --defer-accept.
 set -u
 . "${top_srcdir:-$(dirname "$0")/..}/tests/server_helpers.sh"
 
@@ -190,5 +190,23 @@ out=$("$client" load "$port" 1 1 1 2>&1)
 check "it serves again once they are gone ($out)" [ "$out" = "responses=1" ]
 stop_server TERM
 check "and stops on SIGTERM (status $server_status)" [ "$server_status" -eq 0 ]
+
+# --defer-accept: the kernel keeps a silent client; one that speaks is
+# served at once, in keep-alive or not.
+check "httpd --defer-accept starts" start_server httpd --defer-accept 5
+base_fds=$(fd_count "$server_pid")
+start_holder 20
+sleep 0.3
+held_fds=$(fd_count "$server_pid")
+check "20 silent connections ($held) are not handed over ($base_fds descriptors before, $held_fds with them)" \
+    [ "$held_fds" -eq "$base_fds" ]
+out=$("$client" load "$port" 2 5 1 2>&1)
+check "beside them, clients that speak are answered ($out)" [ "$out" = "responses=10" ]
+answer=$(exchange 'GET / HTTP/1.1\r\nConnection: close\r\n\r\n')
+check "and Connection: close is answered, then closed" \
+    eval '[ "$(grep -c "^HTTP/1.1 200 OK$" <<<"$answer")" -eq 1 ]'
+end_holder
+stop_server TERM
+check "httpd --defer-accept stops on SIGTERM (status $server_status)" [ "$server_status" -eq 0 ]
 
 finish

@@ -12,7 +12,12 @@ drives each with wrk, reporting requests per second and the median and
   Python asyncio streams    python3          tests/bench/peers/asyncio_httpd.py
 
 Each load is run with keep-alive and with Connection: close (a new
-connection per request), at 100 and at 10,000 connections.  Every server
+connection per request), at 100 and at 10,000 connections.  The two
+servers that can, httpd (--defer-accept) and nginx (listen ... deferred),
+take connections only once their request has begun to arrive
+(TCP_DEFER_ACCEPT).  Besides what wrk sees, each cell gives the server's
+CPU time per request: with a new connection per request the one wrk
+thread is the bottleneck, and requests/s then say more of the client.  Every server
 is pinned to one CPU with taskset and wrk to another.  The servers are
 started together and wait idle for their turns: in each round, each load
 is run on each server in turn (the order rotates each round), and each
@@ -73,7 +78,7 @@ http {{
     keepalive_timeout 10s;
     keepalive_requests 100000000;
     server {{
-        listen 127.0.0.1:{port} backlog=4096;
+        listen 127.0.0.1:{port} backlog=4096 deferred;
         location / {{
             default_type "text/plain; charset=utf-8";
             return 200 "{body}";
@@ -122,7 +127,7 @@ def prepare(servers, args, workdir):
             s.status, s.note = "skipped", "not selected (--servers)"
             continue
         if s.key == "libfiber":
-            s.argv = [os.path.join(args.builddir, "demo", "httpd")]
+            s.argv = [os.path.join(args.builddir, "demo", "httpd"), "--defer-accept"]
             if not os.access(s.argv[0], os.X_OK):
                 s.status, s.note = "failed", "demo/httpd is not built"
             s.version = "libfiber " + command_output(
@@ -233,6 +238,16 @@ def stop(s):
 def server_pid(s):
     """The pid serving: the child of taskset is taskset itself (it execs)."""
     return s.proc.pid
+
+
+def cpu_seconds(pid):
+    """User and system CPU time of pid so far, in seconds."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def fd_count(pid):
@@ -385,7 +400,12 @@ def main(argv):
                     s.status, s.note = "failed", "exited during the benchmark"
                     continue
                 pid, base = server_pid(s), base_fds[s.key]
+                cpu_before = cpu_seconds(pid)
                 r = run_wrk(s.port, conns, close, duration, args)
+                cpu_after = cpu_seconds(pid)
+                if cpu_before is not None and cpu_after is not None \
+                        and r.get("requests"):
+                    r["cpu_us"] = (cpu_after - cpu_before) * 1e6 / r["requests"]
                 after = wait_fds(pid, base)
                 r["fds"] = (base, after)
                 if after > base:
@@ -461,18 +481,19 @@ def main(argv):
     for close, conns in scenarios:
         report += [f"## {scenario_name(close, conns)}", "",
                    "| server | requests/s | libfiber / server | p50 ms | p99 ms | "
-                   "p99 / libfiber's | errors | non-2xx |",
-                   "|---|---:|---:|---:|---:|---:|---:|---:|"]
+                   "p99 / libfiber's | server CPU µs / request | errors | non-2xx |",
+                   "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
         lib_rps = med("libfiber", close, conns, "rps")[0]
         lib_p99 = med("libfiber", close, conns, "p99")[0]
         for s in servers:
             runs = results.get((s.key, close, conns), [])
             if not runs:
-                report.append(f"| {s.title} | {s.status} | | | | | | |")
+                report.append(f"| {s.title} | {s.status} | | | | | | | |")
                 continue
             rps, lo, hi = med(s.key, close, conns, "rps")
             p50 = med(s.key, close, conns, "p50")[0]
             p99 = med(s.key, close, conns, "p99")[0]
+            cpu = med(s.key, close, conns, "cpu_us")[0]
             errors = sum(r.get("errors", 0) for r in runs)
             non2xx = sum(r.get("non2xx", 0) for r in runs)
             failed = [r["error"] for r in runs if "error" in r]
@@ -481,8 +502,8 @@ def main(argv):
             spread = f" [{fmt(lo)}–{fmt(hi)}]" if len(runs) > 1 and rps else ""
             note = f" ({'; '.join(failed)})" if failed else ""
             report.append(f"| {s.title} | {fmt(rps)}{spread}{note} | {ratio} | "
-                          f"{fmt(p50, 2)} | {fmt(p99, 2)} | {p99r} | {errors} | "
-                          f"{non2xx} |")
+                          f"{fmt(p50, 2)} | {fmt(p99, 2)} | {p99r} | {fmt(cpu, 1)} | "
+                          f"{errors} | {non2xx} |")
         report.append("")
     # The goals set for demo/httpd, as ratios of medians from this run.
     goals = []
