@@ -175,14 +175,9 @@ def main(argv):
     checks = ['every field of struct fiber_task has an owner',
               'no module writes a task field that another owns',
               'every known exception still occurs']
-    print('1..%d' % len(checks))
-    for i, (what, bad) in enumerate(zip(checks, failures), 1):
-        for line in bad:
-            print('# ' + line)
-        print('%sok %d - %s' % ('not ' if bad else '', i, what))
-    for (m, f), why in sorted(KNOWN.items()):
-        print('# known: %s writes %s: %s' % (m, f, why))
-    return 1 if any(failures) else 0
+    return floors.tap_report(checks, failures,
+                             ['known: %s writes %s: %s' % (m, f, why)
+                              for (m, f), why in sorted(KNOWN.items())])
 
 
 if __name__ == '__main__':
