@@ -56,17 +56,8 @@ static void *query_fiber(void *arg)
 
 static void queries_concurrently(void)
 {
-    fiber_task_t *tasks[NQUERIES];
-    int statuses[NQUERIES], bad = 0;
-    double t0 = wall();
-
-    for (int i = 0; i < NQUERIES; i++)
-        if (fiber_spawn(&tasks[i], query_fiber, (void *)(intptr_t)i, &big_stack) < 0)
-            exit(1);
-    fiber_gather(tasks, NQUERIES, NULL, statuses);
-    double took = wall() - t0;
-    for (int i = 0; i < NQUERIES; i++)
-        bad += statuses[i] != 0;
+    double took;
+    int bad = run_each_at_once(query_fiber, NQUERIES, &big_stack, &took);
     ok(bad == 0, "20 connections ran SELECT pg_sleep(0.2), i * 2 with the right "
        "results (%d failed)", bad);
     ok(took >= 0.2 && took < 1.0,
