@@ -323,6 +323,11 @@ static void wheel_drain(struct fiber__timer_heap *heap, uint32_t b)
             __builtin_prefetch(&heap->chunk[next * FIBER__WHEEL_CHUNK]);
         memcpy(moving, &heap->chunk[c * FIBER__WHEEL_CHUNK], n * sizeof(*moving));
         chunk_give(heap, c);
+        /* Each move writes its timer's position, a line of its own among
+         * a million: asked for together, the misses overlap, and a bucket
+         * of 64 ms moves in a fraction of the time. */
+        for (unsigned k = 0; k < n; k++)
+            __builtin_prefetch(&heap->pos[moving[k].handle], 1);
         for (unsigned k = 0; k < n; k++) {
             uint64_t unit = unit_of(moving[k].deadline);
             if (unit < heap->edge) {
