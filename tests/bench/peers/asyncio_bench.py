@@ -139,6 +139,9 @@ def run_sleepers(n, max_s):
     print(f"spawn_ns={result['spawn_ns'] / n:.3f}")
     print(f"cpu_us={cpu / 1e3 / n:.4f}")
     print(f"late_med_us={lateness[n // 2] / 1e3:.3f}")
+    print(f"late_p90_us={lateness[n // 10 * 9] / 1e3:.3f}")
+    print(f"late_p99_us={lateness[n // 100 * 99] / 1e3:.3f}")
+    print(f"late_max_us={lateness[n - 1] / 1e3:.3f}")
     print(f"early={early}")
     print(f"rss_kib={(peak_kib - base_kib) / n:.4f}")
 

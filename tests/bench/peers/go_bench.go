@@ -189,6 +189,9 @@ func runSleepers(n int64, maxS float64) {
 	fmt.Printf("spawn_ns=%.3f\n", float64(spawn.Nanoseconds())/float64(n))
 	fmt.Printf("cpu_us=%.4f\n", float64(cpu)/1e3/float64(n))
 	fmt.Printf("late_med_us=%.3f\n", float64(late[n/2])/1e3)
+	fmt.Printf("late_p90_us=%.3f\n", float64(late[n/10*9])/1e3)
+	fmt.Printf("late_p99_us=%.3f\n", float64(late[n/100*99])/1e3)
+	fmt.Printf("late_max_us=%.3f\n", float64(late[n-1])/1e3)
 	fmt.Printf("early=%d\n", early)
 	fmt.Printf("rss_kib=%.4f\n", float64(peakKiB-baseKiB)/float64(n))
 }
