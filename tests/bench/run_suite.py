@@ -65,6 +65,9 @@ SLEEP_METRICS = [
     ("spawn_ns", "spawn, per sleeper", "ns"),
     ("cpu_us", "sleep + wake CPU, per sleeper", "µs"),
     ("late_med_us", "wake-up lateness, median", "µs"),
+    ("late_p90_us", "wake-up lateness, 90th percentile", "µs"),
+    ("late_p99_us", "wake-up lateness, 99th percentile", "µs"),
+    ("late_max_us", "wake-up lateness, maximum", "µs"),
     ("early", "early wake-ups (must be 0)", "count"),
     ("rss_kib", "peak RSS, per sleeper", "KiB"),
 ]
@@ -102,7 +105,10 @@ def runners_table():
         Runner("libfiber", "libfiber", "", {"switch", "spawn", "sleepers"}, {
             "switch": "two fibers, `fiber_yield()`",
             "spawn": "`fiber_spawn()` then `fiber_await()`",
-            "sleepers": "`fiber_sleep_ns()`, then `fiber_gather()` of all",
+            "sleepers": "`fiber_sleep_ns()`, then `fiber_gather()` of all; "
+                        "wall and CPU time stop when the last sleeper has "
+                        "been awaited, as Go's and Pth's do, and the loop's "
+                        "teardown after that is not counted",
         }),
         Runner("compact", "libfiber compact", "", {"switch", "spawn", "sleepers"}, {
             "switch": "two compact fibers (`fiber_attr.compact`), "
@@ -126,7 +132,8 @@ def runners_table():
             "switch": "two tasks, `await asyncio.sleep(0)`",
             "spawn": "`await asyncio.create_task(coro)`",
             "sleepers": "`await asyncio.sleep()`, then `asyncio.gather()`; "
-                        "default loop and garbage collector",
+                        "default loop and garbage collector; wall and CPU "
+                        "time stop when `asyncio.run()` returns",
         }),
         Runner("pth", "GNU Pth", "libpth-dev",
                {"switch", "spawn", "sleepers"}, {
@@ -199,7 +206,8 @@ def fmt(value):
 
 
 def fmt_ratio(peer, base):
-    if peer is None or base is None or base == 0:
+    # A lateness below 0 (an early wake-up) has no meaningful ratio.
+    if peer is None or base is None or base <= 0 or peer < 0:
         return "–"
     r = peer / base
     if r < 0.01:
@@ -893,7 +901,9 @@ def main(argv):
                 m = res.metrics
                 log(f"  {r.title:<14} wall {fmt(m['wall_s'])} s, spawn "
                     f"{fmt(m['spawn_ns'])} ns, cpu {fmt(m['cpu_us'])} µs, "
-                    f"late {fmt(m['late_med_us'])} µs, rss "
+                    f"late {fmt(m['late_med_us'])}/"
+                    f"{fmt(m['late_p99_us'])}/{fmt(m['late_max_us'])} µs "
+                    f"(median/p99/max), rss "
                     f"{fmt(m['rss_kib'])} KiB ({res.runs} run"
                     f"{'s' if res.runs != 1 else ''})")
                 if r.key == "libfiber" and m.get("early", 0) > 0:
