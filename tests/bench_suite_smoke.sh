@@ -2,7 +2,9 @@
 # bench_suite_smoke.sh - run the peer comparison suite of 'make bench' with
 # tiny counts, so that its driver, its programs and its report cannot rot.
 # Peers missing from the machine are skipped by the suite, so this passes
-# without any of them.  Figures are not checked.  Speaks TAP.
+# without any of them; but a program that runs and leaves a figure out of
+# its output (which the suite reports as "no ... in its output") fails it.
+# Figures are not checked.  Speaks TAP.
 set -u
 echo "1..1"
 what="run_suite.py --quick writes a Markdown and a CSV report"
@@ -20,7 +22,12 @@ if out=$("$python" "${top_srcdir:-.}/tests/bench/run_suite.py" --quick \
         --workdir="$tmp/peers" --out="$tmp/report" 2>&1) &&
    grep -q '^| switch' "$tmp/report.md" &&
    grep -q "^switch,[0-9]*,switch_ns,ns,libfiber,$number,1,1,ok," \
-        "$tmp/report.csv"; then
+        "$tmp/report.csv" &&
+   grep -q '^| 100 sleepers: wake-up lateness, 99th percentile' \
+        "$tmp/report.md" &&
+   test "$(grep -c "^sleepers,100,late_\(med\|p90\|p99\|max\)_us,µs,libfiber,$number,[0-9.]*,1,ok," \
+        "$tmp/report.csv")" = 4 &&
+   ! grep -q 'in its output' "$tmp/report.csv"; then
     echo "ok 1 - $what"
 else
     echo "$out" | sed 's/^/# /'
