@@ -219,8 +219,8 @@ static void run_sleepers(size_t n, double max_s)
     printf("spawn_ns=%.3f\n", (double)spawn / (double)n);
     printf("cpu_us=%.4f\n", (double)cpu / 1e3 / (double)n);
     printf("late_med_us=%.3f\n", (double)slot[n / 2] / 1e3);
-    printf("late_p90_us=%.3f\n", (double)slot[n / 10 * 9] / 1e3);
-    printf("late_p99_us=%.3f\n", (double)slot[n / 100 * 99] / 1e3);
+    printf("late_p90_us=%.3f\n", (double)slot[(n * 9 + 9) / 10 - 1] / 1e3);
+    printf("late_p99_us=%.3f\n", (double)slot[(n * 99 + 99) / 100 - 1] / 1e3);
     printf("late_max_us=%.3f\n", (double)slot[n - 1] / 1e3);
     printf("early=%zu\n", early);
     printf("rss_kib=%.4f\n", (double)(peak_kib - base_kib) / (double)n);
