@@ -209,6 +209,63 @@ static void test_gather_of_no_tasks(void **state)
     ASSERT_EVENTS("gathered @0ms");
 }
 
+/* A gather refused for a task listed twice, the last of twenty, claims
+ * and marks nothing: another fiber may await one of them, and a gather of
+ * the rest, each listed once, takes them all.  Twenty tasks take the walk
+ * past the tasks it asks for ahead of the one it checks. */
+#define GATHER_MANY 20
+
+static void *return_arg(void *arg)
+{
+    return arg;
+}
+
+static void *await_one(void *arg)
+{
+    void *result = NULL;
+    int status = 1;
+
+    CHECK_EQ(fiber_await(arg, &result, &status), 0);
+    CHECK_EQ(status, 0);
+    return result;
+}
+
+static void *gather_refused_then_taken(void *arg)
+{
+    fiber_task_t *tasks[GATHER_MANY + 1];
+    void *results[GATHER_MANY];
+    int statuses[GATHER_MANY];
+    (void)arg;
+
+    for (int i = 0; i < GATHER_MANY; i++)
+        CHECK_EQ(fiber_spawn(&tasks[i], return_arg, RESULT(i + 1), NULL), 0);
+    tasks[GATHER_MANY] = tasks[3];
+    CHECK_EQ(fiber_gather(tasks, GATHER_MANY + 1, results, statuses), -EINVAL);
+
+    /* Not claimed: another fiber awaits the last one. */
+    fiber_task_t *other;
+    void *got = NULL;
+    CHECK_EQ(fiber_spawn(&other, await_one, tasks[GATHER_MANY - 1], NULL), 0);
+    CHECK_EQ(fiber_await(other, &got, NULL), 0);
+    CHECK_PTR(got, RESULT(GATHER_MANY));
+
+    /* Not marked: the others, once each, are gathered. */
+    CHECK_EQ(fiber_gather(tasks, GATHER_MANY - 1, results, statuses), 0);
+    for (int i = 0; i < GATHER_MANY - 1; i++) {
+        CHECK_PTR(results[i], RESULT(i + 1));
+        CHECK_EQ(statuses[i], 0);
+    }
+    log_event("gathered");
+    return NULL;
+}
+
+static void test_gather_refused_claims_nothing(void **state)
+{
+    (void)state;
+    run_scenario(gather_refused_then_taken, NULL);
+    ASSERT_EVENTS("gathered @0ms");
+}
+
 static void *cancel_gatherer_after_one_second(void *arg)
 {
     struct gathering *g = arg;
@@ -1540,6 +1597,7 @@ int main(void)
         cmocka_unit_test(test_gather_results_in_order_passed_in_max_time),
         cmocka_unit_test(test_gather_failure_keeps_other_results),
         cmocka_unit_test(test_gather_of_no_tasks),
+        cmocka_unit_test(test_gather_refused_claims_nothing),
         cmocka_unit_test(test_gather_cancelled_cancels_and_reaps_all),
         cmocka_unit_test(test_wait_for_task_finishing_in_time),
         cmocka_unit_test(test_wait_for_timeout_keeps_result_returned_unwinding),

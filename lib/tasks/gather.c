@@ -26,16 +26,15 @@ FIBER_API int fiber_gather(fiber_task_t *const tasks[], size_t n,
     struct fiber_task *self = fiber__enter_fiber("fiber_gather");
     if (!self)
         return -EPERM;
-    int rc = fiber__check_awaitable_all(self, tasks, n);
+    /* Claim every handle, so that no other fiber can await or detach one
+     * while this fiber waits on an earlier one. */
+    int rc = fiber__check_awaitable_all(self, tasks, n, true);
     if (rc < 0)
         return rc;
 
-    /* Claim every handle, so that no other fiber can await or detach one
-     * while this fiber waits on an earlier one. */
-    fiber__claim_all(self, tasks, n);
-
     int stop = 0;
     for (size_t i = 0; i < n; i++) {
+        fiber__prefetch_task_ahead(tasks, i, n);
         rc = fiber__await(tasks[i], FIBER__FOREVER,
                           results ? &results[i] : NULL,
                           statuses ? &statuses[i] : NULL, "fiber_gather");
@@ -141,7 +140,7 @@ FIBER_API int fiber_gather_fail_fast(fiber_task_t *const tasks[], size_t n,
     struct fiber_task *self = fiber__enter_fiber("fiber_gather_fail_fast");
     if (!self)
         return -EPERM;
-    int rc = fiber__check_awaitable_all(self, tasks, n);
+    int rc = fiber__check_awaitable_all(self, tasks, n, false);
     if (rc < 0)
         return rc;
     struct fail_fast *ff = malloc(sizeof(*ff));

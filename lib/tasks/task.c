@@ -45,12 +45,14 @@ int fiber__check_awaitable(const struct fiber_task *self,
 /* Check every handle before touching any: an argument error changes
  * nothing.  A task listed twice is found with each task's scratch mark. */
 int fiber__check_awaitable_all(struct fiber_task *self,
-                               fiber_task_t *const tasks[], size_t n)
+                               fiber_task_t *const tasks[], size_t n,
+                               bool claim)
 {
     int rc = 0;
     size_t i;
 
     for (i = 0; i < n && rc == 0; i++) {
+        fiber__prefetch_task_ahead(tasks, i, n);
         rc = fiber__check_awaitable(self, tasks[i]);
         if (rc == 0 && tasks[i]->marked)
             rc = -EINVAL;
@@ -58,17 +60,18 @@ int fiber__check_awaitable_all(struct fiber_task *self,
             tasks[i]->marked = true;
     }
     /* Clear the marks set so far (on error, the failing one was not). */
-    size_t marked = rc == 0 ? n : i - 1;
-    for (size_t j = 0; j < marked; j++)
+    if (rc < 0) {
+        for (size_t j = 0; j + 1 < i; j++)
+            tasks[j]->marked = false;
+        return rc;
+    }
+    for (size_t j = 0; j < n; j++) {
+        fiber__prefetch_task_ahead(tasks, j, n);
         tasks[j]->marked = false;
-    return rc;
-}
-
-void fiber__claim_all(struct fiber_task *self, fiber_task_t *const tasks[],
-                      size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        tasks[i]->claimed_by = self;
+        if (claim)
+            tasks[j]->claimed_by = self;
+    }
+    return 0;
 }
 
 /* Take an awaiting fiber off the task it awaits. */

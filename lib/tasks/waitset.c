@@ -209,7 +209,7 @@ FIBER_API int fiber_wait_any(fiber_task_t *const tasks[], size_t n,
     struct fiber_task *self = fiber__enter_fiber("fiber_wait_any");
     if (!self)
         return -EPERM;
-    int rc = fiber__check_awaitable_all(self, tasks, n);
+    int rc = fiber__check_awaitable_all(self, tasks, n, false);
     if (rc < 0)
         return rc;
     rc = fiber__enter_blocking(self);
