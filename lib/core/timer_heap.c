@@ -51,6 +51,9 @@ void fiber__timer_heap_destroy(struct fiber__timer_heap *heap)
 
 #define LINE 64
 #define HUGE_PAGE ((size_t)2 << 20)
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
 _Static_assert(sizeof(struct fiber__timer_slot) * ARITY == LINE,
                "the children of a node fill one cache line");
 _Static_assert(sizeof(struct fiber__timer) == 16,
@@ -92,8 +95,14 @@ int fiber__timer_heap_grow(struct fiber__timer_heap *heap, size_t n)
          * without TLB misses too. */
         bytes = (bytes + HUGE_PAGE - 1) & ~(size_t)(HUGE_PAGE - 1);
         block = aligned_alloc(HUGE_PAGE, bytes);
-        if (block)
+        if (block) {
             madvise(block, bytes, MADV_HUGEPAGE);
+            /* Fault the pages in now, while the loop grows the heap, not
+             * one by one as timers first reach them: the first touch of a
+             * huge page zeroes 2 MiB, which stalled the loop for
+             * milliseconds in the middle of a million wake-ups. */
+            madvise(block, bytes, MADV_POPULATE_WRITE);
+        }
     } else {
         /* aligned_alloc wants a multiple of the alignment. */
         bytes = (bytes + LINE - 1) & ~(size_t)(LINE - 1);
