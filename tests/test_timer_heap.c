@@ -51,18 +51,35 @@ static struct entry *model_min(struct entry *entries, size_t n)
 }
 
 /* The bucket of the wheel a unit at or past the edge belongs in, worked
- * out here as timer_heap.c's comment says. */
-static uint32_t model_bucket(uint64_t edge, uint64_t unit)
+ * out here as timer_heap.c's comment says: level 1's in the bank in use. */
+static uint32_t model_bucket(const struct fiber__timer_heap *heap, uint64_t unit)
 {
     unsigned level = 0;
 
     for (unsigned l = 0; l < FIBER__WHEEL_LEVELS; l++) {
         unsigned shift = l * FIBER__WHEEL_BITS;
-        if (shift < 64 && (unit >> shift) != (edge >> shift))
+        if (shift < 64 && (unit >> shift) != (heap->edge >> shift))
             level = l;
     }
-    return level * FIBER__WHEEL_SPAN +
-           (uint32_t)((unit >> (level * FIBER__WHEEL_BITS)) & (FIBER__WHEEL_SPAN - 1));
+    uint32_t index = (uint32_t)((unit >> (level * FIBER__WHEEL_BITS)) &
+                                (FIBER__WHEEL_SPAN - 1));
+    return (level == 1 ? heap->bank1 : level * FIBER__WHEEL_SPAN) + index;
+}
+
+/* Whether bucket b is in the spare bank of level 1, and its occupied bit. */
+static bool in_spare(const struct fiber__timer_heap *heap, uint32_t b)
+{
+    return b - b % FIBER__WHEEL_SPAN == heap->bank_spare;
+}
+
+static uint64_t occupied_bit(const struct fiber__timer_heap *heap, uint32_t b)
+{
+    uint32_t base = b - b % FIBER__WHEEL_SPAN;
+    uint64_t word = base == heap->bank1 ? heap->occupied[1]
+                    : base == heap->bank_spare ? heap->occupied_spare
+                    : heap->occupied[b / FIBER__WHEEL_SPAN];
+
+    return word >> (b % FIBER__WHEEL_SPAN) & 1;
 }
 
 static uint64_t unit_of(int64_t deadline)
@@ -104,8 +121,14 @@ static void assert_heap_valid(const struct fiber__timer_heap *heap)
         seen[heap->slots[i].handle] = 1;
     }
     size_t in_wheel = 0;
-    for (uint32_t b = 0; b < FIBER__WHEEL_BUCKETS; b++) {
-        uint64_t bit = heap->occupied[b / FIBER__WHEEL_SPAN] >> (b % FIBER__WHEEL_SPAN) & 1;
+    /* The two banks of level 1 are two of the three blocks of buckets
+     * past level 0's. */
+    assert_true(heap->bank1 != heap->bank_spare);
+    assert_true(heap->bank1 == FIBER__WHEEL_SPAN || heap->bank1 == FIBER__WHEEL_BUCKETS);
+    assert_true(heap->bank_spare == FIBER__WHEEL_SPAN ||
+                heap->bank_spare == FIBER__WHEEL_BUCKETS);
+    for (uint32_t b = 0; b < FIBER__WHEEL_BUCKETS_ALL; b++) {
+        uint64_t bit = occupied_bit(heap, b);
         uint32_t c = heap->head[b];
         assert_int_equal(bit, c != UINT32_MAX);
         for (unsigned n = heap->fill[b]; c != UINT32_MAX;
@@ -121,8 +144,17 @@ static void assert_heap_valid(const struct fiber__timer_heap *heap)
                 assert_int_equal(s->bucket, b);
                 assert_int_equal(heap->pos[s->handle], FIBER__IN_WHEEL | at);
                 assert_int_equal(heap->owner[s->handle]->index, s->handle);
-                assert_true(unit_of(s->deadline) >= heap->edge);
-                assert_int_equal(model_bucket(heap->edge, unit_of(s->deadline)), b);
+                uint64_t unit = unit_of(s->deadline);
+                assert_true(unit >= heap->edge);
+                if (in_spare(heap, b)) {
+                    /* Cascaded ahead: in the next window of level 2. */
+                    unsigned shift = 2 * FIBER__WHEEL_BITS;
+                    assert_int_equal(unit >> shift, (heap->edge >> shift) + 1);
+                    assert_int_equal(b, heap->bank_spare +
+                                     ((unit >> FIBER__WHEEL_BITS) & (FIBER__WHEEL_SPAN - 1)));
+                } else {
+                    assert_int_equal(model_bucket(heap, unit), b);
+                }
                 in_wheel++;
             }
         }

@@ -73,6 +73,8 @@ struct fiber__timer_slot {
 #define FIBER__WHEEL_LEVELS ((64 - FIBER__WHEEL_SHIFT + FIBER__WHEEL_BITS - 1) / \
                              FIBER__WHEEL_BITS)
 #define FIBER__WHEEL_BUCKETS (FIBER__WHEEL_LEVELS * FIBER__WHEEL_SPAN)
+/* With the spare bank of level 1 (timer_heap.c: cascading ahead). */
+#define FIBER__WHEEL_BUCKETS_ALL (FIBER__WHEEL_BUCKETS + FIBER__WHEEL_SPAN)
 #define FIBER__WHEEL_CHUNK 16
 /* A position with this bit set is a slot of the wheel's chunks. */
 #define FIBER__IN_WHEEL 0x80000000u
@@ -93,8 +95,12 @@ struct fiber__timer_heap {
      * the wheel; earlier ones go to the heap. */
     uint64_t edge;
     uint64_t occupied[FIBER__WHEEL_LEVELS];  /* a bit per bucket not empty */
-    uint32_t head[FIBER__WHEEL_BUCKETS];     /* its first chunk */
-    uint8_t fill[FIBER__WHEEL_BUCKETS];      /* slots used in the first */
+    /* Level 1 has two banks of buckets: the one in use, at bank1, and the
+     * spare, which takes the next window's timers ahead of time. */
+    uint32_t bank1, bank_spare;
+    uint64_t occupied_spare;
+    uint32_t head[FIBER__WHEEL_BUCKETS_ALL]; /* its first chunk */
+    uint8_t fill[FIBER__WHEEL_BUCKETS_ALL];  /* slots used in the first */
 };
 
 /* The inline functions below are asked at every spawn and wake-up, and
