@@ -101,10 +101,10 @@ struct fiber_task *fiber__compact_task_new(struct fiber_loop *loop);
 void fiber__compact_tasks_free(struct fiber_loop *loop);
 
 /*
- * Ask for the lines of f that switching to it reads, its context, links
- * and state, and a compact fiber's frames, which lie just after the task
- * while they fit there: the fiber after the one about to run, among a
- * million, is otherwise a string of cache misses when its turn comes.
+ * Ask for the lines of task f, which waking it and switching to it read:
+ * the fiber after the one about to run, among a million, is otherwise a
+ * string of cache misses when its turn comes.  Its frames are asked for
+ * apart, once these lines are in (task_memory.h).
  */
 static inline void fiber__task_prefetch(const struct fiber_task *f)
 {
@@ -112,8 +112,6 @@ static inline void fiber__task_prefetch(const struct fiber_task *f)
 
     for (size_t at = 0; at < sizeof(*f); at += 64)
         __builtin_prefetch(p + at, 1);
-    for (size_t at = 0; at < 256; at += 64)
-        __builtin_prefetch(p + sizeof(*f) + at);
 }
 
 #endif

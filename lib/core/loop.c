@@ -314,6 +314,9 @@ static __attribute__((noinline)) void fire_timers(struct fiber_loop *loop,
             /* A sleep's deadline is its purpose; any other wait timed out. */
             fiber__wake(loop, f, f->state == FIBER__SLEEPING ? 0 : -ETIMEDOUT);
         }
+        /* Their lines are in: where their frames are can be read now. */
+        for (size_t i = 0; i < n; i++)
+            fiber__frames_prefetch(timer_task(due[i]));
     } while (n == FIRE_BATCH);
     /* The next to wake, likely a microsecond from now among a million:
      * its lines will be in the cache when it runs. */
@@ -371,11 +374,17 @@ static struct fiber_task *dispatch(struct fiber_loop *loop)
     struct fiber_task *next = ready_pop(loop);
     if (next == loop->woken_tail)
         loop->woken_tail = NULL;
-    /* Within a long round the fiber after next last ran long ago; within
-     * a short one it is in the cache, and asking again costs a yield. */
+    /* Within a long round the fibers after next last ran long ago: ask
+     * for the lines of the second after next, and for the frames of the
+     * one after next, whose lines were asked for a dispatch ago.  Within
+     * a short round they are in the cache, and asking costs a yield. */
     if (loop->round_left > FIBER__TIMER_CHECK_EVERY &&
-        !fiber__list_empty(&loop->ready))
-        fiber__task_prefetch(fiber__ready_task(fiber__list_first(&loop->ready)));
+        !fiber__list_empty(&loop->ready)) {
+        struct fiber__link *after = fiber__list_first(&loop->ready);
+        fiber__frames_prefetch(fiber__ready_task(after));
+        if (after->next)
+            fiber__task_prefetch(fiber__ready_task(after->next));
+    }
     next->state = FIBER__RUNNING;
     loop->current = next;
     return next;

@@ -393,7 +393,7 @@ static uint64_t bucket_start(uint64_t edge, unsigned level, unsigned index)
     return above | (uint64_t)index << shift;
 }
 
-/* The window of level 2 the edge is in, as its first unit. */
+/* A unit shifted right by this is the number of its window of level 2. */
 #define LEVEL2_SHIFT (2 * FIBER__WHEEL_BITS)
 
 /*
