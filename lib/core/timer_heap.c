@@ -344,6 +344,20 @@ static void wheel_take_out(struct fiber__timer_heap *heap, uint32_t at)
 static void heap_put(struct fiber__timer_heap *heap,
                      struct fiber__timer_slot slot);
 
+/* Copy the n slots of chunk c out into moving and give the chunk back,
+ * so that it serves the puts that follow.  Each of those writes its
+ * timer's position, a line of its own among a million: asked for
+ * together, the misses overlap, and a bucket of 64 ms moves in a
+ * fraction of the time. */
+static void chunk_take_out(struct fiber__timer_heap *heap, uint32_t c,
+                           unsigned n, struct fiber__timer_slot *moving)
+{
+    memcpy(moving, &heap->chunk[c * FIBER__WHEEL_CHUNK], n * sizeof(*moving));
+    chunk_give(heap, c);
+    for (unsigned k = 0; k < n; k++)
+        __builtin_prefetch(&heap->pos[moving[k].handle], 1);
+}
+
 /* Empty bucket b, putting each of its timers where it belongs now that
  * the edge has moved: a lower level, or the heap. */
 static void wheel_drain(struct fiber__timer_heap *heap, uint32_t b)
@@ -356,18 +370,11 @@ static void wheel_drain(struct fiber__timer_heap *heap, uint32_t b)
     heap->head[b] = NO_CHUNK;
     set_occupied(heap, b, false);
     while (c != NO_CHUNK) {
-        /* Copied out first, so that the chunk serves the puts below. */
         struct fiber__timer_slot moving[FIBER__WHEEL_CHUNK];
         uint32_t next = heap->chunk_next[c];
         if (next != NO_CHUNK)
             __builtin_prefetch(&heap->chunk[next * FIBER__WHEEL_CHUNK]);
-        memcpy(moving, &heap->chunk[c * FIBER__WHEEL_CHUNK], n * sizeof(*moving));
-        chunk_give(heap, c);
-        /* Each move writes its timer's position, a line of its own among
-         * a million: asked for together, the misses overlap, and a bucket
-         * of 64 ms moves in a fraction of the time. */
-        for (unsigned k = 0; k < n; k++)
-            __builtin_prefetch(&heap->pos[moving[k].handle], 1);
+        chunk_take_out(heap, c, n, moving);
         for (unsigned k = 0; k < n; k++) {
             uint64_t unit = unit_of(moving[k].deadline);
             if (unit < heap->edge) {
@@ -495,15 +502,13 @@ static void cascade_ahead(struct fiber__timer_heap *heap)
         if (c == NO_CHUNK)
             return;
         unsigned n = heap->fill[b];
-        struct fiber__timer_slot moving[FIBER__WHEEL_CHUNK];
-        memcpy(moving, &heap->chunk[c * FIBER__WHEEL_CHUNK], n * sizeof(*moving));
+        /* The first chunk holds n; the ones after it are full. */
         heap->head[b] = heap->chunk_next[c];
         heap->fill[b] = FIBER__WHEEL_CHUNK;
         if (heap->head[b] == NO_CHUNK)
             set_occupied(heap, b, false);
-        chunk_give(heap, c);
-        for (unsigned i = 0; i < n; i++)
-            __builtin_prefetch(&heap->pos[moving[i].handle], 1);
+        struct fiber__timer_slot moving[FIBER__WHEEL_CHUNK];
+        chunk_take_out(heap, c, n, moving);
         for (unsigned i = 0; i < n; i++) {
             unsigned index = (unsigned)(unit_of(moving[i].deadline) >> FIBER__WHEEL_BITS) %
                              FIBER__WHEEL_SPAN;
