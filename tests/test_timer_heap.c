@@ -514,12 +514,86 @@ static void test_reserve_refuses_absurd_sizes(void **state)
     fiber__timer_heap_destroy(&heap);
 }
 
+/* The deadline at which a unit of the wheel starts. */
+static int64_t deadline_of(uint64_t unit)
+{
+    return (int64_t)((unit << FIBER__WHEEL_SHIFT) ^ ((uint64_t)1 << 63));
+}
+
+/*
+ * A window of level 2 holds 4096 units of about 16 us; a bucket of level
+ * 2 holds the timers of one.  While the edge passes the units of one
+ * window, the next window's timers go down into level 1's spare bank a
+ * few chunks at a time: by the time the edge reaches that window, none
+ * is left in its bucket of level 2 to move all at once.  Then every timer
+ * still pops in deadline order.
+ */
+static void test_next_window_moves_down_ahead(void **state)
+{
+    (void)state;
+    enum { UNITS = 1 << (2 * FIBER__WHEEL_BITS), LATER = 20000 };
+    const unsigned shift2 = 2 * FIBER__WHEEL_BITS;
+    /* A window with room for the next one in the same window of level 3. */
+    const uint64_t window = (UINT64_C(1) << 26) + 5;
+    const uint64_t first_unit = window << shift2;
+    struct fiber__timer_heap heap;
+    struct fiber__timer *timers = calloc(UNITS + LATER, sizeof(*timers));
+    int64_t *deadline = calloc(UNITS + LATER, sizeof(*deadline));
+
+    assert_non_null(timers);
+    assert_non_null(deadline);
+    fiber__timer_heap_init(&heap);
+    assert_int_equal(fiber__timer_heap_reserve(&heap, UNITS + LATER), 0);
+    /* One timer a unit in this window, so that the edge passes each. */
+    for (size_t i = 0; i < UNITS; i++)
+        deadline[i] = deadline_of(first_unit + i) + 1;
+    /* And many in the next window. */
+    for (size_t i = UNITS; i < UNITS + LATER; i++)
+        deadline[i] = deadline_of(first_unit + UNITS + next_random() % UNITS) +
+                      (int64_t)(next_random() % 16384);
+    for (size_t i = 0; i < UNITS + LATER; i++) {
+        fiber__timer_init(&timers[i]);
+        fiber__timer_heap_insert(&heap, &timers[i], deadline[i]);
+    }
+
+    int64_t last = INT64_MIN;
+    size_t popped = 0;
+    for (size_t u = 0; u < 2 * UNITS; u++) {
+        int64_t now = deadline_of(first_unit + u + 1) - 1;
+        struct fiber__timer *t;
+        while ((t = fiber__timer_heap_pop_due(&heap, now))) {
+            int64_t d = deadline[t - timers];
+            assert_true(d >= last && d <= now);
+            last = d;
+            popped++;
+        }
+        if (u == UNITS - 2) {
+            /* The edge is in the last unit of this window: the next
+             * window's bucket of level 2 is empty, its timers all in the
+             * spare bank. */
+            uint32_t b = 2 * FIBER__WHEEL_SPAN +
+                         (uint32_t)((window + 1) % FIBER__WHEEL_SPAN);
+            assert_int_equal(heap.edge >> shift2, window);
+            assert_int_equal(heap.head[b], UINT32_MAX);
+            assert_true(heap.occupied_spare != 0);
+            assert_heap_valid(&heap);
+        }
+    }
+    assert_int_equal(popped, UNITS + LATER);
+    assert_int_equal(heap.len, 0);
+    assert_heap_valid(&heap);
+    fiber__timer_heap_destroy(&heap);
+    free(timers);
+    free(deadline);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_random_operations_match_model),
         cmocka_unit_test(test_pop_order_is_deadline_then_insertion),
         cmocka_unit_test(test_wheel_levels_match_model),
+        cmocka_unit_test(test_next_window_moves_down_ahead),
         cmocka_unit_test(test_pop_due_respects_now),
         cmocka_unit_test(test_equal_deadlines_pop_by_early_part),
         cmocka_unit_test(test_insertion_order_survives_the_counter_wrapping),
