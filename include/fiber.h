@@ -513,6 +513,19 @@ FIBER_API double fiber_time(void);
  */
 FIBER_API int64_t fiber_elapsed_ns(void);
 
+/*
+ * fiber_idle_ns - the part of fiber_elapsed_ns the loop spent idle, in
+ * nanoseconds: with no fiber ready, waiting for the next deadline or for
+ * I/O, whether in the kernel or on the CPU (a deadline a few microseconds
+ * away is waited for there, so idle time is not always time off the CPU).
+ * Inside a running loop, the idle time so far; outside, that of the
+ * calling thread's last fiber_run (0 before the first).  elapsed - idle
+ * is the time fibers and the loop were at work: divided by elapsed, the
+ * loop's load.  Under the virtual clock, the jumps of time: there, every
+ * elapsed nanosecond is idle.
+ */
+FIBER_API int64_t fiber_idle_ns(void);
+
 /* fiber_clock_virtual - 1 if the running loop uses the virtual clock, 0 if
  * it uses the real one, -EPERM outside a running loop. */
 FIBER_API int fiber_clock_virtual(void);

@@ -651,6 +651,106 @@ static void test_elapsed_on_the_real_clock(void **state)
     assert_true(fiber_elapsed_ns() < 2000000000);
 }
 
+/* ---- fiber_idle_ns: the part of a run with nothing to do ---------------- */
+
+/* Under the virtual clock, time passes only in jumps over idle waits:
+ * every elapsed nanosecond is idle, inside the run and after it. */
+static void *check_idle_is_elapsed(void *arg)
+{
+    int64_t *seen = arg;
+    fiber_task_t *task;
+
+    seen[0] = fiber_idle_ns();
+    assert_int_equal(fiber_spawn(&task, clean_up_slowly, NULL, NULL), 0);
+    assert_int_equal(fiber_sleep(1.5), 0);
+    seen[1] = fiber_idle_ns();
+    return NULL;
+}
+
+static void test_idle_under_the_virtual_clock(void **state)
+{
+    int64_t seen[2] = {-1, -1};
+    fiber_options_t bad = {.clock = 99};
+    (void)state;
+
+    run_main(check_idle_is_elapsed, seen, &virtual_clock);
+    assert_int_equal(seen[0], 0);
+    assert_int_equal(seen[1], 1500000000);
+    assert_int_equal(fiber_idle_ns(), 1750000000);
+    assert_int_equal(fiber_idle_ns(), fiber_elapsed_ns());
+    assert_int_equal(fiber_run(check_idle_is_elapsed, seen, &bad, NULL, NULL),
+                     -EINVAL);
+    assert_int_equal(fiber_idle_ns(), 0);
+}
+
+static int64_t monotonic_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+struct idle_marks {
+    int64_t idle[5];
+    int64_t elapsed[5];
+};
+
+static void mark(struct idle_marks *m, int i)
+{
+    m->idle[i] = fiber_idle_ns();
+    m->elapsed[i] = fiber_elapsed_ns();
+}
+
+/* Busy for 30 ms, asleep for 30 ms, waiting 30 ms on a pipe that stays
+ * empty, then on one that is ready. */
+static void *busy_then_idle(void *arg)
+{
+    struct idle_marks *m = arg;
+    int fds[2];
+
+    assert_int_equal(pipe(fds), 0);
+    mark(m, 0);
+    int64_t until = monotonic_ns() + 30000000;
+    while (monotonic_ns() < until)
+        ;
+    mark(m, 1);
+    assert_int_equal(fiber_sleep(0.03), 0);
+    mark(m, 2);
+    assert_int_equal(fiber_wait_fd_until(fds[0], FIBER_READABLE,
+                                         fiber_now_ns() + 30000000),
+                     -ETIMEDOUT);
+    mark(m, 3);
+    assert_int_equal(write(fds[1], "x", 1), 1);
+    assert_int_equal(fiber_wait_fd_until(fds[0], FIBER_READABLE,
+                                         fiber_now_ns() + 1000000000),
+                     FIBER_READABLE);
+    mark(m, 4);
+    close(fds[0]);
+    close(fds[1]);
+    return NULL;
+}
+
+/* Under the real clock, working is not idle; sleeping and waiting for I/O
+ * are, in the kernel's poller too; a descriptor already ready costs no
+ * wait.  Bounds are generous: only the kinds of time are checked. */
+static void test_idle_on_the_real_clock(void **state)
+{
+    struct idle_marks m;
+    (void)state;
+
+    run_main(busy_then_idle, &m, &real_clock);
+    assert_int_equal(m.idle[1], m.idle[0]);
+    assert_true(m.elapsed[1] - m.elapsed[0] >= 30000000);
+    assert_true(m.idle[2] - m.idle[1] >= 25000000);
+    assert_true(m.idle[3] - m.idle[2] >= 25000000);
+    assert_true(m.idle[4] - m.idle[3] < 25000000);
+    for (int i = 0; i < 5; i++)
+        assert_true(m.idle[i] <= m.elapsed[i]);
+    assert_true(fiber_idle_ns() >= m.idle[4]);
+    assert_true(fiber_idle_ns() <= fiber_elapsed_ns());
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -670,6 +770,8 @@ int main(void)
         cmocka_unit_test(test_clock_env_variable_selects_virtual),
         cmocka_unit_test(test_elapsed_times_the_whole_run),
         cmocka_unit_test(test_elapsed_on_the_real_clock),
+        cmocka_unit_test(test_idle_under_the_virtual_clock),
+        cmocka_unit_test(test_idle_on_the_real_clock),
     };
     return cmocka_run_group_tests_name("scheduler", tests, NULL, NULL);
 }

@@ -16,6 +16,7 @@ struct fiber__clock {
     bool is_virtual;
     int64_t virtual_now;
     int64_t start;   /* the time the clock was started at */
+    int64_t idle;    /* time spent waiting with no fiber ready */
 };
 
 /* CLOCK_MONOTONIC in nanoseconds. */
@@ -31,8 +32,13 @@ static inline int64_t fiber__clock_now(const struct fiber__clock *clock)
 }
 
 /* Let time pass until deadline: sleep the thread under the real clock
- * (returning early if a signal arrives), jump under the virtual one. */
+ * (returning early if a signal arrives), jump under the virtual one.  The
+ * time passed counts as idle. */
 void fiber__clock_wait_until(struct fiber__clock *clock, int64_t deadline);
+
+/* Count the time from since (a time of this clock) to now as idle: for
+ * waits made elsewhere, in the kernel's poller. */
+void fiber__clock_count_idle(struct fiber__clock *clock, int64_t since);
 
 /* The latest deadline that still comes: about 292 years of uptime. */
 #define FIBER__LATEST (FIBER__FOREVER - 1)

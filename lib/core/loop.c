@@ -732,6 +732,8 @@ static int run_scheduler(struct fiber_loop *loop)
 /* How long this thread's last run lasted on its clock: fiber_elapsed_ns
  * reads it once the loop is gone. */
 static _Thread_local int64_t last_run_ns;
+/* The part of it the loop spent idle. */
+static _Thread_local int64_t last_idle_ns;
 
 static int clock_from_env(int *clock)
 {
@@ -791,6 +793,7 @@ int fiber__loop_run(const struct fiber__hooks *hooks, fiber_fn main,
     if (fiber__loop)
         return -EBUSY;
     last_run_ns = 0;
+    last_idle_ns = 0;
     if (o.stack_size != 0 && o.stack_size < FIBER_MIN_STACK_SIZE)
         return -EINVAL;
     if (o.clock == FIBER_CLOCK_DEFAULT) {
@@ -839,6 +842,7 @@ int fiber__loop_run(const struct fiber__hooks *hooks, fiber_fn main,
     fiber__loop = loop;
     rc = run_scheduler(loop);
     last_run_ns = fiber__clock_now(&loop->clock) - loop->clock.start;
+    last_idle_ns = loop->clock.idle;
     fiber__loop = NULL;
 
     if (slack > 0)
@@ -857,4 +861,11 @@ FIBER_API int64_t fiber_elapsed_ns(void)
     if (fiber__loop)
         return fiber__clock_now(&fiber__loop->clock) - fiber__loop->clock.start;
     return last_run_ns;
+}
+
+FIBER_API int64_t fiber_idle_ns(void)
+{
+    if (fiber__loop)
+        return fiber__loop->clock.idle;
+    return last_idle_ns;
 }

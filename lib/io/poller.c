@@ -421,6 +421,8 @@ int fiber__poller_wait(struct fiber_loop *loop, int64_t deadline)
 
     size_t ready_before = loop->nready;
     int n = epoll_wait_ns(p, timeout_ns);
+    if (timeout_ns != 0)
+        fiber__clock_count_idle(&loop->clock, now);
     if (n < 0)
         return 0;   /* EINTR: the scheduler looks again. */
     size_t woken = dispatch(loop, p, p->events, n);
