@@ -38,29 +38,29 @@ void fiber__clock_init(struct fiber__clock *clock, bool is_virtual)
     clock->idle = 0;
 }
 
-void fiber__clock_wait_until(struct fiber__clock *clock, int64_t deadline)
+int64_t fiber__clock_wait_until(struct fiber__clock *clock, int64_t deadline,
+                                int64_t now)
 {
     if (clock->is_virtual) {
         if (deadline > clock->virtual_now) {
             clock->idle += deadline - clock->virtual_now;
             clock->virtual_now = deadline;
         }
-        return;
+        return clock->virtual_now;
     }
 
     /* A deadline a few microseconds away is waited for on the CPU: asking
      * the kernel costs about as much time in the call, and on a busy
      * machine the thread may come back tens of microseconds late. */
-    int64_t start = fiber__monotonic_ns();
-    int64_t left = deadline - start;
+    int64_t left = deadline - now;
     if (left <= 0)
-        return;
+        return now;
     if (left <= SPIN_NS) {
-        int64_t now;
+        int64_t start = now;
         while ((now = fiber__monotonic_ns()) < deadline)
             cpu_relax();
         clock->idle += now - start;
-        return;
+        return now;
     }
     struct timespec ts = {
         .tv_sec = deadline / 1000000000,
@@ -69,15 +69,16 @@ void fiber__clock_wait_until(struct fiber__clock *clock, int64_t deadline)
     /* An interrupted sleep returns early; the loop re-reads the clock and
      * sleeps again if the deadline has not come. */
     clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
-    fiber__clock_count_idle(clock, start);
+    return fiber__clock_count_idle(clock, now);
 }
 
-void fiber__clock_count_idle(struct fiber__clock *clock, int64_t since)
+int64_t fiber__clock_count_idle(struct fiber__clock *clock, int64_t since)
 {
     int64_t now = fiber__clock_now(clock);
 
     if (now > since)
         clock->idle += now - since;
+    return now;
 }
 
 int64_t fiber__seconds_to_deadline(double seconds, int64_t now)

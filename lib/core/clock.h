@@ -31,14 +31,16 @@ static inline int64_t fiber__clock_now(const struct fiber__clock *clock)
     return clock->is_virtual ? clock->virtual_now : fiber__monotonic_ns();
 }
 
-/* Let time pass until deadline: sleep the thread under the real clock
- * (returning early if a signal arrives), jump under the virtual one.  The
- * time passed counts as idle. */
-void fiber__clock_wait_until(struct fiber__clock *clock, int64_t deadline);
+/* Let time pass until deadline, from now, the clock's time read just
+ * before: sleep the thread under the real clock (returning early if a
+ * signal arrives), jump under the virtual one.  The time passed counts as
+ * idle.  Returns the clock's time at the end, read as it ended. */
+int64_t fiber__clock_wait_until(struct fiber__clock *clock, int64_t deadline,
+                                int64_t now);
 
 /* Count the time from since (a time of this clock) to now as idle: for
- * waits made elsewhere, in the kernel's poller. */
-void fiber__clock_count_idle(struct fiber__clock *clock, int64_t since);
+ * waits made elsewhere, in the kernel's poller.  Returns now. */
+int64_t fiber__clock_count_idle(struct fiber__clock *clock, int64_t since);
 
 /* The latest deadline that still comes: about 292 years of uptime. */
 #define FIBER__LATEST (FIBER__FOREVER - 1)

@@ -400,7 +400,8 @@ int fiber__poller_wait(struct fiber_loop *loop, int64_t deadline)
 
     if (!p) {
         if (deadline != FIBER__FOREVER && deadline != INT64_MIN)
-            fiber__clock_wait_until(&loop->clock, deadline);
+            fiber__clock_wait_until(&loop->clock, deadline,
+                                    fiber__clock_now(&loop->clock));
         return 0;
     }
 
@@ -429,7 +430,8 @@ int fiber__poller_wait(struct fiber_loop *loop, int64_t deadline)
     /* Edges that woke nobody (data for a fiber busy elsewhere) must not
      * hold virtual time back for ever. */
     if (jump && loop->nready == ready_before)
-        fiber__clock_wait_until(&loop->clock, deadline);
+        fiber__clock_wait_until(&loop->clock, deadline,
+                                fiber__clock_now(&loop->clock));
     return (int)woken;
 }
 

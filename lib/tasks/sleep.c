@@ -24,15 +24,22 @@ FIBER_API int fiber_yield(void)
 }
 
 /* Sleep the running fiber self, which has passed the entry check, until
- * deadline; early as for fiber__wait. */
+ * a deadline read off the clock as later than now; early as for
+ * fiber__wait.  A sleep for ever has no timer: only a cancel ends it. */
+static int sleep_for(struct fiber_task *self, int64_t deadline_ns,
+                     uint64_t early)
+{
+    static const struct fiber__wait sleep_wait = {.state = FIBER__SLEEPING};
+    return fiber__wait(self->loop, &sleep_wait, deadline_ns, early);
+}
+
+/* The same for a deadline that may have passed: then it yields. */
 static int sleep_until(struct fiber_task *self, int64_t deadline_ns,
                        uint64_t early)
 {
     if (deadline_ns <= fiber__clock_now(&self->loop->clock))
         return yield(self);
-    /* A sleep for ever has no timer: only a cancel ends it. */
-    static const struct fiber__wait sleep_wait = {.state = FIBER__SLEEPING};
-    return fiber__wait(self->loop, &sleep_wait, deadline_ns, early);
+    return sleep_for(self, deadline_ns, early);
 }
 
 FIBER_API int fiber_sleep_until(int64_t deadline_ns)
@@ -53,8 +60,10 @@ FIBER_API int fiber_sleep_ns(int64_t ns)
         return rc;
     if (ns == 0)
         return yield(self);
+    /* A delay of at least 1 ns puts the deadline after now: reading the
+     * clock again to compare would cost as much as the rest of the call. */
     int64_t now = fiber__clock_now(&self->loop->clock);
-    return sleep_until(self, fiber__deadline_after(now, ns), 0);
+    return sleep_for(self, fiber__deadline_after(now, ns), 0);
 }
 
 /*
@@ -102,7 +111,7 @@ FIBER_API int fiber_sleep(double seconds)
      * nothing to order by below a nanosecond. */
     double ns = ceil(seconds * 1e9);
     uint64_t early = isinf(seconds) || ns >= 9.2e18 ? 0 : early_part(seconds, ns);
-    return sleep_until(self, deadline, early);
+    return sleep_for(self, deadline, early);
 }
 
 FIBER_API int64_t fiber_now_ns(void)
