@@ -27,6 +27,10 @@ if out=$("$python" "${top_srcdir:-.}/tests/bench/run_suite.py" --quick \
         "$tmp/report.md" &&
    test "$(grep -c "^sleepers,100,late_\(med\|p90\|p99\|max\)_us,µs,libfiber,$number,[0-9.]*,1,ok," \
         "$tmp/report.csv")" = 4 &&
+   grep -q "^sleepers,100,busy_us,µs,libfiber,$number,1,1,ok," \
+        "$tmp/report.csv" &&
+   grep -q '^| 100 sleepers: sleep + wake work (loop busy), per sleeper' \
+        "$tmp/report.md" &&
    ! grep -q 'in its output' "$tmp/report.csv"; then
     echo "ok 1 - $what"
 else
