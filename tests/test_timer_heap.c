@@ -51,7 +51,8 @@ static struct entry *model_min(struct entry *entries, size_t n)
 }
 
 /* The bucket of the wheel a unit at or past the edge belongs in, worked
- * out here as timer_heap.c's comment says: level 1's in the bank in use. */
+ * out here as timer_heap.c's comment says, without the spare banks: that
+ * of the first level at which unit and edge differ, in the bank in use. */
 static uint32_t model_bucket(const struct fiber__timer_heap *heap, uint64_t unit)
 {
     unsigned level = 0;
@@ -63,22 +64,30 @@ static uint32_t model_bucket(const struct fiber__timer_heap *heap, uint64_t unit
     }
     uint32_t index = (uint32_t)((unit >> (level * FIBER__WHEEL_BITS)) &
                                 (FIBER__WHEEL_SPAN - 1));
-    return (level == 1 ? heap->bank1 : level * FIBER__WHEEL_SPAN) + index;
+    bool banked = level >= 1 && level <= FIBER__WHEEL_BANKED;
+    return (banked ? heap->bank[level] : level * FIBER__WHEEL_SPAN) + index;
 }
 
-/* Whether bucket b is in the spare bank of level 1, and its occupied bit. */
-static bool in_spare(const struct fiber__timer_heap *heap, uint32_t b)
+/* The level whose spare bank bucket b is in, or 0. */
+static unsigned spare_level(const struct fiber__timer_heap *heap, uint32_t b)
 {
-    return b - b % FIBER__WHEEL_SPAN == heap->bank_spare;
+    for (unsigned l = 1; l <= FIBER__WHEEL_BANKED; l++)
+        if (b - b % FIBER__WHEEL_SPAN == heap->spare[l])
+            return l;
+    return 0;
 }
 
 static uint64_t occupied_bit(const struct fiber__timer_heap *heap, uint32_t b)
 {
     uint32_t base = b - b % FIBER__WHEEL_SPAN;
-    uint64_t word = base == heap->bank1 ? heap->occupied[1]
-                    : base == heap->bank_spare ? heap->occupied_spare
-                    : heap->occupied[b / FIBER__WHEEL_SPAN];
+    uint64_t word = heap->occupied[b / FIBER__WHEEL_SPAN];
 
+    for (unsigned l = 1; l <= FIBER__WHEEL_BANKED; l++) {
+        if (base == heap->bank[l])
+            word = heap->occupied[l];
+        else if (base == heap->spare[l])
+            word = heap->occupied_spare[l];
+    }
     return word >> (b % FIBER__WHEEL_SPAN) & 1;
 }
 
@@ -121,12 +130,14 @@ static void assert_heap_valid(const struct fiber__timer_heap *heap)
         seen[heap->slots[i].handle] = 1;
     }
     size_t in_wheel = 0;
-    /* The two banks of level 1 are two of the three blocks of buckets
-     * past level 0's. */
-    assert_true(heap->bank1 != heap->bank_spare);
-    assert_true(heap->bank1 == FIBER__WHEEL_SPAN || heap->bank1 == FIBER__WHEEL_BUCKETS);
-    assert_true(heap->bank_spare == FIBER__WHEEL_SPAN ||
-                heap->bank_spare == FIBER__WHEEL_BUCKETS);
+    /* The two banks of a level are its own block of buckets and its
+     * extra one past the levels', in either role. */
+    for (unsigned l = 1; l <= FIBER__WHEEL_BANKED; l++) {
+        uint32_t own = l * FIBER__WHEEL_SPAN;
+        uint32_t extra = FIBER__WHEEL_BUCKETS + (l - 1) * FIBER__WHEEL_SPAN;
+        assert_true((heap->bank[l] == own && heap->spare[l] == extra) ||
+                    (heap->bank[l] == extra && heap->spare[l] == own));
+    }
     for (uint32_t b = 0; b < FIBER__WHEEL_BUCKETS_ALL; b++) {
         uint64_t bit = occupied_bit(heap, b);
         uint32_t c = heap->head[b];
@@ -146,12 +157,15 @@ static void assert_heap_valid(const struct fiber__timer_heap *heap)
                 assert_int_equal(heap->owner[s->handle]->index, s->handle);
                 uint64_t unit = unit_of(s->deadline);
                 assert_true(unit >= heap->edge);
-                if (in_spare(heap, b)) {
-                    /* Cascaded ahead: in the next window of level 2. */
-                    unsigned shift = 2 * FIBER__WHEEL_BITS;
+                unsigned l = spare_level(heap, b);
+                if (l) {
+                    /* Ahead: in the next window of level l + 1, at its
+                     * field of level l. */
+                    unsigned shift = (l + 1) * FIBER__WHEEL_BITS;
                     assert_int_equal(unit >> shift, (heap->edge >> shift) + 1);
-                    assert_int_equal(b, heap->bank_spare +
-                                     ((unit >> FIBER__WHEEL_BITS) & (FIBER__WHEEL_SPAN - 1)));
+                    assert_int_equal(b, heap->spare[l] +
+                                     ((unit >> (l * FIBER__WHEEL_BITS)) &
+                                      (FIBER__WHEEL_SPAN - 1)));
                 } else {
                     assert_int_equal(model_bucket(heap, unit), b);
                 }
@@ -571,15 +585,117 @@ static void test_next_window_moves_down_ahead(void **state)
             /* The edge is in the last unit of this window: the next
              * window's bucket of level 2 is empty, its timers all in the
              * spare bank. */
-            uint32_t b = 2 * FIBER__WHEEL_SPAN +
-                         (uint32_t)((window + 1) % FIBER__WHEEL_SPAN);
+            uint32_t b = heap.bank[2] + (uint32_t)((window + 1) % FIBER__WHEEL_SPAN);
             assert_int_equal(heap.edge >> shift2, window);
             assert_int_equal(heap.head[b], UINT32_MAX);
-            assert_true(heap.occupied_spare != 0);
+            assert_true(heap.occupied_spare[1] != 0);
             assert_heap_valid(&heap);
         }
     }
     assert_int_equal(popped, UNITS + LATER);
+    assert_int_equal(heap.len, 0);
+    assert_heap_valid(&heap);
+    fiber__timer_heap_destroy(&heap);
+    free(timers);
+    free(deadline);
+}
+
+/*
+ * The same a level up: a window of level 3 holds 64 windows of level 2,
+ * 4.3 s.  Timers for the next window of level 3 inserted while the edge
+ * is two windows before it wait in their bucket of level 3; while the
+ * edge passes the units of the last window of level 2 before it, they go
+ * down into level 2's spare bank a few chunks at a time, and timers
+ * inserted once the edge is in the window before go there straight away.
+ * Those of the first window of level 2 in it go on into level 1's spare.
+ * When the edge enters the window nothing is left to move all at once:
+ * at a million sleepers a second, the bucket of level 3 held up to a
+ * million timers, and moving them stalled the loop for 10 ms.
+ */
+static void test_next_level3_window_moves_down_ahead(void **state)
+{
+    (void)state;
+    enum { UNITS2 = 1 << (2 * FIBER__WHEEL_BITS), LATER = 20000, LATE = 500 };
+    const unsigned shift3 = 3 * FIBER__WHEEL_BITS;
+    const uint64_t units3 = UINT64_C(1) << shift3;
+    /* A window of level 3 with room for the next in the same one of
+     * level 4. */
+    const uint64_t window = (UINT64_C(1) << 20) + 5;
+    const uint64_t last2 = (window << shift3) + units3 - UNITS2;
+    enum { N = 1 + UNITS2 + LATER + LATE };
+    struct fiber__timer_heap heap;
+    struct fiber__timer *timers = calloc(N, sizeof(*timers));
+    int64_t *deadline = calloc(N, sizeof(*deadline));
+    size_t inserted = 0;
+
+    assert_non_null(timers);
+    assert_non_null(deadline);
+    fiber__timer_heap_init(&heap);
+    assert_int_equal(fiber__timer_heap_reserve(&heap, N), 0);
+    for (size_t i = 0; i < N; i++)
+        fiber__timer_init(&timers[i]);
+
+    /* First the edge goes to the window of level 3 before. */
+    deadline[0] = deadline_of((window - 1) << shift3);
+    fiber__timer_heap_insert(&heap, &timers[inserted++], deadline[0]);
+    assert_ptr_equal(fiber__timer_heap_pop_due(&heap, deadline[0]), &timers[0]);
+    assert_int_equal(heap.edge >> shift3, window - 1);
+    /* Many in the window after next, and one a unit over the last window
+     * of level 2 of the next. */
+    for (size_t i = 0; i < LATER; i++, inserted++) {
+        deadline[inserted] = deadline_of(((window + 1) << shift3) +
+                                         next_random() % units3) +
+                             (int64_t)(next_random() % 16384);
+        fiber__timer_heap_insert(&heap, &timers[inserted], deadline[inserted]);
+    }
+    for (size_t i = 0; i < UNITS2; i++, inserted++) {
+        deadline[inserted] = deadline_of(last2 + i) + 1;
+        fiber__timer_heap_insert(&heap, &timers[inserted], deadline[inserted]);
+    }
+    assert_heap_valid(&heap);
+
+    int64_t last = INT64_MIN;
+    size_t popped = 1;
+    for (uint64_t u = 0; u < UNITS2 + units3; u++) {
+        int64_t now = deadline_of(last2 + u + 1) - 1;
+        struct fiber__timer *t;
+        while ((t = fiber__timer_heap_pop_due(&heap, now))) {
+            int64_t d = deadline[t - timers];
+            assert_true(d >= last && d <= now);
+            last = d;
+            popped++;
+        }
+        if (u == 100) {
+            /* In the window before: straight into the spare bank. */
+            assert_int_equal(heap.edge >> shift3, window);
+            for (size_t i = 0; i < LATE; i++, inserted++) {
+                deadline[inserted] = deadline_of(((window + 1) << shift3) +
+                                                 next_random() % UNITS2);
+                fiber__timer_heap_insert(&heap, &timers[inserted],
+                                         deadline[inserted]);
+                uint32_t at = heap.pos[timers[inserted].index] & ~FIBER__IN_WHEEL;
+                uint32_t b = heap.chunk[at].bucket;
+                assert_int_equal(b - b % FIBER__WHEEL_SPAN, heap.spare[2]);
+            }
+            assert_heap_valid(&heap);
+        }
+        if (u == UNITS2 - 2) {
+            /* The edge is in the last unit of the window: the next one's
+             * bucket of level 3 is empty, its timers in the spare bank. */
+            uint32_t b = 3 * FIBER__WHEEL_SPAN +
+                         (uint32_t)((window + 1) % FIBER__WHEEL_SPAN);
+            assert_int_equal(heap.edge >> shift3, window);
+            assert_int_equal(heap.head[b], UINT32_MAX);
+            assert_true(heap.occupied_spare[2] != 0);
+            /* And those of its first window of level 2 went on down into
+             * level 1's spare bank, as for any next window of level 2. */
+            assert_int_equal(heap.head[heap.spare[2]], UINT32_MAX);
+            assert_true(heap.occupied_spare[1] != 0);
+            assert_heap_valid(&heap);
+        }
+    }
+    assert_int_equal(inserted, N);
+    assert_int_equal(popped, N);
     assert_int_equal(heap.len, 0);
     assert_heap_valid(&heap);
     fiber__timer_heap_destroy(&heap);
@@ -594,6 +710,7 @@ int main(void)
         cmocka_unit_test(test_pop_order_is_deadline_then_insertion),
         cmocka_unit_test(test_wheel_levels_match_model),
         cmocka_unit_test(test_next_window_moves_down_ahead),
+        cmocka_unit_test(test_next_level3_window_moves_down_ahead),
         cmocka_unit_test(test_pop_due_respects_now),
         cmocka_unit_test(test_equal_deadlines_pop_by_early_part),
         cmocka_unit_test(test_insertion_order_survives_the_counter_wrapping),

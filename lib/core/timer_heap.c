@@ -22,12 +22,17 @@
  * carries into the next window of a level, the bucket of that level the
  * edge is now in holds timers that belong lower, and goes down at once.
  *
- * Level 1 has a spare bank of buckets.  As the edge passes each unit, a
- * few chunks of the next window's bucket of level 2 go down into it, ahead
- * of time; when the edge enters that window the banks trade places.  A
+ * Levels 1 and 2 have a spare bank of buckets each.  The spare of level
+ * l holds the timers of the next window of level l + 1 (the bucket of
+ * level l + 1 after the edge's), by their field of level l, as the bank
+ * in use will once the edge is there: a timer inserted for that window
+ * goes straight in, and as the edge passes each unit a few chunks of that
+ * window's bucket of level l + 1 (timers inserted earlier still) go down
+ * into it.  When the edge enters the window the banks trade places.  A
  * bucket of level 2 holds 67 ms of timers, 67,000 of them at a million
- * sleepers a second: moved at once, they held up every wake-up for about
- * a millisecond.
+ * sleepers a second, and one of level 3 4.3 s of them: moved at once,
+ * they held up every wake-up for about a millisecond every 67 ms, and for
+ * ten every 4.3 s.
  */
 #include "config.h"
 
@@ -45,11 +50,11 @@
 
 void fiber__timer_heap_init(struct fiber__timer_heap *heap)
 {
-    *heap = (struct fiber__timer_heap){
-        .chunk_free = NO_CHUNK,
-        .bank1 = FIBER__WHEEL_SPAN,
-        .bank_spare = FIBER__WHEEL_BUCKETS,
-    };
+    *heap = (struct fiber__timer_heap){.chunk_free = NO_CHUNK};
+    for (unsigned l = 1; l <= FIBER__WHEEL_BANKED; l++) {
+        heap->bank[l] = l * FIBER__WHEEL_SPAN;
+        heap->spare[l] = FIBER__WHEEL_BUCKETS + (l - 1) * FIBER__WHEEL_SPAN;
+    }
     for (size_t b = 0; b < FIBER__WHEEL_BUCKETS_ALL; b++)
         heap->head[b] = NO_CHUNK;
 }
@@ -235,23 +240,40 @@ static int64_t deadline_of(uint64_t unit)
     return (int64_t)((unit << FIBER__WHEEL_SHIFT) ^ ((uint64_t)1 << 63));
 }
 
-/* The bucket of index at level: level 1's in the bank in use. */
+static bool banked(unsigned level)
+{
+    return level >= 1 && level <= FIBER__WHEEL_BANKED;
+}
+
+/* The bucket of index at level: in the bank in use, for levels that have
+ * two. */
 static uint32_t bucket_at(const struct fiber__timer_heap *heap, unsigned level,
                           unsigned index)
 {
-    return level == 1 ? heap->bank1 + index : level * FIBER__WHEEL_SPAN + index;
+    return (banked(level) ? heap->bank[level] : level * FIBER__WHEEL_SPAN) + index;
 }
 
-/* The bucket of a unit at or past the edge. */
+/* The field of level in a unit: its bucket's index there. */
+static unsigned field(uint64_t unit, unsigned level)
+{
+    return (unsigned)(unit >> (level * FIBER__WHEEL_BITS)) & (FIBER__WHEEL_SPAN - 1);
+}
+
+/* The bucket of a unit at or past the edge: that of the first level at
+ * which they differ, or, for the next window of a level with a spare bank
+ * below it, the spare's. */
 static uint32_t bucket_of(const struct fiber__timer_heap *heap, uint64_t unit)
 {
     uint64_t differ = unit ^ heap->edge;
     unsigned level = differ ? (63u - (unsigned)__builtin_clzll(differ)) /
                               FIBER__WHEEL_BITS : 0;
-    unsigned shift = level * FIBER__WHEEL_BITS;
 
-    return bucket_at(heap, level,
-                     (unsigned)((unit >> shift) & (FIBER__WHEEL_SPAN - 1)));
+    if (banked(level - 1)) {
+        unsigned shift = level * FIBER__WHEEL_BITS;
+        if ((unit >> shift) == (heap->edge >> shift) + 1)
+            return heap->spare[level - 1] + field(unit, level - 1);
+    }
+    return bucket_at(heap, level, field(unit, level));
 }
 
 /* The word of occupied bits that bucket b's bit is in. */
@@ -259,10 +281,12 @@ static uint64_t *occupied_word(struct fiber__timer_heap *heap, uint32_t b)
 {
     uint32_t base = b - b % FIBER__WHEEL_SPAN;
 
-    if (base == heap->bank1)
-        return &heap->occupied[1];
-    if (base == heap->bank_spare)
-        return &heap->occupied_spare;
+    for (unsigned l = 1; l <= FIBER__WHEEL_BANKED; l++) {
+        if (base == heap->bank[l])
+            return &heap->occupied[l];
+        if (base == heap->spare[l])
+            return &heap->occupied_spare[l];
+    }
     return &heap->occupied[b / FIBER__WHEEL_SPAN];
 }
 
@@ -400,30 +424,51 @@ static uint64_t bucket_start(uint64_t edge, unsigned level, unsigned index)
     return above | (uint64_t)index << shift;
 }
 
-/* A unit shifted right by this is the number of its window of level 2. */
-#define LEVEL2_SHIFT (2 * FIBER__WHEEL_BITS)
+/* The number of the window of level l + 1 a unit is in: the windows
+ * whose timers spare bank l holds ahead. */
+static uint64_t window_of(uint64_t unit, unsigned l)
+{
+    return unit >> ((l + 1) * FIBER__WHEEL_BITS);
+}
+
+/*
+ * Whether timers of the next window of level l, which spare bank l - 1
+ * takes ahead, may be elsewhere still: in that window's bucket of level
+ * l or, when it is the first window of the next one of level l + 1, in
+ * spare bank l's first bucket or that next window's bucket of level l + 1.
+ */
+static bool next_window_elsewhere(const struct fiber__timer_heap *heap, unsigned l)
+{
+    unsigned next = field(heap->edge, l) + 1;
+
+    if (next < FIBER__WHEEL_SPAN)
+        return heap->occupied[l] >> next & 1;
+    unsigned up = field(heap->edge, l + 1) + 1;
+    assert(banked(l) && up < FIBER__WHEEL_SPAN);
+    return (heap->occupied_spare[l] & 1) || (heap->occupied[l + 1] >> up & 1);
+}
 
 /*
  * The earliest bucket that is not empty: its number and the unit it
- * starts at.  By level, then index, except for the spare bank of level 1:
- * its timers lie in the window of level 2 after the edge's, after level
- * 1's and before level 2's other buckets, but no earlier than that
- * window's own bucket of level 2, which may still hold some.
+ * starts at.  By level, then index, except for the spare banks: the
+ * timers of spare l lie in the window of level l + 1 after the edge's,
+ * after level l's and before level l + 1's other buckets, but no earlier
+ * than that window's own bucket of level l + 1, which may still hold some.
  */
 static bool wheel_first(const struct fiber__timer_heap *heap, uint32_t *bucket,
                         uint64_t *start)
 {
     for (unsigned l = 0; l < FIBER__WHEEL_LEVELS; l++) {
         uint64_t bits = heap->occupied[l];
-        if (l == 2 && heap->occupied_spare) {
-            unsigned next = (unsigned)(heap->edge >> LEVEL2_SHIFT) % FIBER__WHEEL_SPAN + 1;
-            if (!(bits >> next & 1)) {
-                unsigned index = (unsigned)__builtin_ctzll(heap->occupied_spare);
-                *bucket = heap->bank_spare + index;
-                *start = bucket_start(heap->edge, 2, next) |
-                         (uint64_t)index << FIBER__WHEEL_BITS;
-                return true;
-            }
+        if (banked(l - 1) && heap->occupied_spare[l - 1] &&
+            !next_window_elsewhere(heap, l)) {
+            /* In the window after the edge's at level l, which may be
+             * past this level's last bucket, in the next of l + 1. */
+            unsigned index = (unsigned)__builtin_ctzll(heap->occupied_spare[l - 1]);
+            *bucket = heap->spare[l - 1] + index;
+            *start = (window_of(heap->edge, l - 1) + 1) << (l * FIBER__WHEEL_BITS) |
+                     (uint64_t)index << ((l - 1) * FIBER__WHEEL_BITS);
+            return true;
         }
         if (bits) {
             unsigned index = (unsigned)__builtin_ctzll(bits);
@@ -448,23 +493,23 @@ int64_t fiber__timer_heap_wheel_bound(const struct fiber__timer_heap *heap)
 }
 
 /*
- * The edge moved from `from` to a later window of level 2: the spare
- * bank, which holds what was cascaded ahead into the window after
- * from's, becomes level 1.  The bank it replaces is empty, its window
- * passed; the spare is empty unless the edge moved to that very window.
+ * The edge moved from `from` into a later window of level l + 1: spare
+ * bank l, which holds the timers of the window after from's, becomes the
+ * bank in use.  The bank it replaces is empty, its window passed; the
+ * spare is empty unless the edge moved to that very window.
  */
-static void enter_window(struct fiber__timer_heap *heap, uint64_t from)
+static void enter_window(struct fiber__timer_heap *heap, unsigned l, uint64_t from)
 {
-    uint32_t spare = heap->bank_spare;
+    uint32_t spare = heap->spare[l];
 
-    assert(heap->occupied[1] == 0);
-    assert(heap->occupied_spare == 0 ||
-           (heap->edge >> LEVEL2_SHIFT) == (from >> LEVEL2_SHIFT) + 1);
+    assert(heap->occupied[l] == 0);
+    assert(heap->occupied_spare[l] == 0 ||
+           window_of(heap->edge, l) == window_of(from, l) + 1);
     (void)from;
-    heap->bank_spare = heap->bank1;
-    heap->bank1 = spare;
-    heap->occupied[1] = heap->occupied_spare;
-    heap->occupied_spare = 0;
+    heap->spare[l] = heap->bank[l];
+    heap->bank[l] = spare;
+    heap->occupied[l] = heap->occupied_spare[l];
+    heap->occupied_spare[l] = 0;
 }
 
 /* Move the edge forward to unit to. */
@@ -473,30 +518,34 @@ static void move_edge(struct fiber__timer_heap *heap, uint64_t to)
     uint64_t from = heap->edge;
 
     heap->edge = to;
-    if ((from ^ to) >> LEVEL2_SHIFT)
-        enter_window(heap, from);
+    for (unsigned l = 1; l <= FIBER__WHEEL_BANKED; l++)
+        if (window_of(from, l) != window_of(to, l))
+            enter_window(heap, l, from);
 }
 
-/* Chunks taken from the next window's bucket of level 2 at each unit the
- * edge passes: 64 timers, of about 16 us of a million a second. */
+/* Chunks taken from the next window's bucket of level l + 1 at each unit
+ * the edge passes: 64 timers, of about 16 us of a million a second. */
 #define CASCADE_AHEAD_CHUNKS 4
 
 /*
- * Move some timers of the next window of level 2 into the spare bank of
- * level 1, ahead of the edge reaching that window.  Moving a window's
- * timers all at once, when the edge enters it, stalled the loop for a
- * millisecond every 67 ms at a million sleepers a second; a few at each
- * unit spreads that work over the window before.  What is left is moved
- * when the edge enters the window, as before.  The window after the last
- * of a level-3 window belongs to level 3: nothing is moved ahead there.
+ * Move some timers of the next window of level l + 1 into spare bank l,
+ * ahead of the edge reaching that window: those inserted when it was
+ * further ahead, from its bucket of level l + 1 or, when it is the first
+ * window of the next one of level l + 2, from spare bank l + 1's first
+ * bucket.  A few at each unit spread the work over the window before;
+ * what is left is moved when the edge enters the window, as before.
  */
-static void cascade_ahead(struct fiber__timer_heap *heap)
+static void cascade_ahead(struct fiber__timer_heap *heap, unsigned l)
 {
-    unsigned now = (unsigned)(heap->edge >> LEVEL2_SHIFT) % FIBER__WHEEL_SPAN;
+    unsigned now = field(heap->edge, l + 1);
+    uint32_t b;
 
-    if (now == FIBER__WHEEL_SPAN - 1)
+    if (now < FIBER__WHEEL_SPAN - 1)
+        b = bucket_at(heap, l + 1, now + 1);
+    else if (banked(l + 1) && field(heap->edge, l + 2) < FIBER__WHEEL_SPAN - 1)
+        b = heap->spare[l + 1];
+    else
         return;
-    uint32_t b = 2 * FIBER__WHEEL_SPAN + now + 1;
     for (unsigned k = 0; k < CASCADE_AHEAD_CHUNKS; k++) {
         uint32_t c = heap->head[b];
         if (c == NO_CHUNK)
@@ -509,11 +558,9 @@ static void cascade_ahead(struct fiber__timer_heap *heap)
             set_occupied(heap, b, false);
         struct fiber__timer_slot moving[FIBER__WHEEL_CHUNK];
         chunk_take_out(heap, c, n, moving);
-        for (unsigned i = 0; i < n; i++) {
-            unsigned index = (unsigned)(unit_of(moving[i].deadline) >> FIBER__WHEEL_BITS) %
-                             FIBER__WHEEL_SPAN;
-            wheel_put(heap, heap->bank_spare + index, moving[i]);
-        }
+        for (unsigned i = 0; i < n; i++)
+            wheel_put(heap, heap->spare[l] + field(unit_of(moving[i].deadline), l),
+                      moving[i]);
     }
 }
 
@@ -521,22 +568,18 @@ static void cascade_ahead(struct fiber__timer_heap *heap)
  * into the heap, and move the edge past its unit. */
 static void drain_unit(struct fiber__timer_heap *heap, unsigned index)
 {
-    uint64_t from = heap->edge;
-
-    heap->edge = bucket_start(from, 0, index) + 1;
+    move_edge(heap, bucket_start(heap->edge, 0, index) + 1);
     wheel_drain(heap, index);
-    if ((from ^ heap->edge) >> LEVEL2_SHIFT)
-        enter_window(heap, from);
     /* Into the next window of a level: its bucket there holds timers that
      * belong lower now. */
     for (unsigned l = 1; l < FIBER__WHEEL_LEVELS; l++) {
         unsigned shift = l * FIBER__WHEEL_BITS;
         if (heap->edge & (((uint64_t)1 << shift) - 1))
             break;
-        wheel_drain(heap, bucket_at(heap, l, (unsigned)((heap->edge >> shift) &
-                                                         (FIBER__WHEEL_SPAN - 1))));
+        wheel_drain(heap, bucket_at(heap, l, field(heap->edge, l)));
     }
-    cascade_ahead(heap);
+    for (unsigned l = 1; l <= FIBER__WHEEL_BANKED; l++)
+        cascade_ahead(heap, l);
 }
 
 void fiber__timer_heap_refill(struct fiber__timer_heap *heap)
@@ -550,14 +593,13 @@ void fiber__timer_heap_refill(struct fiber__timer_heap *heap)
             drain_unit(heap, bucket);
             continue;
         }
+        /* The edge jumps to the start of the bucket, which it is then in
+         * at its level.  At every level the bucket the edge is in now
+         * holds timers that belong lower: this one, and those of spare
+         * banks that became the banks in use. */
         move_edge(heap, start);
-        /* In a new window of level 2, the bucket of level 1 the edge is
-         * now in may hold timers cascaded ahead, which belong lower. */
-        uint32_t here = heap->bank1 + (unsigned)(start >> FIBER__WHEEL_BITS) %
-                                      FIBER__WHEEL_SPAN;
-        if (here != bucket)
-            wheel_drain(heap, here);
-        wheel_drain(heap, bucket);
+        for (unsigned l = FIBER__WHEEL_LEVELS - 1; l >= 1; l--)
+            wheel_drain(heap, bucket_at(heap, l, field(heap->edge, l)));
     }
 }
 

@@ -73,8 +73,11 @@ struct fiber__timer_slot {
 #define FIBER__WHEEL_LEVELS ((64 - FIBER__WHEEL_SHIFT + FIBER__WHEEL_BITS - 1) / \
                              FIBER__WHEEL_BITS)
 #define FIBER__WHEEL_BUCKETS (FIBER__WHEEL_LEVELS * FIBER__WHEEL_SPAN)
-/* With the spare bank of level 1 (timer_heap.c: cascading ahead). */
-#define FIBER__WHEEL_BUCKETS_ALL (FIBER__WHEEL_BUCKETS + FIBER__WHEEL_SPAN)
+/* Levels 1 to FIBER__WHEEL_BANKED have a spare bank of buckets each
+ * (timer_heap.c: the next window). */
+#define FIBER__WHEEL_BANKED 2
+#define FIBER__WHEEL_BUCKETS_ALL (FIBER__WHEEL_BUCKETS + \
+                                  FIBER__WHEEL_BANKED * FIBER__WHEEL_SPAN)
 #define FIBER__WHEEL_CHUNK 16
 /* A position with this bit set is a slot of the wheel's chunks. */
 #define FIBER__IN_WHEEL 0x80000000u
@@ -95,10 +98,12 @@ struct fiber__timer_heap {
      * the wheel; earlier ones go to the heap. */
     uint64_t edge;
     uint64_t occupied[FIBER__WHEEL_LEVELS];  /* a bit per bucket not empty */
-    /* Level 1 has two banks of buckets: the one in use, at bank1, and the
-     * spare, which takes the next window's timers ahead of time. */
-    uint32_t bank1, bank_spare;
-    uint64_t occupied_spare;
+    /* Levels 1 to FIBER__WHEEL_BANKED have two banks of buckets each,
+     * indexed here by level (0 is not used): the one in use, at bank[l],
+     * and the spare, at spare[l], which takes the timers of the next
+     * window of level l + 1 ahead of time. */
+    uint32_t bank[FIBER__WHEEL_BANKED + 1], spare[FIBER__WHEEL_BANKED + 1];
+    uint64_t occupied_spare[FIBER__WHEEL_BANKED + 1];
     uint32_t head[FIBER__WHEEL_BUCKETS_ALL]; /* its first chunk */
     uint8_t fill[FIBER__WHEEL_BUCKETS_ALL];  /* slots used in the first */
 };
