@@ -79,16 +79,13 @@ static unsigned spare_level(const struct fiber__timer_heap *heap, uint32_t b)
 
 static uint64_t occupied_bit(const struct fiber__timer_heap *heap, uint32_t b)
 {
-    uint32_t base = b - b % FIBER__WHEEL_SPAN;
-    uint64_t word = heap->occupied[b / FIBER__WHEEL_SPAN];
+    return heap->occupied[b / FIBER__WHEEL_SPAN] >> (b % FIBER__WHEEL_SPAN) & 1;
+}
 
-    for (unsigned l = 1; l <= FIBER__WHEEL_BANKED; l++) {
-        if (base == heap->bank[l])
-            word = heap->occupied[l];
-        else if (base == heap->spare[l])
-            word = heap->occupied_spare[l];
-    }
-    return word >> (b % FIBER__WHEEL_SPAN) & 1;
+/* Whether spare bank l holds any timer. */
+static bool spare_occupied(const struct fiber__timer_heap *heap, unsigned l)
+{
+    return heap->occupied[heap->spare[l] / FIBER__WHEEL_SPAN] != 0;
 }
 
 static uint64_t unit_of(int64_t deadline)
@@ -588,7 +585,7 @@ static void test_next_window_moves_down_ahead(void **state)
             uint32_t b = heap.bank[2] + (uint32_t)((window + 1) % FIBER__WHEEL_SPAN);
             assert_int_equal(heap.edge >> shift2, window);
             assert_int_equal(heap.head[b], UINT32_MAX);
-            assert_true(heap.occupied_spare[1] != 0);
+            assert_true(spare_occupied(&heap, 1));
             assert_heap_valid(&heap);
         }
     }
@@ -686,11 +683,11 @@ static void test_next_level3_window_moves_down_ahead(void **state)
                          (uint32_t)((window + 1) % FIBER__WHEEL_SPAN);
             assert_int_equal(heap.edge >> shift3, window);
             assert_int_equal(heap.head[b], UINT32_MAX);
-            assert_true(heap.occupied_spare[2] != 0);
+            assert_true(spare_occupied(&heap, 2));
             /* And those of its first window of level 2 went on down into
              * level 1's spare bank, as for any next window of level 2. */
             assert_int_equal(heap.head[heap.spare[2]], UINT32_MAX);
-            assert_true(heap.occupied_spare[1] != 0);
+            assert_true(spare_occupied(&heap, 1));
             assert_heap_valid(&heap);
         }
     }

@@ -242,7 +242,7 @@ static int64_t deadline_of(uint64_t unit)
 
 static bool banked(unsigned level)
 {
-    return level >= 1 && level <= FIBER__WHEEL_BANKED;
+    return level - 1u < FIBER__WHEEL_BANKED;
 }
 
 /* The bucket of index at level: in the bank in use, for levels that have
@@ -261,44 +261,41 @@ static unsigned field(uint64_t unit, unsigned level)
 
 /* The bucket of a unit at or past the edge: that of the first level at
  * which they differ, or, for the next window of a level with a spare bank
- * below it, the spare's. */
-static uint32_t bucket_of(const struct fiber__timer_heap *heap, uint64_t unit)
+ * below it, the spare's.  Inlined into the draining of a bucket, which
+ * calls it for every timer. */
+static inline __attribute__((always_inline)) uint32_t
+bucket_of(const struct fiber__timer_heap *heap, uint64_t unit)
 {
     uint64_t differ = unit ^ heap->edge;
     unsigned level = differ ? (63u - (unsigned)__builtin_clzll(differ)) /
                               FIBER__WHEEL_BITS : 0;
+    unsigned shift = level * FIBER__WHEEL_BITS;
 
-    if (banked(level - 1)) {
-        unsigned shift = level * FIBER__WHEEL_BITS;
-        if ((unit >> shift) == (heap->edge >> shift) + 1)
-            return heap->spare[level - 1] + field(unit, level - 1);
-    }
+    if (banked(level - 1) && (unit >> shift) == (heap->edge >> shift) + 1)
+        return heap->spare[level - 1] + field(unit, level - 1);
     return bucket_at(heap, level, field(unit, level));
-}
-
-/* The word of occupied bits that bucket b's bit is in. */
-static uint64_t *occupied_word(struct fiber__timer_heap *heap, uint32_t b)
-{
-    uint32_t base = b - b % FIBER__WHEEL_SPAN;
-
-    for (unsigned l = 1; l <= FIBER__WHEEL_BANKED; l++) {
-        if (base == heap->bank[l])
-            return &heap->occupied[l];
-        if (base == heap->spare[l])
-            return &heap->occupied_spare[l];
-    }
-    return &heap->occupied[b / FIBER__WHEEL_SPAN];
 }
 
 static void set_occupied(struct fiber__timer_heap *heap, uint32_t b, bool on)
 {
     uint64_t bit = (uint64_t)1 << (b % FIBER__WHEEL_SPAN);
-    uint64_t *word = occupied_word(heap, b);
+    uint64_t *word = &heap->occupied[b / FIBER__WHEEL_SPAN];
 
     if (on)
         *word |= bit;
     else
         *word &= ~bit;
+}
+
+/* The occupied bits of level l's bank in use, and of its spare. */
+static uint64_t occupied_at(const struct fiber__timer_heap *heap, unsigned l)
+{
+    return heap->occupied[bucket_at(heap, l, 0) / FIBER__WHEEL_SPAN];
+}
+
+static uint64_t occupied_spare(const struct fiber__timer_heap *heap, unsigned l)
+{
+    return heap->occupied[heap->spare[l] / FIBER__WHEEL_SPAN];
 }
 
 static uint32_t chunk_take(struct fiber__timer_heap *heap)
@@ -442,10 +439,10 @@ static bool next_window_elsewhere(const struct fiber__timer_heap *heap, unsigned
     unsigned next = field(heap->edge, l) + 1;
 
     if (next < FIBER__WHEEL_SPAN)
-        return heap->occupied[l] >> next & 1;
+        return occupied_at(heap, l) >> next & 1;
     unsigned up = field(heap->edge, l + 1) + 1;
     assert(banked(l) && up < FIBER__WHEEL_SPAN);
-    return (heap->occupied_spare[l] & 1) || (heap->occupied[l + 1] >> up & 1);
+    return (occupied_spare(heap, l) & 1) || (occupied_at(heap, l + 1) >> up & 1);
 }
 
 /*
@@ -459,12 +456,12 @@ static bool wheel_first(const struct fiber__timer_heap *heap, uint32_t *bucket,
                         uint64_t *start)
 {
     for (unsigned l = 0; l < FIBER__WHEEL_LEVELS; l++) {
-        uint64_t bits = heap->occupied[l];
-        if (banked(l - 1) && heap->occupied_spare[l - 1] &&
+        uint64_t bits = occupied_at(heap, l);
+        if (banked(l - 1) && occupied_spare(heap, l - 1) &&
             !next_window_elsewhere(heap, l)) {
             /* In the window after the edge's at level l, which may be
              * past this level's last bucket, in the next of l + 1. */
-            unsigned index = (unsigned)__builtin_ctzll(heap->occupied_spare[l - 1]);
+            unsigned index = (unsigned)__builtin_ctzll(occupied_spare(heap, l - 1));
             *bucket = heap->spare[l - 1] + index;
             *start = (window_of(heap->edge, l - 1) + 1) << (l * FIBER__WHEEL_BITS) |
                      (uint64_t)index << ((l - 1) * FIBER__WHEEL_BITS);
@@ -502,24 +499,26 @@ static void enter_window(struct fiber__timer_heap *heap, unsigned l, uint64_t fr
 {
     uint32_t spare = heap->spare[l];
 
-    assert(heap->occupied[l] == 0);
-    assert(heap->occupied_spare[l] == 0 ||
+    assert(occupied_at(heap, l) == 0);
+    assert(occupied_spare(heap, l) == 0 ||
            window_of(heap->edge, l) == window_of(from, l) + 1);
     (void)from;
     heap->spare[l] = heap->bank[l];
     heap->bank[l] = spare;
-    heap->occupied[l] = heap->occupied_spare[l];
-    heap->occupied_spare[l] = 0;
 }
 
 /* Move the edge forward to unit to. */
 static void move_edge(struct fiber__timer_heap *heap, uint64_t to)
 {
     uint64_t from = heap->edge;
+    uint64_t changed = from ^ to;
 
     heap->edge = to;
+    /* Nearly always within a window of level 2: no bank changes. */
+    if (!window_of(changed, 1))
+        return;
     for (unsigned l = 1; l <= FIBER__WHEEL_BANKED; l++)
-        if (window_of(from, l) != window_of(to, l))
+        if (window_of(changed, l))
             enter_window(heap, l, from);
 }
 

@@ -97,13 +97,13 @@ struct fiber__timer_heap {
     /* The unit number (timer_heap.c: unit_of) from which on timers go to
      * the wheel; earlier ones go to the heap. */
     uint64_t edge;
-    uint64_t occupied[FIBER__WHEEL_LEVELS];  /* a bit per bucket not empty */
-    /* Levels 1 to FIBER__WHEEL_BANKED have two banks of buckets each,
-     * indexed here by level (0 is not used): the one in use, at bank[l],
-     * and the spare, at spare[l], which takes the timers of the next
-     * window of level l + 1 ahead of time. */
+    /* A bit per bucket not empty, a word per block of 64 buckets. */
+    uint64_t occupied[FIBER__WHEEL_BUCKETS_ALL / FIBER__WHEEL_SPAN];
+    /* Levels 1 to FIBER__WHEEL_BANKED have two blocks of buckets each,
+     * indexed here by level (0 is not used): the bank in use, starting at
+     * bucket bank[l], and the spare, at spare[l], which takes the timers
+     * of the next window of level l + 1 ahead of time. */
     uint32_t bank[FIBER__WHEEL_BANKED + 1], spare[FIBER__WHEEL_BANKED + 1];
-    uint64_t occupied_spare[FIBER__WHEEL_BANKED + 1];
     uint32_t head[FIBER__WHEEL_BUCKETS_ALL]; /* its first chunk */
     uint8_t fill[FIBER__WHEEL_BUCKETS_ALL];  /* slots used in the first */
 };
