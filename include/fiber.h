@@ -307,7 +307,9 @@ FIBER_API int fiber_await_until(fiber_task_t *task, int64_t deadline_ns,
  * returns once all have finished.  results[i] and statuses[i] (each array
  * may be NULL) receive the result and status of tasks[i]: the order passed,
  * not the order of completion.  One task failing does not stop the others
- * nor lose their results.  Every handle is consumed.
+ * nor lose their results.  Every handle is consumed.  Reaping many tasks
+ * that have finished takes time of its own: now and then meanwhile, if a
+ * deadline has passed, the fibers it woke run first.
  *
  * If the caller is cancelled, every unfinished task is cancelled, all are
  * still reaped and their results filled in, and -ECANCELED is returned.

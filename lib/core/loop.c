@@ -487,6 +487,19 @@ int fiber__suspend(struct fiber_loop *loop)
     return self->wake_result;
 }
 
+void fiber__yield_if_due(struct fiber_loop *loop)
+{
+    if (!loop->timers.len || loop->clock.is_virtual)
+        return;
+    int64_t now = fiber__clock_now(&loop->clock);
+    if (!fiber__timer_heap_due(&loop->timers, now))
+        return;
+    /* The woken go to the front, this fiber to the back. */
+    fire_timers(loop, true, now);
+    fiber__make_ready(loop, loop->current, 0);
+    fiber__suspend(loop);
+}
+
 /* Every fiber starts here, on its own stack, and never returns. */
 static void fiber_entry(void)
 {

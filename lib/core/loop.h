@@ -157,6 +157,15 @@ static inline void fiber__make_ready(struct fiber_loop *loop,
  */
 int fiber__suspend(struct fiber_loop *loop);
 
+/*
+ * For a fiber in a long stretch of work that never blocks (reaping a
+ * hundred thousand finished tasks): if a deadline has passed, let the
+ * fibers woken for it run, then the others ready, as a yield would; else
+ * nothing.  No cancel is delivered here.  Nothing can have become due
+ * under the virtual clock, which stands still while fibers run.
+ */
+void fiber__yield_if_due(struct fiber_loop *loop);
+
 /* Wake a blocked fiber early: take it out of the heap and any wait. */
 void fiber__wake(struct fiber_loop *loop, struct fiber_task *f, int result);
 
