@@ -531,6 +531,24 @@ static int64_t deadline_of(uint64_t unit)
     return (int64_t)((unit << FIBER__WHEEL_SHIFT) ^ ((uint64_t)1 << 63));
 }
 
+/* Pop every timer due at now, each no earlier than the one before (*last)
+ * nor later than now; deadline[i] is that of timers[i].  Returns how many. */
+static size_t pop_due_in_order(struct fiber__timer_heap *heap, int64_t now,
+                               const struct fiber__timer *timers,
+                               const int64_t *deadline, int64_t *last)
+{
+    struct fiber__timer *t;
+    size_t n = 0;
+
+    while ((t = fiber__timer_heap_pop_due(heap, now))) {
+        int64_t d = deadline[t - timers];
+        assert_true(d >= *last && d <= now);
+        *last = d;
+        n++;
+    }
+    return n;
+}
+
 /*
  * A window of level 2 holds 4096 units of about 16 us; a bucket of level
  * 2 holds the timers of one.  While the edge passes the units of one
@@ -571,13 +589,7 @@ static void test_next_window_moves_down_ahead(void **state)
     size_t popped = 0;
     for (size_t u = 0; u < 2 * UNITS; u++) {
         int64_t now = deadline_of(first_unit + u + 1) - 1;
-        struct fiber__timer *t;
-        while ((t = fiber__timer_heap_pop_due(&heap, now))) {
-            int64_t d = deadline[t - timers];
-            assert_true(d >= last && d <= now);
-            last = d;
-            popped++;
-        }
+        popped += pop_due_in_order(&heap, now, timers, deadline, &last);
         if (u == UNITS - 2) {
             /* The edge is in the last unit of this window: the next
              * window's bucket of level 2 is empty, its timers all in the
@@ -655,13 +667,7 @@ static void test_next_level3_window_moves_down_ahead(void **state)
     size_t popped = 1;
     for (uint64_t u = 0; u < UNITS2 + units3; u++) {
         int64_t now = deadline_of(last2 + u + 1) - 1;
-        struct fiber__timer *t;
-        while ((t = fiber__timer_heap_pop_due(&heap, now))) {
-            int64_t d = deadline[t - timers];
-            assert_true(d >= last && d <= now);
-            last = d;
-            popped++;
-        }
+        popped += pop_due_in_order(&heap, now, timers, deadline, &last);
         if (u == 100) {
             /* In the window before: straight into the spare bank. */
             assert_int_equal(heap.edge >> shift3, window);
