@@ -839,7 +839,8 @@ FIBER_API fiber_task_t *fiber_group_next(const fiber_group_t *group,
 
 /*
  * fiber_group_destroy - wait for the children as fiber_group_wait does,
- * then free every child's handle and the group.  Returns what
+ * then free every child's handle and the group (as fiber_gather reaps,
+ * letting fibers whose deadline has passed run now and then).  Returns what
  * fiber_group_wait returns, and the group is freed in every case, except
  * for -EINVAL (NULL) and -EPERM (not the owner), which change nothing.
  */

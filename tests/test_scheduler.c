@@ -808,6 +808,38 @@ static void test_gather_of_finished_tasks_lets_due_sleepers_run(void **state)
     assert_int_equal(r.woke_during_gather, 1);
 }
 
+/* The same for a group: destroying it frees its finished children in
+ * one stretch of work. */
+static void *destroy_group_of_finished_tasks(void *arg)
+{
+    struct reap_run *r = arg;
+    fiber_group_t *group;
+    fiber_task_t *sleeper;
+
+    assert_int_equal(fiber_group_create(&group), 0);
+    for (uintptr_t i = 0; i < GATHER_REAPED; i++)
+        assert_int_equal(fiber_group_spawn(group, NULL, return_index, (void *)i, NULL), 0);
+    assert_int_equal(fiber_yield(), 0);
+    assert_int_equal(fiber_spawn(&sleeper, sleep_a_microsecond, r, NULL), 0);
+    assert_int_equal(fiber_yield(), 0);
+    int64_t until = monotonic_ns() + 20000;
+    while (monotonic_ns() < until)
+        ;
+    assert_int_equal(fiber_group_destroy(group), 0);
+    r->gather_returned = true;
+    assert_int_equal(fiber_await(sleeper, NULL, NULL), 0);
+    return NULL;
+}
+
+static void test_group_destroy_of_finished_tasks_lets_due_sleepers_run(void **state)
+{
+    struct reap_run r = {.woke_during_gather = -1};
+    (void)state;
+
+    run_main(destroy_group_of_finished_tasks, &r, &real_clock);
+    assert_int_equal(r.woke_during_gather, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -830,6 +862,7 @@ int main(void)
         cmocka_unit_test(test_idle_under_the_virtual_clock),
         cmocka_unit_test(test_idle_on_the_real_clock),
         cmocka_unit_test(test_gather_of_finished_tasks_lets_due_sleepers_run),
+        cmocka_unit_test(test_group_destroy_of_finished_tasks_lets_due_sleepers_run),
     };
     return cmocka_run_group_tests_name("scheduler", tests, NULL, NULL);
 }

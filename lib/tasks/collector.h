@@ -94,7 +94,8 @@ int fiber__collector_wait_until(struct fiber__collector *c, int64_t deadline,
 void fiber__collector_reap(struct fiber__collector *c);
 
 /* Free every member (all finished) and unlink c from its owner; the
- * caller then frees the memory that holds c. */
+ * caller then frees the memory that holds c.  Between frees, fibers whose
+ * deadline has passed may run (fiber__yield_if_due). */
 void fiber__collector_release(struct fiber__collector *c);
 
 #endif
