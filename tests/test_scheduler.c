@@ -743,13 +743,13 @@ static void test_idle_on_the_real_clock(void **state)
     assert_true(fiber_idle_ns() <= fiber_elapsed_ns());
 }
 
-/* ---- a gather reaping finished tasks lets passed deadlines in ---------- */
+/* ---- reaping finished tasks lets passed deadlines in ------------------- */
 
 enum { GATHER_REAPED = 10000 };
 
 struct reap_run {
-    bool gather_returned;
-    int woke_during_gather;   /* -1 until the sleeper wakes */
+    bool call_returned;
+    int woke_during_call;   /* -1 until the sleeper wakes */
 };
 
 static void *return_index(void *arg)
@@ -762,8 +762,24 @@ static void *sleep_a_microsecond(void *arg)
     struct reap_run *r = arg;
 
     assert_int_equal(fiber_sleep_ns(1000), 0);
-    r->woke_during_gather = !r->gather_returned;
+    r->woke_during_call = !r->call_returned;
     return NULL;
+}
+
+/* Let the tasks spawned so far run and finish, then start a sleeper of a
+ * microsecond and let its deadline pass: the reaping call that follows
+ * never has to wait. */
+static fiber_task_t *sleeper_due(struct reap_run *r)
+{
+    fiber_task_t *sleeper;
+
+    assert_int_equal(fiber_yield(), 0);
+    assert_int_equal(fiber_spawn(&sleeper, sleep_a_microsecond, r, NULL), 0);
+    assert_int_equal(fiber_yield(), 0);
+    int64_t until = monotonic_ns() + 20000;
+    while (monotonic_ns() < until)
+        ;
+    return sleeper;
 }
 
 static void *gather_finished_tasks(void *arg)
@@ -771,24 +787,16 @@ static void *gather_finished_tasks(void *arg)
     struct reap_run *r = arg;
     fiber_task_t **tasks = calloc(GATHER_REAPED, sizeof(*tasks));
     void **results = calloc(GATHER_REAPED, sizeof(*results));
-    fiber_task_t *sleeper;
 
     assert_non_null(tasks);
     assert_non_null(results);
     for (uintptr_t i = 0; i < GATHER_REAPED; i++)
         assert_int_equal(fiber_spawn(&tasks[i], return_index, (void *)i, NULL), 0);
-    /* They all run and finish; then the sleeper starts its sleep. */
-    assert_int_equal(fiber_yield(), 0);
-    assert_int_equal(fiber_spawn(&sleeper, sleep_a_microsecond, r, NULL), 0);
-    assert_int_equal(fiber_yield(), 0);
+    fiber_task_t *sleeper = sleeper_due(r);
     for (int i = 0; i < GATHER_REAPED; i++)
         assert_true(fiber_done(tasks[i]));
-    /* Its deadline passes before the gather, which never has to wait. */
-    int64_t until = monotonic_ns() + 20000;
-    while (monotonic_ns() < until)
-        ;
     assert_int_equal(fiber_gather(tasks, GATHER_REAPED, results, NULL), 0);
-    r->gather_returned = true;
+    r->call_returned = true;
     for (uintptr_t i = 0; i < GATHER_REAPED; i++)
         assert_ptr_equal(results[i], (void *)i);
     assert_int_equal(fiber_await(sleeper, NULL, NULL), 0);
@@ -797,47 +805,35 @@ static void *gather_finished_tasks(void *arg)
     return NULL;
 }
 
-/* Reaping thousands of finished tasks never blocks, yet a fiber whose
- * deadline has passed runs before the gather has reaped them all. */
-static void test_gather_of_finished_tasks_lets_due_sleepers_run(void **state)
-{
-    struct reap_run r = {.woke_during_gather = -1};
-    (void)state;
-
-    run_main(gather_finished_tasks, &r, &real_clock);
-    assert_int_equal(r.woke_during_gather, 1);
-}
-
 /* The same for a group: destroying it frees its finished children in
  * one stretch of work. */
 static void *destroy_group_of_finished_tasks(void *arg)
 {
     struct reap_run *r = arg;
     fiber_group_t *group;
-    fiber_task_t *sleeper;
 
     assert_int_equal(fiber_group_create(&group), 0);
     for (uintptr_t i = 0; i < GATHER_REAPED; i++)
         assert_int_equal(fiber_group_spawn(group, NULL, return_index, (void *)i, NULL), 0);
-    assert_int_equal(fiber_yield(), 0);
-    assert_int_equal(fiber_spawn(&sleeper, sleep_a_microsecond, r, NULL), 0);
-    assert_int_equal(fiber_yield(), 0);
-    int64_t until = monotonic_ns() + 20000;
-    while (monotonic_ns() < until)
-        ;
+    fiber_task_t *sleeper = sleeper_due(r);
     assert_int_equal(fiber_group_destroy(group), 0);
-    r->gather_returned = true;
+    r->call_returned = true;
     assert_int_equal(fiber_await(sleeper, NULL, NULL), 0);
     return NULL;
 }
 
-static void test_group_destroy_of_finished_tasks_lets_due_sleepers_run(void **state)
+/* Reaping thousands of finished tasks never blocks, yet a fiber whose
+ * deadline has passed runs before the call has reaped them all. */
+static void test_reaping_finished_tasks_lets_due_sleepers_run(void **state)
 {
-    struct reap_run r = {.woke_during_gather = -1};
+    fiber_fn scenarios[] = {gather_finished_tasks, destroy_group_of_finished_tasks};
     (void)state;
 
-    run_main(destroy_group_of_finished_tasks, &r, &real_clock);
-    assert_int_equal(r.woke_during_gather, 1);
+    for (size_t i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++) {
+        struct reap_run r = {.woke_during_call = -1};
+        run_main(scenarios[i], &r, &real_clock);
+        assert_int_equal(r.woke_during_call, 1);
+    }
 }
 
 int main(void)
@@ -861,8 +857,7 @@ int main(void)
         cmocka_unit_test(test_elapsed_on_the_real_clock),
         cmocka_unit_test(test_idle_under_the_virtual_clock),
         cmocka_unit_test(test_idle_on_the_real_clock),
-        cmocka_unit_test(test_gather_of_finished_tasks_lets_due_sleepers_run),
-        cmocka_unit_test(test_group_destroy_of_finished_tasks_lets_due_sleepers_run),
+        cmocka_unit_test(test_reaping_finished_tasks_lets_due_sleepers_run),
     };
     return cmocka_run_group_tests_name("scheduler", tests, NULL, NULL);
 }
