@@ -370,20 +370,29 @@ static void begin_round(struct fiber_loop *loop)
     begin_round_at(loop, UNREAD);
 }
 
+/* Fire the timers due now, their fibers ahead of the rest of the round;
+ * whether any was.  The virtual clock stands still within a round, so
+ * there only a wait whose deadline had already come when it began (a
+ * poll) could be due: it keeps waiting for the round's end, and the
+ * fibers ready before it, a completion among them, their turn. */
+static bool fire_due_ahead(struct fiber_loop *loop)
+{
+    if (loop->clock.is_virtual)
+        return false;
+    int64_t now = fiber__clock_now(&loop->clock);
+    if (!fiber__timer_heap_due(&loop->timers, now))
+        return false;
+    fire_timers(loop, true, now);
+    return true;
+}
+
 /* Within a round, every FIBER__TIMER_CHECK_EVERY dispatches: a deadline
  * passed wakes its fiber now, not after the round, which among a million
- * fibers may last a second.  The virtual clock stands still within a
- * round, so there only a wait whose deadline had already come when it
- * began (a poll) could be due: it keeps waiting for the round's end, and
- * the fibers ready before it, a completion among them, their turn. */
+ * fibers may last a second. */
 static void check_timers(struct fiber_loop *loop)
 {
     loop->timer_countdown = FIBER__TIMER_CHECK_EVERY;
-    if (loop->clock.is_virtual)
-        return;
-    int64_t now = fiber__clock_now(&loop->clock);
-    if (fiber__timer_heap_due(&loop->timers, now))
-        fire_timers(loop, true, now);
+    fire_due_ahead(loop);
 }
 
 /* Within a long round the fibers after the next one last ran long ago:
@@ -489,15 +498,11 @@ int fiber__suspend(struct fiber_loop *loop)
 
 void fiber__yield_if_due(struct fiber_loop *loop)
 {
-    if (!loop->timers.len || loop->clock.is_virtual)
-        return;
-    int64_t now = fiber__clock_now(&loop->clock);
-    if (!fiber__timer_heap_due(&loop->timers, now))
-        return;
     /* The woken go to the front, this fiber to the back. */
-    fire_timers(loop, true, now);
-    fiber__make_ready(loop, loop->current, 0);
-    fiber__suspend(loop);
+    if (loop->timers.len && fire_due_ahead(loop)) {
+        fiber__make_ready(loop, loop->current, 0);
+        fiber__suspend(loop);
+    }
 }
 
 /* Every fiber starts here, on its own stack, and never returns. */
