@@ -115,10 +115,6 @@ void fiber__collector_reap(struct fiber__collector *c)
         fiber__waitq_wait_uncancellable(&c->waiters, c->ops->what);
 }
 
-/* Tasks freed between two looks at the clock: freeing a million takes
- * long enough for deadlines to pass meanwhile (see fiber_gather's). */
-#define FREES_PER_CHECK 64
-
 void fiber__collector_release(struct fiber__collector *c)
 {
     struct fiber_task *t;
@@ -127,7 +123,8 @@ void fiber__collector_release(struct fiber__collector *c)
     while ((t = fiber__collector_first(c))) {
         fiber__collector_remove(c, t);
         fiber__free_task(c->loop, t);
-        if (++freed % FREES_PER_CHECK == 0)
+        /* Freeing a million takes long enough for deadlines to pass. */
+        if (++freed % FIBER__TASKS_PER_DUE_CHECK == 0)
             fiber__yield_if_due(c->loop);
     }
     if (c->ops->close)
